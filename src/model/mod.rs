@@ -1,0 +1,3 @@
+//! Plain data: what the planner reads. No I/O, no parsing, no C types.
+
+pub mod nodes;

@@ -1,0 +1,146 @@
+//! QEMU's block-node state as libvirt keeps it after `query-named-block-nodes`
+//! (`qemuBlockNamedNodeData`): per node, its size, qcow2 flags, dirty bitmaps and
+//! internal snapshots.
+
+use std::collections::HashMap;
+
+/// One dirty bitmap on a node, in the order QEMU listed it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Bitmap {
+    /// The bitmap's name.
+    pub name: String,
+    /// Whether the bitmap records new writes (`recording`).
+    pub recording: bool,
+    /// Whether a job holds the bitmap (`busy`).
+    pub busy: bool,
+    /// Whether QEMU stores the bitmap in the image (`persistent`).
+    pub persistent: bool,
+    /// Whether the bitmap was not saved cleanly (`inconsistent`).
+    pub inconsistent: bool,
+    /// Bytes covered by one bit.
+    pub granularity: u64,
+    /// Dirty bytes (`count`).
+    pub count: u64,
+}
+
+impl Bitmap {
+    /// The condition every layer of a valid checkpoint chain must meet (SPEC 1.4):
+    /// recording, persistent and consistent.
+    pub fn is_healthy(&self) -> bool {
+        self.recording && self.persistent && !self.inconsistent
+    }
+}
+
+/// An internal (qcow2) snapshot found on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalSnapshot {
+    /// The snapshot's name.
+    pub name: String,
+    /// Whether it carries VM state (`vm-state-size > 0`).
+    pub vmstate: bool,
+}
+
+/// One block node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
+    /// QEMU's `node-name`.
+    pub name: String,
+    /// `image.virtual-size`.
+    pub capacity: u64,
+    /// `image.actual-size`, or the capacity when QEMU gave none.
+    pub physical: u64,
+    /// `image.cluster-size`, 0 when absent.
+    pub cluster_size: u64,
+    /// Dirty bitmaps in QEMU's order (newest first, as QEMU lists them).
+    pub bitmaps: Vec<Bitmap>,
+    /// Internal snapshots in QEMU's order.
+    pub snapshots: Vec<InternalSnapshot>,
+    /// qcow2 with `compat: 0.10`: cannot hold persistent bitmaps.
+    pub qcow2v2: bool,
+    /// qcow2 with extended L2 entries.
+    pub qcow2_extended_l2: bool,
+}
+
+impl Node {
+    /// The first bitmap of that exact name (qemuBlockNamedNodeDataGetBitmapByName).
+    pub fn bitmap(&self, name: &str) -> Option<&Bitmap> {
+        self.bitmaps.iter().find(|b| b.name == name)
+    }
+}
+
+/// All nodes of one `query-named-block-nodes` reply, looked up by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeData {
+    nodes: Vec<Node>,
+    index: HashMap<String, usize>,
+}
+
+/// Returned by [`NodeData::insert`] when the name is already present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateNode(pub Node);
+
+impl NodeData {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a node; a second node of the same name is refused.
+    pub fn insert(&mut self, node: Node) -> Result<(), DuplicateNode> {
+        if self.index.contains_key(&node.name) {
+            return Err(DuplicateNode(node));
+        }
+        self.index.insert(node.name.clone(), self.nodes.len());
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// The node of that name.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.index.get(name).map(|&i| &self.nodes[i])
+    }
+
+    /// The bitmap `bitmap` on node `node`, if both exist.
+    pub fn bitmap(&self, node: &str, bitmap: &str) -> Option<&Bitmap> {
+        self.get(node).and_then(|n| n.bitmap(bitmap))
+    }
+
+    /// Nodes in the order QEMU reported them.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the table has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_and_duplicates() {
+        let mut nd = NodeData::new();
+        let n = Node {
+            name: "libvirt-1-format".into(),
+            bitmaps: vec![Bitmap {
+                name: "a".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        nd.insert(n.clone()).unwrap();
+        assert!(nd.insert(n).is_err());
+        assert_eq!(nd.len(), 1);
+        assert!(nd.bitmap("libvirt-1-format", "a").is_some());
+        assert!(nd.bitmap("libvirt-1-format", "b").is_none());
+        assert!(nd.bitmap("libvirt-2-format", "a").is_none());
+    }
+}

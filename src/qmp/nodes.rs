@@ -1,0 +1,334 @@
+//! `query-named-block-nodes` (`flat: true`) reply -> [`NodeData`], with libvirt's rules
+//! (qemuMonitorJSONBlockGetNamedNodeDataWorker, SPEC section 13).
+//!
+//! The reply is streamed once into borrowed, typed records; members of the wrong JSON
+//! type count as absent, exactly as libvirt's getters treat them. An entry without a
+//! string `node-name`, an `image` object or a numeric `image.virtual-size` fails the
+//! whole parse.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::lenient::{Arr, Obj, Scalar};
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
+
+const NOT_EXPECTED: &str = "query-named-block-nodes entry was not in expected format";
+
+#[derive(Deserialize, Default)]
+struct RawNode<'a> {
+    #[serde(rename = "node-name", borrow, default)]
+    node_name: Scalar<'a>,
+    #[serde(borrow, default)]
+    image: Obj<RawImage<'a>>,
+    #[serde(rename = "dirty-bitmaps", borrow, default)]
+    dirty_bitmaps: Arr<Obj<RawBitmap<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawImage<'a> {
+    #[serde(rename = "virtual-size", borrow, default)]
+    virtual_size: Scalar<'a>,
+    #[serde(rename = "actual-size", borrow, default)]
+    actual_size: Scalar<'a>,
+    #[serde(rename = "cluster-size", borrow, default)]
+    cluster_size: Scalar<'a>,
+    #[serde(rename = "format-specific", borrow, default)]
+    format_specific: Obj<RawFormatSpecific<'a>>,
+    #[serde(borrow, default)]
+    snapshots: Arr<Obj<RawSnapshot<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawFormatSpecific<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Scalar<'a>,
+    #[serde(borrow, default)]
+    data: Obj<RawQcow2<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawQcow2<'a> {
+    #[serde(borrow, default)]
+    compat: Scalar<'a>,
+    #[serde(rename = "extended-l2", borrow, default)]
+    extended_l2: Scalar<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawBitmap<'a> {
+    #[serde(borrow, default)]
+    name: Scalar<'a>,
+    #[serde(borrow, default)]
+    recording: Scalar<'a>,
+    #[serde(borrow, default)]
+    busy: Scalar<'a>,
+    #[serde(borrow, default)]
+    persistent: Scalar<'a>,
+    #[serde(borrow, default)]
+    inconsistent: Scalar<'a>,
+    #[serde(borrow, default)]
+    granularity: Scalar<'a>,
+    #[serde(borrow, default)]
+    count: Scalar<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSnapshot<'a> {
+    #[serde(borrow, default)]
+    name: Scalar<'a>,
+    #[serde(rename = "vm-state-size", borrow, default)]
+    vm_state_size: Scalar<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawQmpError<'a> {
+    #[serde(borrow, default)]
+    desc: Scalar<'a>,
+}
+
+/// What the top level held: the entries, or QEMU's error description.
+enum Reply<'a> {
+    Entries(Vec<Obj<RawNode<'a>>>),
+    QmpError(String),
+    NoReturn,
+}
+
+struct ReplyVisitor;
+
+impl<'de> Visitor<'de> for ReplyVisitor {
+    type Value = Reply<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of block nodes or a QMP reply object")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(16));
+        while let Some(e) = seq.next_element::<Obj<RawNode<'de>>>()? {
+            v.push(e);
+        }
+        Ok(Reply::Entries(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Reply::NoReturn;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "return" => match map.next_value::<Arr<Obj<RawNode<'de>>>>()? {
+                    Arr(v) => out = Reply::Entries(v),
+                },
+                "error" => {
+                    let e = map.next_value::<Obj<RawQmpError<'de>>>()?;
+                    let desc =
+                        e.0.as_ref()
+                            .and_then(|e| e.desc.as_str())
+                            .unwrap_or("unknown error")
+                            .to_owned();
+                    out = Reply::QmpError(desc);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reply<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ReplyVisitor)
+    }
+}
+
+fn format_error() -> Error {
+    Error::internal(NOT_EXPECTED)
+}
+
+fn convert(raw: RawNode<'_>) -> Result<Node> {
+    let name = raw.node_name.as_str().ok_or_else(format_error)?;
+    let image = raw.image.0.ok_or_else(format_error)?;
+    let capacity = image.virtual_size.as_u64().ok_or_else(format_error)?;
+    let physical = image.actual_size.as_u64().unwrap_or(capacity);
+    let cluster_size = image.cluster_size.as_u64().unwrap_or(0);
+
+    let (mut qcow2v2, mut qcow2_extended_l2) = (false, false);
+    if let Some(fs) = image.format_specific.0
+        && fs.kind.as_str() == Some("qcow2")
+        && let Some(data) = fs.data.0
+    {
+        qcow2v2 = data.compat.as_str() == Some("0.10");
+        qcow2_extended_l2 = data.extended_l2.as_bool().unwrap_or(false);
+    }
+
+    let bitmaps = raw
+        .dirty_bitmaps
+        .0
+        .into_iter()
+        .filter_map(|b| b.0)
+        .filter_map(|b| {
+            Some(Bitmap {
+                name: b.name.as_str()?.to_owned(),
+                recording: b.recording.as_bool().unwrap_or(false),
+                busy: b.busy.as_bool().unwrap_or(false),
+                persistent: b.persistent.as_bool().unwrap_or(false),
+                inconsistent: b.inconsistent.as_bool().unwrap_or(false),
+                granularity: b.granularity.as_u64().unwrap_or(0),
+                count: b.count.as_u64().unwrap_or(0),
+            })
+        })
+        .collect();
+
+    let snapshots = image
+        .snapshots
+        .0
+        .into_iter()
+        .filter_map(|s| s.0)
+        .filter_map(|s| {
+            Some(InternalSnapshot {
+                name: s.name.as_str()?.to_owned(),
+                vmstate: s.vm_state_size.as_u64().unwrap_or(0) > 0,
+            })
+        })
+        .collect();
+
+    Ok(Node {
+        name: name.to_owned(),
+        capacity,
+        physical,
+        cluster_size,
+        bitmaps,
+        snapshots,
+        qcow2v2,
+        qcow2_extended_l2,
+    })
+}
+
+/// Parses a `query-named-block-nodes` reply: either the bare array QEMU returns, or the
+/// whole QMP reply object `{"return": [...], "id": ...}`.
+///
+/// Errors (VIR_ERR_INTERNAL_ERROR): text that is not JSON (with serde's position), a
+/// QMP error reply, an entry not in the expected format, a duplicate node name.
+pub fn parse_node_data(json: &str) -> Result<NodeData> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let reply = Reply::deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .map_err(|e| Error::internal(format_args!("cannot parse json: {e}")))?;
+    let entries = match reply {
+        Reply::Entries(v) => v,
+        Reply::QmpError(desc) => {
+            return Err(Error::internal(format_args!(
+                "unable to execute QEMU command 'query-named-block-nodes': {desc}"
+            )));
+        }
+        Reply::NoReturn => {
+            return Err(Error::internal(
+                "query-named-block-nodes reply was missing return data",
+            ));
+        }
+    };
+    let mut data = NodeData::new();
+    for entry in entries {
+        let node = convert(entry.0.ok_or_else(format_error)?)?;
+        data.insert(node).map_err(|dup| {
+            Error::new(
+                ErrorCode::InternalError,
+                ErrorDomain::None,
+                format_args!("Duplicate hash table key '{}'", dup.0.name),
+            )
+        })?;
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"[{"node-name":"n1","image":{"virtual-size":1048576,
+        "cluster-size":65536,"format-specific":{"type":"qcow2","data":{"compat":"0.10"}},
+        "snapshots":[{"name":"s1","vm-state-size":0},{"name":"s0","vm-state-size":12}]},
+        "dirty-bitmaps":[{"name":"a","recording":true,"persistent":true,"busy":false,
+        "granularity":65536,"count":131072},{"recording":true},{"name":"b","recording":"yes"}]}]"#;
+
+    #[test]
+    fn parses_bitmaps_flags_and_snapshots() {
+        let nd = parse_node_data(ONE).unwrap();
+        let n = nd.get("n1").unwrap();
+        assert_eq!(n.capacity, 1048576);
+        assert_eq!(n.physical, 1048576, "physical defaults to capacity");
+        assert_eq!(n.cluster_size, 65536);
+        assert!(n.qcow2v2);
+        assert_eq!(n.bitmaps.len(), 2, "a bitmap without a name is skipped");
+        let a = &n.bitmaps[0];
+        assert!(a.recording && a.persistent && !a.busy && !a.inconsistent);
+        assert_eq!((a.granularity, a.count), (65536, 131072));
+        assert!(
+            !n.bitmaps[1].recording,
+            "wrongly typed boolean counts as false"
+        );
+        assert_eq!(n.snapshots.len(), 2);
+        assert!(n.snapshots[1].vmstate && !n.snapshots[0].vmstate);
+    }
+
+    #[test]
+    fn accepts_whole_reply_object() {
+        let reply = format!(r#"{{"return": {ONE}, "id": "libvirt-12"}}"#);
+        assert_eq!(parse_node_data(&reply).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rejects_malformed_entries() {
+        for bad in [
+            r#"[{"image":{"virtual-size":1}}]"#,
+            r#"[{"node-name":7,"image":{"virtual-size":1}}]"#,
+            r#"[{"node-name":"x"}]"#,
+            r#"[{"node-name":"x","image":[]}]"#,
+            r#"[{"node-name":"x","image":{"virtual-size":"1"}}]"#,
+            r#"[{"node-name":"x","image":{"virtual-size":-1}}]"#,
+            r#"[3]"#,
+        ] {
+            let e = parse_node_data(bad).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InternalError, "{bad}");
+            assert_eq!(
+                e.message(),
+                format!("internal error: {NOT_EXPECTED}"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_json_duplicates_and_errors() {
+        let e = parse_node_data(r#"[{"node-name":"x","#).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("internal error: cannot parse json: ")
+        );
+        let dup = r#"[{"node-name":"x","image":{"virtual-size":1}},{"node-name":"x","image":{"virtual-size":1}}]"#;
+        assert_eq!(
+            parse_node_data(dup).unwrap_err().message(),
+            "internal error: Duplicate hash table key 'x'"
+        );
+        let qerr = r#"{"error":{"class":"GenericError","desc":"boom"}}"#;
+        assert!(
+            parse_node_data(qerr)
+                .unwrap_err()
+                .message()
+                .ends_with(": boom")
+        );
+        assert!(parse_node_data("{}").is_err());
+        assert!(parse_node_data("[] x").is_err());
+        let deep = "[".repeat(10000) + &"]".repeat(10000);
+        assert!(parse_node_data(&deep).is_err());
+    }
+}
