@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust tests (unit, conformance, integration), the C tests against
+# the static and the shared library, the header checks, the Meson subproject proof, then
+# the C tests again under valgrind (any leak or error fails). Ends with one line
+# "N passed, N failed" over all of them; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${VCP_BUILD_DIR:-build}
+
+if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+rm -f "$build"/meson-logs/testlog*.json
+rc=0
+meson test -C "$build" --print-errorlogs || rc=1
+meson test -C "$build" --setup valgrind --suite c --print-errorlogs || rc=1
+python3 scripts/summarize.py "$build/meson-logs/testlog.json" "$build/meson-logs/testlog-valgrind.json" \
+    | tee "$build/summary.txt"
+grep -q ' 0 failed$' "$build/summary.txt" || rc=1
+exit $rc
