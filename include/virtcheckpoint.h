@@ -143,6 +143,46 @@
 #define VCP_NODE_QCOW2_EXTENDED_L2 (1 << 1)
 
 /**
+ * QEMU's limit on bitmap names, in bytes.
+ */
+#define MAX_BITMAP_NAME 1023
+
+/**
+ * Parse flag: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_PARSE_REDEFINE`).
+ */
+#define PARSE_REDEFINE (1 << 0)
+
+/**
+ * Format flag: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
+ */
+#define FORMAT_SECURE (1 << 0)
+
+/**
+ * Format flag: leave out `<domain>` (`VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`).
+ */
+#define FORMAT_NO_DOMAIN (1 << 1)
+
+/**
+ * Format flag: print each disk's `size` (`VIR_DOMAIN_CHECKPOINT_XML_SIZE`).
+ */
+#define FORMAT_SIZE (1 << 2)
+
+/**
+ * Deepest element nesting accepted.
+ */
+#define MAX_DEPTH 256
+
+/**
+ * Largest document accepted, in bytes.
+ */
+#define MAX_BYTES (64 << 20)
+
+/**
+ * Most elements accepted in one document.
+ */
+#define MAX_ELEMENTS (1 << 20)
+
+/**
  * QEMU's block-node state from one `query-named-block-nodes` reply (libvirt's
  * `qemuBlockNamedNodeData`). Opaque; free with `vcp_node_data_free()`.
  */

@@ -11,7 +11,9 @@
 pub mod error;
 pub mod ffi;
 pub mod model;
+pub mod plan;
 pub mod qmp;
+pub mod xml;
 
 pub use error::{Error, ErrorCode, ErrorDomain, Result};
 pub use model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};

@@ -2,6 +2,7 @@
 //! and writing transaction actions as the JSON text libvirt sends.
 
 pub mod json;
+pub mod action;
 mod lenient;
 pub mod nodes;
 pub mod print;

@@ -1,0 +1,82 @@
+//! Bitmap chain validity (qemuBlockBitmapChainIsValid, SPEC 1.4), with the reason when
+//! a chain is not valid.
+
+use crate::model::domain::Image;
+use crate::model::nodes::NodeData;
+
+/// The state of the chain of bitmaps named `B` from the top of a backing chain down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainState {
+    /// Present on the top layer and every layer below it down to where it stops, each
+    /// copy recording, persistent and consistent.
+    Valid,
+    /// Not on the top layer.
+    MissingTop,
+    /// Missing on layer `missing` (index into the chain) but present further down.
+    Gap {
+        /// The layer without the bitmap.
+        missing: usize,
+    },
+    /// Inconsistent on layer `layer` (after an unclean shutdown).
+    Inconsistent {
+        /// The layer.
+        layer: usize,
+    },
+    /// Not recording on layer `layer`.
+    NotRecording {
+        /// The layer.
+        layer: usize,
+    },
+    /// Not persistent on layer `layer`.
+    NotPersistent {
+        /// The layer.
+        layer: usize,
+    },
+}
+
+impl ChainState {
+    /// Whether libvirt would accept the chain.
+    pub fn is_valid(self) -> bool {
+        self == ChainState::Valid
+    }
+}
+
+/// Walks `chain` (top first) for bitmap `name`. The first problem found from the top
+/// down is reported.
+pub fn chain_state(chain: &[Image], name: &str, nodes: &NodeData) -> ChainState {
+    let mut first_missing = None;
+    for (i, image) in chain.iter().enumerate() {
+        match nodes.bitmap(&image.format_node, name) {
+            None => {
+                if i == 0 {
+                    return ChainState::MissingTop;
+                }
+                first_missing.get_or_insert(i);
+            }
+            Some(b) => {
+                if let Some(missing) = first_missing {
+                    return ChainState::Gap { missing };
+                }
+                if b.inconsistent {
+                    return ChainState::Inconsistent { layer: i };
+                }
+                if !b.recording {
+                    return ChainState::NotRecording { layer: i };
+                }
+                if !b.persistent {
+                    return ChainState::NotPersistent { layer: i };
+                }
+            }
+        }
+    }
+    if chain.is_empty() {
+        ChainState::MissingTop
+    } else {
+        ChainState::Valid
+    }
+}
+
+/// qemuBlockBitmapChainIsValid.
+pub fn bitmap_chain_is_valid(chain: &[Image], name: &str, nodes: &NodeData) -> bool {
+    chain_state(chain, name, nodes).is_valid()
+}

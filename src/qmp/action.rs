@@ -1,0 +1,271 @@
+//! QMP transaction actions and commands, written in libvirt's member order
+//! (qemu_monitor_json.c; SPEC section 14).
+
+use super::json::Json;
+
+/// `sync` of a `blockdev-backup` job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupSync {
+    /// Copy everything.
+    Full,
+    /// Copy what the job's bitmap marks.
+    Incremental,
+    /// Copy nothing ahead of time (pull mode: the scratch image fills on write).
+    None,
+}
+
+impl BackupSync {
+    fn as_str(self) -> &'static str {
+        match self {
+            BackupSync::Full => "full",
+            BackupSync::Incremental => "incremental",
+            BackupSync::None => "none",
+        }
+    }
+}
+
+/// A source of a bitmap merge: bitmap `name` on node `node`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitmapRef {
+    /// Node name.
+    pub node: String,
+    /// Bitmap name.
+    pub name: String,
+}
+
+/// One action of a QMP `transaction`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `block-dirty-bitmap-add`; `granularity` 0 means "let QEMU choose" (omitted).
+    BitmapAdd {
+        /// Node.
+        node: String,
+        /// Bitmap name.
+        name: String,
+        /// Stored in the image.
+        persistent: bool,
+        /// Created not recording.
+        disabled: bool,
+        /// Bytes per bit, 0 to omit.
+        granularity: u64,
+    },
+    /// `block-dirty-bitmap-remove`.
+    BitmapRemove {
+        /// Node.
+        node: String,
+        /// Bitmap name.
+        name: String,
+    },
+    /// `block-dirty-bitmap-merge`: ORs `bitmaps` into `node:target`.
+    BitmapMerge {
+        /// Node of the destination.
+        node: String,
+        /// Destination bitmap.
+        target: String,
+        /// Sources.
+        bitmaps: Vec<BitmapRef>,
+    },
+    /// `blockdev-snapshot`: `overlay` goes on top of `node`.
+    BlockdevSnapshot {
+        /// The current top.
+        node: String,
+        /// The new overlay.
+        overlay: String,
+    },
+    /// `blockdev-backup` with libvirt's fixed `auto-finalize: true, auto-dismiss: false`.
+    BlockdevBackup {
+        /// Source node (the disk's top).
+        device: String,
+        /// Job id.
+        job_id: String,
+        /// Target node (store or scratch).
+        target: String,
+        /// Sync mode.
+        sync: BackupSync,
+        /// The bitmap of an incremental job.
+        bitmap: Option<String>,
+    },
+}
+
+impl Action {
+    /// Shorthand for a removal.
+    pub fn remove(node: &str, name: &str) -> Self {
+        Action::BitmapRemove {
+            node: node.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The action as `{"type": ..., "data": {...}}`.
+    pub fn to_json(&self) -> Json {
+        let (kind, data) = match self {
+            Action::BitmapAdd {
+                node,
+                name,
+                persistent,
+                disabled,
+                granularity,
+            } => {
+                let mut d = vec![
+                    ("node", Json::from(node.as_str())),
+                    ("name", name.as_str().into()),
+                    ("persistent", (*persistent).into()),
+                    ("disabled", (*disabled).into()),
+                ];
+                if *granularity > 0 {
+                    d.push(("granularity", (*granularity).into()));
+                }
+                ("block-dirty-bitmap-add", d)
+            }
+            Action::BitmapRemove { node, name } => (
+                "block-dirty-bitmap-remove",
+                vec![("node", node.as_str().into()), ("name", name.as_str().into())],
+            ),
+            Action::BitmapMerge {
+                node,
+                target,
+                bitmaps,
+            } => (
+                "block-dirty-bitmap-merge",
+                vec![
+                    ("node", node.as_str().into()),
+                    ("target", target.as_str().into()),
+                    (
+                        "bitmaps",
+                        Json::Arr(
+                            bitmaps
+                                .iter()
+                                .map(|b| {
+                                    Json::Obj(vec![
+                                        ("node", b.node.as_str().into()),
+                                        ("name", b.name.as_str().into()),
+                                    ])
+                                })
+                                .collect(),
+                        ),
+                    ),
+                ],
+            ),
+            Action::BlockdevSnapshot { node, overlay } => (
+                "blockdev-snapshot",
+                vec![
+                    ("node", node.as_str().into()),
+                    ("overlay", overlay.as_str().into()),
+                ],
+            ),
+            Action::BlockdevBackup {
+                device,
+                job_id,
+                target,
+                sync,
+                bitmap,
+            } => {
+                let mut d = vec![
+                    ("device", Json::from(device.as_str())),
+                    ("job-id", job_id.as_str().into()),
+                    ("target", target.as_str().into()),
+                    ("sync", sync.as_str().into()),
+                ];
+                if let Some(b) = bitmap {
+                    d.push(("bitmap", b.as_str().into()));
+                }
+                d.push(("auto-finalize", true.into()));
+                d.push(("auto-dismiss", false.into()));
+                ("blockdev-backup", d)
+            }
+        };
+        Json::Obj(vec![("type", kind.into()), ("data", Json::Obj(data))])
+    }
+
+    /// The same operation as a stand-alone command (`{"execute": ..., "arguments": ...}`),
+    /// as libvirt sends a backup's final bitmap removal.
+    pub fn to_command(&self) -> Json {
+        match self.to_json() {
+            Json::Obj(mut m) if m.len() == 2 => {
+                let data = m.pop().map(|(_, v)| v).unwrap_or(Json::Null);
+                let kind = m.pop().map(|(_, v)| v).unwrap_or(Json::Null);
+                Json::Obj(vec![("execute", kind), ("arguments", data)])
+            }
+            other => other,
+        }
+    }
+}
+
+/// The actions as a JSON array.
+pub fn actions_json(actions: &[Action]) -> Json {
+    Json::Arr(actions.iter().map(Action::to_json).collect())
+}
+
+/// `{"execute":"transaction","arguments":{"actions":[...]}}`.
+pub fn transaction(actions: &[Action]) -> Json {
+    Json::Obj(vec![
+        ("execute", "transaction".into()),
+        ("arguments", Json::Obj(vec![("actions", actions_json(actions))])),
+    ])
+}
+
+/// A `blockdev-reopen` of one qcow2 format node, as libvirt sends it around a delete or
+/// a commit: `read_only` false before, true after.
+pub fn reopen_command(
+    format_node: &str,
+    storage_node: &str,
+    backing_node: Option<&str>,
+    read_only: bool,
+) -> Json {
+    Json::Obj(vec![
+        ("execute", "blockdev-reopen".into()),
+        (
+            "arguments",
+            Json::Obj(vec![(
+                "options",
+                Json::Arr(vec![Json::Obj(vec![
+                    ("node-name", format_node.into()),
+                    ("read-only", read_only.into()),
+                    ("driver", "qcow2".into()),
+                    ("file", storage_node.into()),
+                    ("backing", backing_node.map_or(Json::Null, Json::from)),
+                ])]),
+            )]),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_match_libvirt() {
+        let a = Action::BitmapAdd {
+            node: "libvirt-1-format".into(),
+            name: "chk1".into(),
+            persistent: true,
+            disabled: false,
+            granularity: 0,
+        };
+        assert_eq!(
+            a.to_json().to_compact(),
+            r#"{"type":"block-dirty-bitmap-add","data":{"node":"libvirt-1-format","name":"chk1","persistent":true,"disabled":false}}"#
+        );
+        let r = Action::remove("libvirt-1-format", "backup-vda");
+        assert_eq!(
+            r.to_command().to_compact(),
+            r#"{"execute":"block-dirty-bitmap-remove","arguments":{"node":"libvirt-1-format","name":"backup-vda"}}"#
+        );
+        let b = Action::BlockdevBackup {
+            device: "libvirt-1-format".into(),
+            job_id: "backup-vda-libvirt-1-format".into(),
+            target: "libvirt-3-format".into(),
+            sync: BackupSync::Full,
+            bitmap: None,
+        };
+        assert_eq!(
+            b.to_json().to_compact(),
+            r#"{"type":"blockdev-backup","data":{"device":"libvirt-1-format","job-id":"backup-vda-libvirt-1-format","target":"libvirt-3-format","sync":"full","auto-finalize":true,"auto-dismiss":false}}"#
+        );
+        assert_eq!(
+            reopen_command("libvirt-1-format", "libvirt-1-storage", None, false).to_compact(),
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":null}]}}"#
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `<domaincheckpoint>` XML in and out, as libvirt reads and writes it
+//! (virDomainCheckpointDefParse, virDomainCheckpointDefFormatInternal; SPEC 2.1).
+//!
+//! The checks libvirt's RNG schema makes are done here by hand and reported as
+//! VIR_ERR_XML_INVALID_SCHEMA. The embedded `<domain>` is kept as text and written back
+//! unchanged (re-indented to its place).
+
+use std::fmt::Write;
+
+use super::tree::{Element, escape, parse_bytes};
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
+
+const DOM: ErrorDomain = ErrorDomain::DomainCheckpoint;
+
+/// Parse flag: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_PARSE_REDEFINE`).
+pub const PARSE_REDEFINE: u32 = 1 << 0;
+/// Format flag: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
+pub const FORMAT_SECURE: u32 = 1 << 0;
+/// Format flag: leave out `<domain>` (`VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`).
+pub const FORMAT_NO_DOMAIN: u32 = 1 << 1;
+/// Format flag: print each disk's `size` (`VIR_DOMAIN_CHECKPOINT_XML_SIZE`).
+pub const FORMAT_SIZE: u32 = 1 << 2;
+
+fn schema(detail: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::XmlInvalidSchema,
+        DOM,
+        format_args!("Unable to validate doc against domaincheckpoint.rng: {detail}"),
+    )
+}
+
+/// Whether `name` is acceptable as a checkpoint name: libvirt's schema allows no
+/// leading '.', no '/' and no newline, so that the name is a safe file name.
+pub fn is_valid_checkpoint_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains('/')
+        && !name.contains('\n')
+        && !name.contains('\r')
+}
+
+fn only_children(el: &Element, allowed: &[&str]) -> Result<()> {
+    for c in &el.children {
+        if !allowed.contains(&c.name.as_str()) {
+            return Err(schema(format_args!(
+                "element '{}' is not allowed in <{}>",
+                c.name, el.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn single<'a>(el: &'a Element, name: &'a str) -> Result<Option<&'a Element>> {
+    let mut it = el.children_named(name);
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(schema(format_args!("element <{name}> given more than once")));
+    }
+    Ok(first)
+}
+
+fn parse_disk(el: &Element) -> Result<CheckpointDisk> {
+    for (k, _) in &el.attrs {
+        if !["name", "checkpoint", "bitmap", "size"].contains(&k.as_str()) {
+            return Err(schema(format_args!("attribute '{k}' is not allowed on <disk>")));
+        }
+    }
+    let name = el
+        .attr("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| schema("element <disk> requires the attribute 'name'"))?;
+    let kind = match el.attr("checkpoint") {
+        None | Some("bitmap") => DiskCheckpointKind::Bitmap,
+        Some("no") => DiskCheckpointKind::No,
+        Some(other) => {
+            return Err(schema(format_args!(
+                "invalid value '{other}' of attribute 'checkpoint' for disk '{name}'"
+            )));
+        }
+    };
+    if let Some(size) = el.attr("size")
+        && size.parse::<u64>().is_err()
+    {
+        return Err(schema(format_args!("invalid size '{size}' for disk '{name}'")));
+    }
+    let bitmap = el.attr("bitmap").map(str::to_owned);
+    if bitmap.as_deref() == Some("") {
+        return Err(schema(format_args!("empty bitmap name for disk '{name}'")));
+    }
+    Ok(CheckpointDisk {
+        name: name.to_owned(),
+        kind,
+        bitmap,
+        size: None,
+    })
+}
+
+/// Dedents the `<domain>` element's source text so that it can be re-indented.
+fn domain_text(src: &str, el: &Element) -> String {
+    let raw = &src[el.span.clone()];
+    let line_start = src[..el.span.start].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &src[line_start..el.span.start];
+    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') {
+        indent
+    } else {
+        ""
+    };
+    let mut out = String::with_capacity(raw.len());
+    for (i, line) in raw.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(line.strip_prefix(indent).unwrap_or(line));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Parses checkpoint XML. `now` is the creation time to use when not redefining (and
+/// the default name). Nothing is aligned here; see `plan::align`.
+pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDef> {
+    let root = parse_bytes(xml, DOM)?;
+    let src = std::str::from_utf8(xml).unwrap_or("");
+    if root.name != "domaincheckpoint" {
+        return Err(schema(format_args!(
+            "expected root element 'domaincheckpoint', not '{}'",
+            root.name
+        )));
+    }
+    only_children(
+        &root,
+        &["name", "description", "parent", "creationTime", "disks", "domain"],
+    )?;
+    let redefine = flags & PARSE_REDEFINE != 0;
+    let mut def = CheckpointDef::default();
+
+    if let Some(n) = single(&root, "name")? {
+        let name = n.text.trim();
+        if !is_valid_checkpoint_name(name) {
+            return Err(schema(format_args!(
+                "checkpoint name '{name}' is not a safe file name (no leading '.', no '/', no newline)"
+            )));
+        }
+        def.name = name.to_owned();
+    }
+    if let Some(d) = single(&root, "description")? {
+        def.description = Some(d.text.clone());
+    }
+    let parent = single(&root, "parent")?;
+    if let Some(p) = parent {
+        only_children(p, &["name"])?;
+        if p.child("name").is_none() {
+            return Err(schema("element <parent> requires a <name>"));
+        }
+    }
+    let ctime = match single(&root, "creationTime")? {
+        Some(c) => Some(c.text.trim().parse::<i64>().ok().filter(|t| *t >= 0).ok_or_else(
+            || schema(format_args!("invalid creationTime '{}'", c.text.trim())),
+        )?),
+        None => None,
+    };
+    if let Some(disks) = single(&root, "disks")? {
+        only_children(disks, &["disk"])?;
+        for d in &disks.children {
+            def.disks.push(parse_disk(d)?);
+        }
+    }
+    let has_disks = root.child("disks").is_some();
+
+    if redefine {
+        if def.name.is_empty() {
+            return Err(Error::xml(DOM, "a redefined checkpoint must have a name"));
+        }
+        def.creation_time = ctime.ok_or_else(|| {
+            Error::new(
+                ErrorCode::InternalError,
+                DOM,
+                "missing creationTime from existing checkpoint",
+            )
+        })?;
+        if let Some(p) = parent.and_then(|p| p.child("name")) {
+            let pname = p.text.trim();
+            if !pname.is_empty() {
+                def.parent = Some(pname.to_owned());
+            }
+        }
+        if let Some(d) = single(&root, "domain")? {
+            def.domain_xml = Some(domain_text(src, d));
+        }
+    } else {
+        def.creation_time = now;
+        if def.name.is_empty() {
+            def.name = now.to_string();
+        }
+    }
+    def.disks_given = has_disks;
+    Ok(def)
+}
+
+/// Formats a definition as libvirt does: 2-space indentation, single-quoted
+/// attributes, empty parts left out. `flags` are `FORMAT_*`.
+pub fn format_checkpoint(def: &CheckpointDef, flags: u32) -> String {
+    let mut out = String::from("<domaincheckpoint>\n");
+    let _ = writeln!(out, "  <name>{}</name>", escape(&def.name));
+    if let Some(d) = &def.description {
+        let _ = writeln!(out, "  <description>{}</description>", escape(d));
+    }
+    if let Some(p) = def.parent.as_deref().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "  <parent>\n    <name>{}</name>\n  </parent>", escape(p));
+    }
+    if def.creation_time != 0 {
+        let _ = writeln!(out, "  <creationTime>{}</creationTime>", def.creation_time);
+    }
+    let disks: Vec<_> = def.disks.iter().filter(|d| !d.name.is_empty()).collect();
+    if !def.disks.is_empty() {
+        out.push_str("  <disks>\n");
+        for d in disks {
+            let _ = write!(out, "    <disk name='{}'", escape(&d.name));
+            if d.kind != DiskCheckpointKind::Default {
+                let _ = write!(out, " checkpoint='{}'", d.kind.as_str());
+            }
+            if let Some(b) = &d.bitmap {
+                let _ = write!(out, " bitmap='{}'", escape(b));
+                if flags & FORMAT_SIZE != 0
+                    && let Some(size) = d.size
+                {
+                    let _ = write!(out, " size='{size}'");
+                }
+            }
+            out.push_str("/>\n");
+        }
+        out.push_str("  </disks>\n");
+    }
+    if flags & FORMAT_NO_DOMAIN == 0
+        && let Some(dom) = &def.domain_xml
+    {
+        out.push_str("  ");
+        out.push_str(&dom.replace('\n', "\n  "));
+        out.push('\n');
+    }
+    out.push_str("</domaincheckpoint>\n");
+    out
+}

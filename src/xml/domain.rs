@@ -1,0 +1,163 @@
+//! libvirt domain XML (live, status `<domstatus>`, or inactive) -> [`Domain`]: each
+//! disk's target, device, bus, read-only flag and backing chain with node names.
+//!
+//! Node names come from the status XML's `<privateData><nodenames>` when present,
+//! else from the `index` attributes (`libvirt-<index>-format` / `-storage`), else they
+//! are left empty (an inactive definition has none).
+
+use super::tree::{Element, parse_bytes};
+use crate::error::{Error, ErrorDomain, Result};
+use crate::model::domain::{Disk, Domain, Image};
+
+const DOM: ErrorDomain = ErrorDomain::Domain;
+
+fn source_text(disk_type: &str, src: &Element) -> String {
+    let a = |k: &str| src.attr(k).unwrap_or("").to_owned();
+    match disk_type {
+        "block" => a("dev"),
+        "dir" => a("dir"),
+        "network" => {
+            let protocol = src.attr("protocol").unwrap_or("");
+            let name = src.attr("name").unwrap_or("");
+            match src.child("host") {
+                Some(h) => {
+                    let host = h.attr("name").or(h.attr("socket")).unwrap_or("");
+                    match h.attr("port") {
+                        Some(p) => format!("{protocol}://{host}:{p}/{name}"),
+                        None => format!("{protocol}://{host}/{name}"),
+                    }
+                }
+                None => format!("{protocol}:{name}"),
+            }
+        }
+        "volume" => format!("{}/{}", a("pool"), a("volume")),
+        "nvme" => format!("nvme:{}", a("namespace")),
+        _ => src
+            .attr("file")
+            .or(src.attr("dev"))
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+fn node_names(src: Option<&Element>, index: Option<&str>) -> (String, String) {
+    let (mut format, mut storage) = (String::new(), String::new());
+    if let Some(names) = src
+        .and_then(|s| s.child("privateData"))
+        .and_then(|p| p.child("nodenames"))
+    {
+        for n in names.children_named("nodename") {
+            let name = n.attr("name").unwrap_or("").to_owned();
+            match n.attr("type") {
+                Some("format") => format = name,
+                Some("storage") => storage = name,
+                _ => {}
+            }
+        }
+    }
+    if let Some(i) = index.filter(|i| !i.is_empty()) {
+        if format.is_empty() {
+            format = format!("libvirt-{i}-format");
+        }
+        if storage.is_empty() {
+            storage = format!("libvirt-{i}-storage");
+        }
+    }
+    (format, storage)
+}
+
+fn parse_disk(el: &Element) -> Result<Disk> {
+    let target_el = el.child("target").ok_or_else(|| {
+        Error::xml(DOM, "missing target information for a disk")
+    })?;
+    let target = target_el
+        .attr("dev")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| Error::xml(DOM, "missing target dev of a disk"))?
+        .to_owned();
+    let disk_type = el.attr("type").unwrap_or("file");
+    let mut disk = Disk {
+        target,
+        device: el.attr("device").unwrap_or("disk").to_owned(),
+        bus: target_el.attr("bus").unwrap_or("").to_owned(),
+        readonly: el.child("readonly").is_some(),
+        chain: Vec::new(),
+    };
+    let src = el.child("source");
+    let source = src.map(|s| source_text(disk_type, s)).unwrap_or_default();
+    if source.is_empty() {
+        return Ok(disk); // no media
+    }
+    let (format_node, storage_node) = node_names(src, src.and_then(|s| s.attr("index")));
+    disk.chain.push(Image {
+        source,
+        format: el
+            .child("driver")
+            .and_then(|d| d.attr("type"))
+            .unwrap_or("")
+            .to_owned(),
+        format_node,
+        storage_node,
+        readonly: disk.readonly,
+    });
+    let mut cur = el.child("backingStore");
+    while let Some(bs) = cur {
+        let Some(src) = bs.child("source") else {
+            break; // <backingStore/> ends the chain
+        };
+        let (format_node, storage_node) = node_names(Some(src), bs.attr("index"));
+        disk.chain.push(Image {
+            source: source_text(bs.attr("type").unwrap_or("file"), src),
+            format: bs
+                .child("format")
+                .and_then(|f| f.attr("type"))
+                .unwrap_or("")
+                .to_owned(),
+            format_node,
+            storage_node,
+            readonly: bs.child("readonly").is_some(),
+        });
+        cur = bs.child("backingStore");
+    }
+    Ok(disk)
+}
+
+/// Reads a `<domain>` element.
+pub fn domain_from_element(el: &Element) -> Result<Domain> {
+    let mut dom = Domain {
+        name: el.child("name").map(|n| n.text.trim().to_owned()).unwrap_or_default(),
+        uuid: el.child("uuid").map(|n| n.text.trim().to_owned()).unwrap_or_default(),
+        disks: Vec::new(),
+    };
+    if let Some(devices) = el.child("devices") {
+        for d in devices.children_named("disk") {
+            let disk = parse_disk(d)?;
+            if dom.disk(&disk.target).is_some() {
+                return Err(Error::xml(
+                    DOM,
+                    format_args!("target '{}' duplicated for disk sources", disk.target),
+                ));
+            }
+            dom.disks.push(disk);
+        }
+    }
+    Ok(dom)
+}
+
+/// Parses libvirt's live, inactive or status (`<domstatus>`) domain XML.
+pub fn parse_domain(xml: &[u8]) -> Result<Domain> {
+    let root = parse_bytes(xml, DOM)?;
+    let dom_el = match root.name.as_str() {
+        "domain" => &root,
+        "domstatus" => root
+            .child("domain")
+            .ok_or_else(|| Error::xml(DOM, "status XML has no <domain> element"))?,
+        other => {
+            return Err(Error::xml(
+                DOM,
+                format_args!("expected root element 'domain' or 'domstatus', not '{other}'"),
+            ));
+        }
+    };
+    domain_from_element(dom_el)
+}
