@@ -105,8 +105,7 @@ fn compare(actual: &str, expected: &str) -> Outcome {
         }
         out
     };
-    if squash(actual) == squash(expected) || format!("{}\n", squash(actual)) == squash(expected)
-    {
+    if squash(actual) == squash(expected) || format!("{}\n", squash(actual)) == squash(expected) {
         return Ok(());
     }
     let line = actual
@@ -121,7 +120,9 @@ fn compare(actual: &str, expected: &str) -> Outcome {
 }
 
 fn s<'a>(case: &'a Value, key: &str) -> Result<&'a str, String> {
-    case[key].as_str().ok_or_else(|| format!("case lacks '{key}'"))
+    case[key]
+        .as_str()
+        .ok_or_else(|| format!("case lacks '{key}'"))
 }
 
 fn run_detect(ctx: &Ctx, case: &Value) -> Outcome {

@@ -83,7 +83,9 @@ impl Domain {
         }
         let mut found = None;
         for (i, d) in self.disks.iter().enumerate() {
-            if d.top().is_some_and(|t| !t.source.is_empty() && t.source == name) {
+            if d.top()
+                .is_some_and(|t| !t.source.is_empty() && t.source == name)
+            {
                 if found.is_some() {
                     return None;
                 }

@@ -44,7 +44,10 @@ pub fn align_disks(def: &mut CheckpointDef, dom: &Domain) -> Result<()> {
             .disk_index_by_name(&req.name)
             .ok_or_else(|| unsupported(format_args!("no disk named '{}'", req.name)))?;
         if slots[idx].is_some() {
-            return Err(unsupported(format_args!("disk '{}' specified twice", req.name)));
+            return Err(unsupported(format_args!(
+                "disk '{}' specified twice",
+                req.name
+            )));
         }
         let disk = &dom.disks[idx];
         if (disk.is_empty() || disk.readonly) && req.kind != DiskCheckpointKind::No {

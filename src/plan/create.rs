@@ -81,7 +81,11 @@ pub fn check_create(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>)
 /// The transaction actions that create checkpoint `def`: for each `bitmap` disk present
 /// in the domain, in disk order, a `block-dirty-bitmap-add` on the disk's top node with
 /// `persistent: true, disabled: false` and QEMU's default granularity.
-pub fn add_actions(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>) -> Result<Vec<Action>> {
+pub fn add_actions(
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: Option<&NodeData>,
+) -> Result<Vec<Action>> {
     check_create(dom, def, nodes)?;
     Ok(def
         .bitmap_disks()

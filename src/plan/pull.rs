@@ -8,7 +8,11 @@ use crate::qmp::action::Action;
 /// After a pull of everything above `base` (index in the chain; `None` = whole chain)
 /// into the top: each valid bitmap of the top gets the same-named bitmaps of the
 /// pulled layers merged into it.
-pub fn blockpull_bitmap_actions(chain: &[Image], base: Option<usize>, nodes: &NodeData) -> Vec<Action> {
+pub fn blockpull_bitmap_actions(
+    chain: &[Image],
+    base: Option<usize>,
+    nodes: &NodeData,
+) -> Vec<Action> {
     let Some(top) = chain.first() else {
         return Vec::new();
     };

@@ -37,7 +37,8 @@ pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Size
             continue;
         }
         if nodes.bitmap(&top.format_node, TMP_SIZE).is_some() {
-            plan.recovery.push(Action::remove(&top.format_node, TMP_SIZE));
+            plan.recovery
+                .push(Action::remove(&top.format_node, TMP_SIZE));
         }
         plan.merge.extend(bitmap_merge_actions(
             &MergeSpec {
@@ -50,7 +51,8 @@ pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Size
             },
             nodes,
         ));
-        plan.cleanup.push(Action::remove(&top.format_node, TMP_SIZE));
+        plan.cleanup
+            .push(Action::remove(&top.format_node, TMP_SIZE));
         plan.disks
             .push((disk.target.clone(), top.format_node.clone()));
     }
@@ -62,7 +64,12 @@ pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Size
 pub fn sizes_from_nodes(plan: &SizePlan, after: &NodeData) -> Vec<(String, Option<u64>)> {
     plan.disks
         .iter()
-        .map(|(target, node)| (target.clone(), after.bitmap(node, TMP_SIZE).map(|b| b.count)))
+        .map(|(target, node)| {
+            (
+                target.clone(),
+                after.bitmap(node, TMP_SIZE).map(|b| b.count),
+            )
+        })
         .collect()
 }
 

@@ -119,7 +119,10 @@ impl Action {
             }
             Action::BitmapRemove { node, name } => (
                 "block-dirty-bitmap-remove",
-                vec![("node", node.as_str().into()), ("name", name.as_str().into())],
+                vec![
+                    ("node", node.as_str().into()),
+                    ("name", name.as_str().into()),
+                ],
             ),
             Action::BitmapMerge {
                 node,
@@ -200,7 +203,10 @@ pub fn actions_json(actions: &[Action]) -> Json {
 pub fn transaction(actions: &[Action]) -> Json {
     Json::Obj(vec![
         ("execute", "transaction".into()),
-        ("arguments", Json::Obj(vec![("actions", actions_json(actions))])),
+        (
+            "arguments",
+            Json::Obj(vec![("actions", actions_json(actions))]),
+        ),
     ])
 }
 

@@ -56,7 +56,9 @@ fn single<'a>(el: &'a Element, name: &'a str) -> Result<Option<&'a Element>> {
     let mut it = el.children_named(name);
     let first = it.next();
     if it.next().is_some() {
-        return Err(schema(format_args!("element <{name}> given more than once")));
+        return Err(schema(format_args!(
+            "element <{name}> given more than once"
+        )));
     }
     Ok(first)
 }
@@ -64,7 +66,9 @@ fn single<'a>(el: &'a Element, name: &'a str) -> Result<Option<&'a Element>> {
 fn parse_disk(el: &Element) -> Result<CheckpointDisk> {
     for (k, _) in &el.attrs {
         if !["name", "checkpoint", "bitmap", "size"].contains(&k.as_str()) {
-            return Err(schema(format_args!("attribute '{k}' is not allowed on <disk>")));
+            return Err(schema(format_args!(
+                "attribute '{k}' is not allowed on <disk>"
+            )));
         }
     }
     let name = el
@@ -83,7 +87,9 @@ fn parse_disk(el: &Element) -> Result<CheckpointDisk> {
     if let Some(size) = el.attr("size")
         && size.parse::<u64>().is_err()
     {
-        return Err(schema(format_args!("invalid size '{size}' for disk '{name}'")));
+        return Err(schema(format_args!(
+            "invalid size '{size}' for disk '{name}'"
+        )));
     }
     let bitmap = el.attr("bitmap").map(str::to_owned);
     if bitmap.as_deref() == Some("") {
@@ -132,7 +138,14 @@ pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDe
     }
     only_children(
         &root,
-        &["name", "description", "parent", "creationTime", "disks", "domain"],
+        &[
+            "name",
+            "description",
+            "parent",
+            "creationTime",
+            "disks",
+            "domain",
+        ],
     )?;
     let redefine = flags & PARSE_REDEFINE != 0;
     let mut def = CheckpointDef::default();
@@ -157,9 +170,14 @@ pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDe
         }
     }
     let ctime = match single(&root, "creationTime")? {
-        Some(c) => Some(c.text.trim().parse::<i64>().ok().filter(|t| *t >= 0).ok_or_else(
-            || schema(format_args!("invalid creationTime '{}'", c.text.trim())),
-        )?),
+        Some(c) => Some(
+            c.text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|t| *t >= 0)
+                .ok_or_else(|| schema(format_args!("invalid creationTime '{}'", c.text.trim())))?,
+        ),
         None => None,
     };
     if let Some(disks) = single(&root, "disks")? {
@@ -209,7 +227,11 @@ pub fn format_checkpoint(def: &CheckpointDef, flags: u32) -> String {
         let _ = writeln!(out, "  <description>{}</description>", escape(d));
     }
     if let Some(p) = def.parent.as_deref().filter(|p| !p.is_empty()) {
-        let _ = writeln!(out, "  <parent>\n    <name>{}</name>\n  </parent>", escape(p));
+        let _ = writeln!(
+            out,
+            "  <parent>\n    <name>{}</name>\n  </parent>",
+            escape(p)
+        );
     }
     if def.creation_time != 0 {
         let _ = writeln!(out, "  <creationTime>{}</creationTime>", def.creation_time);

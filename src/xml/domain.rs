@@ -67,9 +67,9 @@ fn node_names(src: Option<&Element>, index: Option<&str>) -> (String, String) {
 }
 
 fn parse_disk(el: &Element) -> Result<Disk> {
-    let target_el = el.child("target").ok_or_else(|| {
-        Error::xml(DOM, "missing target information for a disk")
-    })?;
+    let target_el = el
+        .child("target")
+        .ok_or_else(|| Error::xml(DOM, "missing target information for a disk"))?;
     let target = target_el
         .attr("dev")
         .filter(|d| !d.is_empty())
@@ -125,8 +125,14 @@ fn parse_disk(el: &Element) -> Result<Disk> {
 /// Reads a `<domain>` element.
 pub fn domain_from_element(el: &Element) -> Result<Domain> {
     let mut dom = Domain {
-        name: el.child("name").map(|n| n.text.trim().to_owned()).unwrap_or_default(),
-        uuid: el.child("uuid").map(|n| n.text.trim().to_owned()).unwrap_or_default(),
+        name: el
+            .child("name")
+            .map(|n| n.text.trim().to_owned())
+            .unwrap_or_default(),
+        uuid: el
+            .child("uuid")
+            .map(|n| n.text.trim().to_owned())
+            .unwrap_or_default(),
         disks: Vec::new(),
     };
     if let Some(devices) = el.child("devices") {

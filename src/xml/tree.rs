@@ -8,9 +8,9 @@
 
 use std::ops::Range;
 
-use quick_xml::{Reader, XmlVersion};
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 
 use crate::error::{Error, ErrorDomain, Result};
 
@@ -86,7 +86,10 @@ impl Builder<'_> {
             return Err(self.err(start, format_args!("more than {MAX_ELEMENTS} elements")));
         }
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.err(start, format_args!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(self.err(
+                start,
+                format_args!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
         }
         if self.root.is_some() && self.stack.is_empty() {
             return Err(self.err(start, "extra content after the document element"));
@@ -100,7 +103,10 @@ impl Builder<'_> {
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|x| self.err(start, format_args!("attribute '{key}': {x}")))?;
             if value.contains('\0') {
-                return Err(self.err(start, format_args!("attribute '{key}' holds a NUL character")));
+                return Err(self.err(
+                    start,
+                    format_args!("attribute '{key}' holds a NUL character"),
+                ));
             }
             attrs.push((key, value.into_owned()));
         }
@@ -149,7 +155,10 @@ pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
     if src.len() > MAX_BYTES {
         return Err(Error::xml(
             domain,
-            format_args!("document of {} bytes exceeds the {MAX_BYTES} byte limit", src.len()),
+            format_args!(
+                "document of {} bytes exceeds the {MAX_BYTES} byte limit",
+                src.len()
+            ),
         ));
     }
     if let Some(pos) = src.find('\0') {
@@ -187,7 +196,10 @@ pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
                 b.close(el, end);
             }
             Event::End(_) => {
-                let el = b.stack.pop().ok_or_else(|| b.err(start, "unexpected end tag"))?;
+                let el = b
+                    .stack
+                    .pop()
+                    .ok_or_else(|| b.err(start, "unexpected end tag"))?;
                 b.close(el, end);
             }
             Event::Text(t) => {
@@ -202,9 +214,7 @@ pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => resolve_predefined_entity(&r)
-                        .ok_or_else(|| {
-                            b.err(start, format_args!("undefined entity '&{};'", &*r))
-                        })?
+                        .ok_or_else(|| b.err(start, format_args!("undefined entity '&{};'", &*r)))?
                         .to_owned(),
                     Err(e) => return Err(b.err(start, e)),
                 };
@@ -275,7 +285,17 @@ mod tests {
             assert!(e.message().contains(what), "{doc}: {}", e.message());
         }
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
-        assert!(parse(&deep, ErrorDomain::None).unwrap_err().message().contains("nesting"));
-        assert!(parse_bytes(b"<a>\xff</a>", ErrorDomain::None).unwrap_err().message().contains("UTF-8"));
+        assert!(
+            parse(&deep, ErrorDomain::None)
+                .unwrap_err()
+                .message()
+                .contains("nesting")
+        );
+        assert!(
+            parse_bytes(b"<a>\xff</a>", ErrorDomain::None)
+                .unwrap_err()
+                .message()
+                .contains("UTF-8")
+        );
     }
 }

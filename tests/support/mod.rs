@@ -12,7 +12,9 @@ use virtcheckpoint::xml::checkpoint::{
 /// apply the test's tweaks, format with SECURE (+SIZE), compare with the expected file.
 pub fn xml2xml(dir: &Path, case: &Value) -> Result<(), String> {
     let read = |key: &str| -> Result<String, String> {
-        let rel = case[key].as_str().ok_or_else(|| format!("case lacks '{key}'"))?;
+        let rel = case[key]
+            .as_str()
+            .ok_or_else(|| format!("case lacks '{key}'"))?;
         std::fs::read_to_string(dir.join(rel)).map_err(|e| format!("cannot read {rel}: {e}"))
     };
     let input = read("input")?;
