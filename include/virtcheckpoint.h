@@ -13,6 +13,46 @@
 
 
 /**
+ * Parse: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`).
+ */
+#define VCP_CHECKPOINT_PARSE_REDEFINE (1 << 0)
+
+/**
+ * Format: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
+ */
+#define VCP_CHECKPOINT_XML_SECURE (1 << 0)
+
+/**
+ * Format: leave out `<domain>` (`VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`).
+ */
+#define VCP_CHECKPOINT_XML_NO_DOMAIN (1 << 1)
+
+/**
+ * Format: print each disk's computed `size` (`VIR_DOMAIN_CHECKPOINT_XML_SIZE`).
+ */
+#define VCP_CHECKPOINT_XML_SIZE (1 << 2)
+
+/**
+ * A disk's checkpoint type: left to the default (never printed).
+ */
+#define VCP_CHECKPOINT_TYPE_DEFAULT 0
+
+/**
+ * A disk's checkpoint type: `no`.
+ */
+#define VCP_CHECKPOINT_TYPE_NO 1
+
+/**
+ * A disk's checkpoint type: `bitmap`.
+ */
+#define VCP_CHECKPOINT_TYPE_BITMAP 2
+
+/**
+ * `vcp_domain_add_disk()`: the disk is read-only (`<readonly/>`).
+ */
+#define VCP_DISK_READONLY (1 << 0)
+
+/**
  * VIR_ERR_OK: no error.
  */
 #define VCP_ERR_OK 0
@@ -143,6 +183,33 @@
 #define VCP_NODE_QCOW2_EXTENDED_L2 (1 << 1)
 
 /**
+ * `vcp_backup_begin_actions()`: push mode (QEMU writes into the store nodes).
+ */
+#define VCP_BACKUP_PUSH 0
+
+/**
+ * `vcp_backup_begin_actions()`: pull mode (scratch nodes exported over NBD).
+ */
+#define VCP_BACKUP_PULL 1
+
+/**
+ * `vcp_blockcommit_bitmap_actions()`: the commit's top is the active layer.
+ */
+#define VCP_BLOCKCOMMIT_ACTIVE (1 << 0)
+
+/**
+ * `vcp_blockcopy_bitmap_actions()`: shallow copy (only the top layer was copied).
+ */
+#define VCP_BLOCKCOPY_SHALLOW (1 << 0)
+
+/**
+ * `vcp_checkpoint_discard_actions()`: a disk whose bitmap is gone from every layer is
+ * skipped instead of failing the delete (not libvirt's behaviour: the way out of a
+ * stuck chain). The disks skipped are stored in `*missing`.
+ */
+#define VCP_CHECKPOINT_DISCARD_IGNORE_MISSING (1 << 0)
+
+/**
  * QEMU's limit on bitmap names, in bytes.
  */
 #define MAX_BITMAP_NAME 1023
@@ -181,6 +248,18 @@
  * Most elements accepted in one document.
  */
 #define MAX_ELEMENTS (1 << 20)
+
+/**
+ * A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
+ * `vcp_checkpoint_def_free()`.
+ */
+typedef struct vcp_checkpoint_def vcp_checkpoint_def;
+
+/**
+ * A domain's disks, each with its backing chain and QEMU node names. Opaque; free with
+ * `vcp_domain_free()`. Used by one thread at a time.
+ */
+typedef struct vcp_domain vcp_domain;
 
 /**
  * QEMU's block-node state from one `query-named-block-nodes` reply (libvirt's
@@ -259,9 +338,178 @@ typedef struct {
     unsigned long long count;
 } vcp_bitmap_info;
 
+/**
+ * One disk of a backup.
+ */
+typedef struct {
+    /**
+     * The disk's target (`vda`).
+     */
+    const char *target;
+    /**
+     * The checkpoint to back up from, or NULL for a full backup.
+     */
+    const char *incremental;
+    /**
+     * The store (push) or scratch (pull) format node, already attached.
+     */
+    const char *store_node;
+    /**
+     * The temporary bitmap's name, or NULL for `backup-<target>`.
+     */
+    const char *export_bitmap;
+} vcp_backup_disk;
+
+/**
+ * One disk getting an external snapshot.
+ */
+typedef struct {
+    /**
+     * The disk's target.
+     */
+    const char *target;
+    /**
+     * The new overlay's format node, already attached with `"backing": null`.
+     */
+    const char *overlay_node;
+} vcp_snapshot_disk;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Parses `<domaincheckpoint>` XML and prepares it as libvirt does
+ * (virDomainCheckpointDefParseString + AlignDisks).
+ *
+ * Without `VCP_CHECKPOINT_PARSE_REDEFINE` (creating a checkpoint): the creation time is
+ * now, the name defaults to it, `<parent>`, `<creationTime>` and `<domain>` are
+ * ignored, and, when `dom` is given, the disks are aligned against it: every domain
+ * disk in domain order, defaults for unlisted ones, bitmap names defaulting to the
+ * checkpoint name. With it: `<name>` and `<creationTime>` are required, `<parent>` and
+ * `<domain>` kept; an embedded `<domain>` must have `dom`'s UUID and the disks are
+ * aligned against it.
+ *
+ * Errors: VIR_ERR_XML_ERROR (malformed XML, invalid UTF-8, no name on redefine),
+ * VIR_ERR_XML_INVALID_SCHEMA (what libvirt's schema refuses, e.g. `../escape` or a
+ * disk without name), VIR_ERR_CONFIG_UNSUPPORTED (alignment), VIR_ERR_INVALID_ARG.
+ */
+vcp_checkpoint_def *vcp_checkpoint_def_parse_xml(const char *xml,
+                                                 const vcp_domain *dom,
+                                                 unsigned int flags);
+
+/**
+ * Formats the definition as libvirt's `virDomainCheckpointGetXMLDesc` would.
+ * `flags`: `VCP_CHECKPOINT_XML_SECURE`, `_NO_DOMAIN`, `_SIZE`. A new string (free
+ * with `vcp_free()`), or NULL.
+ */
+char *vcp_checkpoint_def_format_xml(const vcp_checkpoint_def *def, unsigned int flags);
+
+/**
+ * Frees a definition. NULL is accepted.
+ *
+ * # Safety
+ * `def` is NULL or a handle from this library not freed yet.
+ */
+void vcp_checkpoint_def_free(vcp_checkpoint_def *def);
+
+/**
+ * Stores in `*name` a new copy of the checkpoint's name. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_get_name(const vcp_checkpoint_def *def, char **name);
+
+/**
+ * Stores in `*parent` a new copy of the parent's name, or NULL when the checkpoint has
+ * no parent. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_get_parent(const vcp_checkpoint_def *def, char **parent);
+
+/**
+ * Stores the creation time (Unix seconds) in `*creation_time`. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_get_creation_time(const vcp_checkpoint_def *def, long long *creation_time);
+
+/**
+ * The number of disks of the definition, or -1.
+ */
+int vcp_checkpoint_def_get_disk_count(const vcp_checkpoint_def *def);
+
+/**
+ * Disk `index` of the definition: a new copy of its name in `*name`, its type
+ * (`VCP_CHECKPOINT_TYPE_*`) in `*type` and a new copy of its bitmap name (or NULL) in
+ * `*bitmap`. Any out-parameter may be NULL. Returns 0, or -1 for a bad index.
+ */
+int vcp_checkpoint_def_get_disk(const vcp_checkpoint_def *def,
+                                size_t index,
+                                char **name,
+                                int *kind,
+                                char **bitmap);
+
+/**
+ * Parses libvirt's live, inactive or status (`<domstatus>`) domain XML: every
+ * `<disk>` with its target, device, bus, read-only flag and `<backingStore>` chain.
+ * Node names come from `<privateData><nodenames>` when present, else from the
+ * `index` attributes (`libvirt-<index>-format`). `flags` must be 0.
+ *
+ * Returns a new handle, or NULL with VIR_ERR_XML_ERROR (malformed XML, invalid UTF-8,
+ * a disk without target, a duplicate target).
+ */
+vcp_domain *vcp_domain_parse_xml(const char *xml, unsigned int flags);
+
+/**
+ * A new domain without disks, for drivers that hold the structures already.
+ * `name` and `uuid` may be NULL.
+ */
+vcp_domain *vcp_domain_new(const char *name, const char *uuid);
+
+/**
+ * Adds a disk without media at the end of the domain's disk list. `device` (`disk`,
+ * `cdrom`, ...) and `bus` may be NULL. `flags`: `VCP_DISK_READONLY`.
+ * Returns 0, or -1 (a disk with that target exists: VIR_ERR_INVALID_ARG).
+ */
+int vcp_domain_add_disk(vcp_domain *dom,
+                        const char *target,
+                        const char *device,
+                        const char *bus,
+                        unsigned int flags);
+
+/**
+ * Appends an image below the current bottom of disk `target`'s chain (the first call
+ * gives the active image). `source` is its path or network source as text, `format`
+ * e.g. `qcow2`, the node names QEMU's. `flags` must be 0. Returns 0 or -1.
+ */
+int vcp_domain_disk_append_image(vcp_domain *dom,
+                                 const char *target,
+                                 const char *source,
+                                 const char *format,
+                                 const char *format_node,
+                                 const char *storage_node,
+                                 unsigned int flags);
+
+/**
+ * Frees a domain. NULL is accepted.
+ *
+ * # Safety
+ * `dom` is NULL or a handle from this library not freed yet.
+ */
+void vcp_domain_free(vcp_domain *dom);
+
+/**
+ * Stores in `*targets` a new NULL-terminated array of the disk targets in domain
+ * order, and their number in `*count` (if not NULL). Free with
+ * `vcp_string_list_free()`. Returns 0 or -1.
+ */
+int vcp_domain_get_disks(const vcp_domain *dom, char ***targets, size_t *count);
+
+/**
+ * Stores in `*format_nodes` a new NULL-terminated array of the format node names of
+ * disk `target`'s chain, top first (empty for a disk without media), and the number in
+ * `*count` (if not NULL). Returns 0, or -1 if there is no such disk.
+ */
+int vcp_domain_get_disk_chain(const vcp_domain *dom,
+                              const char *target,
+                              char ***format_nodes,
+                              size_t *count);
 
 /**
  * The last error raised on this thread by a call into this library, or NULL if the
@@ -357,6 +605,224 @@ int vcp_node_data_get_bitmap(const vcp_node_data *nodes,
  * internal snapshots). A new string; free with `vcp_free()`. NULL on error.
  */
 char *vcp_node_data_format_report(const vcp_node_data *nodes);
+
+/**
+ * Checkpoint creation (qemuCheckpointAddActions after libvirt's "one bitmap per
+ * checkpoint" change): for each `bitmap` disk of the aligned `def`, in disk order, one
+ * `block-dirty-bitmap-add` of a persistent, enabled bitmap named after the checkpoint
+ * on the disk's top node. No other bitmap is touched.
+ *
+ * Checks: bitmap name equals checkpoint name, top image qcow2 (VIR_ERR_CONFIG_UNSUPPORTED);
+ * given `nodes` (may be NULL), also what QEMU would refuse: the bitmap already on the
+ * node (VIR_ERR_OPERATION_FAILED), a name empty or over 1023 bytes, a qcow2 v2 image.
+ * `flags` must be 0. Stores the actions in `*actions` (free with `vcp_free()`).
+ */
+int vcp_checkpoint_add_actions(const vcp_domain *dom,
+                               const vcp_checkpoint_def *def,
+                               const vcp_node_data *nodes,
+                               char **actions,
+                               unsigned int flags);
+
+/**
+ * Checkpoint deletion (qemuCheckpointDiscardBitmaps): one transaction removing the
+ * checkpoint's bitmap from every layer of every disk that has it, and in `*reopen`
+ * (NULL-terminated, deepest first) the backing layers' format nodes to reopen
+ * read-write before it and read-only after it (see `vcp_blockdev_reopen_command()`).
+ *
+ * A disk whose bitmap is found nowhere fails with VIR_ERR_INTERNAL_ERROR "bitmap '%s'
+ * not found in backing chain of '%s'", unless `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`
+ * is given; then those disks are listed in `*missing` (may be NULL without the flag).
+ */
+int vcp_checkpoint_discard_actions(const vcp_domain *dom,
+                                   const vcp_checkpoint_def *def,
+                                   const vcp_node_data *nodes,
+                                   char **actions,
+                                   char ***reopen,
+                                   char ***missing,
+                                   unsigned int flags);
+
+/**
+ * The `blockdev-reopen` command libvirt sends for a qcow2 backing layer of `dom`
+ * around a delete or a commit: read-write before (`read_only` 0), read-only after.
+ * A new string (free with `vcp_free()`) or NULL.
+ */
+char *vcp_blockdev_reopen_command(const vcp_domain *dom, const char *format_node, int read_only);
+
+/**
+ * Redefine validation (qemuCheckpointRedefineValidateBitmaps): for every `bitmap`
+ * disk still in `dom`, the chain of bitmaps named after the checkpoint must be valid
+ * from the top; else VIR_ERR_CHECKPOINT_INCONSISTENT "missing or broken bitmap '%s'
+ * for disk '%s'" naming the first broken disk. `flags` must be 0. Returns 0 or -1.
+ */
+int vcp_checkpoint_redefine_validate(const vcp_domain *dom,
+                                     const vcp_checkpoint_def *def,
+                                     const vcp_node_data *nodes,
+                                     unsigned int flags);
+
+/**
+ * qemuBlockBitmapChainIsValid: 1 if bitmap `bitmap` forms a valid chain from the top
+ * of disk `target` (present on the top, no gaps, every copy recording, persistent and
+ * consistent), 0 if not, -1 on error.
+ */
+int vcp_bitmap_chain_is_valid(const vcp_domain *dom,
+                              const char *target,
+                              const char *bitmap,
+                              const vcp_node_data *nodes);
+
+/**
+ * The generic merge (qemuBlockGetBitmapMergeActions) on disk `target`: from the layer
+ * `top_node` down to, not including, `base_node` (NULL = to the end), merge bitmap
+ * `bitmap` (NULL = every bitmap valid from the top) into node `target_node`, under the
+ * name `dst_bitmap` (NULL = the bitmap's own name, created persistent where missing)
+ * and with `libvirt-tmp-activewrite` of `write_bitmap_node` (may be NULL) merged in
+ * and then removed. Stores the actions in `*actions`. `flags` must be 0.
+ */
+int vcp_bitmap_merge_actions(const vcp_domain *dom,
+                             const char *target,
+                             const vcp_node_data *nodes,
+                             const char *top_node,
+                             const char *base_node,
+                             const char *target_node,
+                             const char *bitmap,
+                             const char *dst_bitmap,
+                             const char *write_bitmap_node,
+                             char **actions,
+                             unsigned int flags);
+
+/**
+ * qemuBackupDiskPrepareOneBitmapsChain for disk `target`: add `tmp_bitmap` (transient,
+ * disabled, the chain's granularity) on `target_node` and merge checkpoint
+ * `incremental`'s bitmap from every layer into it. No validity check: an invalid or
+ * missing chain gives an empty array. `flags` must be 0.
+ */
+int vcp_backup_bitmap_actions(const vcp_domain *dom,
+                              const char *target,
+                              const vcp_node_data *nodes,
+                              const char *incremental,
+                              const char *target_node,
+                              const char *tmp_bitmap,
+                              char **actions,
+                              unsigned int flags);
+
+/**
+ * The start of a backup (qemuBackupBegin): one transaction with [the adds of
+ * `new_checkpoint`, if not NULL] then per disk [temporary bitmap add + merge, for
+ * incremental disks] and its `blockdev-backup` (job `backup-<target>-<top node>`,
+ * `sync` incremental/full in push mode, none in pull mode).
+ *
+ * `mode` is `VCP_BACKUP_PUSH` or `VCP_BACKUP_PULL`. `checkpoints` is the
+ * NULL-terminated list of existing checkpoint names (NULL = do not check). Stores the
+ * transaction's actions in `*actions` and, in `*cleanup` (may be NULL), the stand-alone
+ * commands to send when the job has concluded (push: one `block-dirty-bitmap-remove`
+ * per incremental disk), as a JSON array of commands.
+ *
+ * Errors as libvirt's: VIR_ERR_NO_DOMAIN_CHECKPOINT for an unknown checkpoint,
+ * VIR_ERR_CHECKPOINT_INCONSISTENT for a broken chain, VIR_ERR_INVALID_ARG for an
+ * unknown disk, VIR_ERR_CONFIG_UNSUPPORTED for no disks.
+ */
+int vcp_backup_begin_actions(const vcp_domain *dom,
+                             const vcp_node_data *nodes,
+                             int mode,
+                             const vcp_backup_disk *disks,
+                             size_t ndisks,
+                             const char *const *checkpoints,
+                             const vcp_checkpoint_def *new_checkpoint,
+                             char **actions,
+                             char **cleanup,
+                             unsigned int flags);
+
+/**
+ * External snapshot (qemuSnapshotDiskBitmapsPropagate): for each disk, the persistent,
+ * recording, consistent bitmaps of its top re-created on the new overlay (QEMU's
+ * order, same granularity), then its `blockdev-snapshot`; one transaction for all.
+ * `flags` must be 0.
+ */
+int vcp_snapshot_bitmap_actions(const vcp_domain *dom,
+                                const vcp_node_data *nodes,
+                                const vcp_snapshot_disk *disks,
+                                size_t ndisks,
+                                char **actions,
+                                unsigned int flags);
+
+/**
+ * The transaction sent before `job-complete` of an active block commit (on the base)
+ * or a block copy pivot (on the mirror): a transient, enabled
+ * `libvirt-tmp-activewrite` bitmap on `node`. `flags` must be 0.
+ */
+int vcp_activewrite_add_actions(const char *node, char **actions, unsigned int flags);
+
+/**
+ * Block commit completion (qemuBlockBitmapsHandleCommitFinish) on disk `target`, whose
+ * chain is the one before the commit: every bitmap valid from `top_node` is created on
+ * `base_node` if missing and filled from each layer in [top, base); with
+ * `VCP_BLOCKCOMMIT_ACTIVE`, the base's activewrite bitmap is merged in and removed.
+ */
+int vcp_blockcommit_bitmap_actions(const vcp_domain *dom,
+                                   const char *target,
+                                   const vcp_node_data *nodes,
+                                   const char *top_node,
+                                   const char *base_node,
+                                   char **actions,
+                                   unsigned int flags);
+
+/**
+ * Block copy after the pivot (qemuBlockBitmapsHandleBlockcopy) of disk `target`, whose
+ * chain is the old one: every bitmap valid from the old top is created on
+ * `mirror_node` unless there and filled from the old layers (only the top with
+ * `VCP_BLOCKCOPY_SHALLOW`) plus the mirror's activewrite bitmap, which is removed.
+ */
+int vcp_blockcopy_bitmap_actions(const vcp_domain *dom,
+                                 const char *target,
+                                 const vcp_node_data *nodes,
+                                 const char *mirror_node,
+                                 char **actions,
+                                 unsigned int flags);
+
+/**
+ * Block pull completion of disk `target` (chain before the pull; `base_node` NULL =
+ * pulled down to the end): each valid bitmap of the top gets the same-named bitmaps of
+ * the pulled layers merged into it. `flags` must be 0.
+ */
+int vcp_blockpull_bitmap_actions(const vcp_domain *dom,
+                                 const char *target,
+                                 const vcp_node_data *nodes,
+                                 const char *base_node,
+                                 char **actions,
+                                 unsigned int flags);
+
+/**
+ * The size query of checkpoint `def` (qemuCheckpointGetXMLDescUpdateSize), step one:
+ * in `*recovery` the removal of leftover temporary bitmaps (send first if not `[]`),
+ * in `*merge` the merges into `libvirt-tmp-size-xml`, in `*cleanup` their removal (send
+ * after reading the node data again and calling `vcp_checkpoint_size_read()`). Disks
+ * whose chain is not valid are skipped, as libvirt does. `flags` must be 0.
+ */
+int vcp_checkpoint_size_actions(const vcp_domain *dom,
+                                const vcp_checkpoint_def *def,
+                                const vcp_node_data *nodes,
+                                char **recovery,
+                                char **merge,
+                                char **cleanup,
+                                unsigned int flags);
+
+/**
+ * Step two of the size query: from `before` (the node data the plan was made from)
+ * and `after` (read after the merge transaction), stores each measured disk's size
+ * in `def` (printed with `VCP_CHECKPOINT_XML_SIZE`); other disks get none. Returns the
+ * number of disks measured, or -1. `flags` must be 0.
+ */
+int vcp_checkpoint_size_read(const vcp_domain *dom,
+                             vcp_checkpoint_def *def,
+                             const vcp_node_data *before,
+                             const vcp_node_data *after,
+                             unsigned int flags);
+
+/**
+ * Wraps an action array as libvirt sends it:
+ * `{"execute":"transaction","arguments":{"actions":<actions>}}`. A new string (free
+ * with `vcp_free()`), or NULL when `actions` is not a JSON array (VIR_ERR_INVALID_ARG).
+ */
+char *vcp_transaction_command(const char *actions);
 
 /**
  * The library version as `major * 1000000 + minor * 1000 + micro` (libvirt's

@@ -8,6 +8,7 @@
 //! planner turns the model into actions, and [`qmp`] writes them as the JSON text
 //! libvirt sends. Errors carry libvirt's numbers and texts ([`error`]).
 
+pub mod api;
 pub mod error;
 pub mod ffi;
 pub mod model;

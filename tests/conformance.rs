@@ -24,6 +24,9 @@ struct Ctx {
 
 type Outcome = Result<(), String>;
 
+/// Runs one case of a kind.
+type Runner = fn(&Ctx, &Value) -> Outcome;
+
 impl Ctx {
     fn read(&self, rel: &str) -> Result<String, String> {
         std::fs::read_to_string(self.dir.join(rel)).map_err(|e| format!("cannot read {rel}: {e}"))
@@ -244,7 +247,7 @@ fn main() -> ExitCode {
             .unwrap_or_default(),
         manifest,
     };
-    let kinds: [(&str, fn(&Ctx, &Value) -> Outcome); 7] = [
+    let kinds: [(&str, Runner); 7] = [
         ("bitmap_detect", run_detect),
         ("bitmap_validate", run_validate),
         ("backup_incremental_merge", run_backup),

@@ -10,9 +10,12 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // every exported fn documents its contract in prose
 
+pub mod checkpoint;
+pub mod domain;
 pub mod error;
 pub mod memory;
 pub mod nodes;
+pub mod plan;
 pub mod version;
 
 use std::ffi::{CStr, c_char, c_int, c_uint};
@@ -175,6 +178,83 @@ pub(crate) unsafe fn free_handle<T>(p: *mut T) {
 pub(crate) unsafe fn write_out<T>(p: *mut T, value: T) {
     // SAFETY: checked non-NULL; writable per the caller's contract.
     unsafe { p.write(value) }
+}
+
+/// Borrows a NUL-terminated string argument as bytes (for documents whose parser
+/// reports invalid UTF-8 itself).
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn arg_bytes<'a>(p: *const c_char, name: &str, func: &str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return Err(null_arg(name, func));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    Ok(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+/// Borrows an optional handle argument (NULL = absent).
+///
+/// # Safety
+/// `p` is NULL or a live handle of type `T`.
+pub(crate) unsafe fn arg_opt_ref<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: per the caller's contract.
+    unsafe { p.as_ref() }
+}
+
+/// Borrows a NULL-terminated array of strings (NULL = absent).
+///
+/// # Safety
+/// `p` is NULL or a NULL-terminated array of NUL-terminated strings.
+pub(crate) unsafe fn arg_opt_str_list<'a>(
+    p: *const *const c_char,
+    name: &str,
+    func: &str,
+) -> Result<Option<Vec<&'a str>>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    // SAFETY: NULL-terminated per the caller's contract.
+    unsafe {
+        while !(*p.add(i)).is_null() {
+            out.push(arg_str(*p.add(i), name, func)?);
+            i += 1;
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Borrows an array of `n` C structs (NULL allowed only when `n` is 0).
+///
+/// # Safety
+/// `p` points to `n` readable elements, or `n` is 0.
+pub(crate) unsafe fn arg_slice<'a, T>(
+    p: *const T,
+    n: usize,
+    name: &str,
+    func: &str,
+) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(null_arg(name, func));
+    }
+    // SAFETY: `n` elements per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// Writes a new C string to a checked out-parameter.
+///
+/// # Safety
+/// `out` was checked by [`arg_out`].
+pub(crate) unsafe fn write_string(out: *mut *mut c_char, s: &str) -> Result<()> {
+    let p = memory::c_string(s)?;
+    // SAFETY: checked out-parameter.
+    unsafe { write_out(out, p) };
+    Ok(())
 }
 
 #[cfg(test)]

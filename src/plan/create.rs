@@ -54,24 +54,22 @@ pub fn check_create(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>)
                 bitmap.len()
             )));
         }
-        if let Some(nodes) = nodes {
-            if let Some(node) = nodes.get(&top.format_node) {
-                if node.qcow2v2 {
-                    return Err(unsupported(format_args!(
-                        "checkpoint for disk {} unsupported: image '{}' is qcow2 v2 (compat 0.10), which cannot store persistent bitmaps",
-                        cd.name, top.source
-                    )));
-                }
-                if node.bitmap(bitmap).is_some() {
-                    return Err(Error::new(
-                        ErrorCode::OperationFailed,
-                        ErrorDomain::Qemu,
-                        format_args!(
-                            "bitmap '{bitmap}' already exists on node '{}' of disk '{}'",
-                            top.format_node, cd.name
-                        ),
-                    ));
-                }
+        if let Some(node) = nodes.and_then(|n| n.get(&top.format_node)) {
+            if node.qcow2v2 {
+                return Err(unsupported(format_args!(
+                    "checkpoint for disk {} unsupported: image '{}' is qcow2 v2 (compat 0.10), which cannot store persistent bitmaps",
+                    cd.name, top.source
+                )));
+            }
+            if node.bitmap(bitmap).is_some() {
+                return Err(Error::new(
+                    ErrorCode::OperationFailed,
+                    ErrorDomain::Qemu,
+                    format_args!(
+                        "bitmap '{bitmap}' already exists on node '{}' of disk '{}'",
+                        top.format_node, cd.name
+                    ),
+                ));
             }
         }
     }
