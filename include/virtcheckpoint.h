@@ -153,6 +153,51 @@
 #define VCP_FROM_DOMAIN_CHECKPOINT 69
 
 /**
+ * `vcp_checkpoint_list_add()`: the definition describes an existing checkpoint.
+ */
+#define VCP_CHECKPOINT_LIST_ADD_REDEFINE (1 << 0)
+
+/**
+ * List only roots (`VIR_DOMAIN_CHECKPOINT_LIST_ROOTS`).
+ */
+#define VCP_CHECKPOINT_LIST_ROOTS (1 << 0)
+
+/**
+ * From a checkpoint: all descendants (`VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS`).
+ */
+#define VCP_CHECKPOINT_LIST_DESCENDANTS (1 << 0)
+
+/**
+ * Parents before children (`VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL`).
+ */
+#define VCP_CHECKPOINT_LIST_TOPOLOGICAL (1 << 1)
+
+/**
+ * Only checkpoints without children (`VIR_DOMAIN_CHECKPOINT_LIST_LEAVES`).
+ */
+#define VCP_CHECKPOINT_LIST_LEAVES (1 << 2)
+
+/**
+ * Only checkpoints with children (`VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES`).
+ */
+#define VCP_CHECKPOINT_LIST_NO_LEAVES (1 << 3)
+
+/**
+ * Delete the descendants too (`VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN`).
+ */
+#define VCP_CHECKPOINT_DELETE_CHILDREN (1 << 0)
+
+/**
+ * Metadata only, no bitmap (`VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY`).
+ */
+#define VCP_CHECKPOINT_DELETE_METADATA_ONLY (1 << 1)
+
+/**
+ * Only the descendants (`VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY`).
+ */
+#define VCP_CHECKPOINT_DELETE_CHILDREN_ONLY (1 << 2)
+
+/**
  * The bitmap records new writes (`recording`).
  */
 #define VCP_BITMAP_RECORDING (1 << 0)
@@ -215,6 +260,46 @@
 #define MAX_BITMAP_NAME 1023
 
 /**
+ * List flag: only roots; with a start checkpoint, all descendants instead of children.
+ */
+#define LIST_ROOTS (1 << 0)
+
+/**
+ * List flag: with a start checkpoint, all descendants (same bit as [`LIST_ROOTS`]).
+ */
+#define LIST_DESCENDANTS (1 << 0)
+
+/**
+ * List flag: parents before children.
+ */
+#define LIST_TOPOLOGICAL (1 << 1)
+
+/**
+ * List flag: only checkpoints without children.
+ */
+#define LIST_LEAVES (1 << 2)
+
+/**
+ * List flag: only checkpoints with children.
+ */
+#define LIST_NO_LEAVES (1 << 3)
+
+/**
+ * Delete flag: discard the checkpoint's descendants too.
+ */
+#define DELETE_CHILDREN (1 << 0)
+
+/**
+ * Delete flag: change metadata only, discard no bitmap.
+ */
+#define DELETE_METADATA_ONLY (1 << 1)
+
+/**
+ * Delete flag: discard the descendants, keep the checkpoint.
+ */
+#define DELETE_CHILDREN_ONLY (1 << 2)
+
+/**
  * Parse flag: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_PARSE_REDEFINE`).
  */
 #define PARSE_REDEFINE (1 << 0)
@@ -254,6 +339,19 @@
  * `vcp_checkpoint_def_free()`.
  */
 typedef struct vcp_checkpoint_def vcp_checkpoint_def;
+
+/**
+ * A planned delete (see `vcp_checkpoint_list_plan_delete()`). Opaque; free with
+ * `vcp_checkpoint_delete_plan_free()`.
+ */
+typedef struct vcp_checkpoint_delete_plan vcp_checkpoint_delete_plan;
+
+/**
+ * A domain's checkpoints: a forest with one "current" checkpoint (libvirt's
+ * `virDomainCheckpointObjList`). Opaque; free with `vcp_checkpoint_list_free()`. A
+ * handle is used by one thread at a time; different handles from any threads.
+ */
+typedef struct vcp_checkpoint_list vcp_checkpoint_list;
 
 /**
  * A domain's disks, each with its backing chain and QEMU node names. Opaque; free with
@@ -528,6 +626,142 @@ const char *vcp_last_error_message(void);
  * Clears the calling thread's last error.
  */
 void vcp_reset_last_error(void);
+
+/**
+ * A new, empty checkpoint list.
+ */
+vcp_checkpoint_list *vcp_checkpoint_list_new(void);
+
+/**
+ * Frees a list. NULL is accepted.
+ *
+ * # Safety
+ * `list` is NULL or a handle from this library not freed yet.
+ */
+void vcp_checkpoint_list_free(vcp_checkpoint_list *list);
+
+/**
+ * Loads the metadata files of domain `domain` (every `<name>.xml` in `<base_dir>/<domain>`)
+ * (libvirt's layout): relations rebuilt, the current checkpoint being the only leaf
+ * if there is exactly one. Files that cannot be used (half-written, foreign, named
+ * differently from their content, leftover temporary files) are skipped and, if
+ * `problems` is not NULL, listed there as `"<path>: <reason>"` (NULL-terminated; free
+ * with `vcp_string_list_free()`). `flags` must be 0.
+ */
+vcp_checkpoint_list *vcp_checkpoint_list_load(const char *base_dir,
+                                              const char *domain,
+                                              char ***problems,
+                                              unsigned int flags);
+
+/**
+ * Writes checkpoint `name`'s metadata file `<base_dir>/<domain>/<name>.xml` (SECURE,
+ * with its `<domain>`), atomically and durably. `flags` must be 0. Returns 0 or -1
+ * (VIR_ERR_SYSTEM_ERROR with the OS error on I/O failure).
+ */
+int vcp_checkpoint_list_save(const vcp_checkpoint_list *list,
+                             const char *base_dir,
+                             const char *domain,
+                             const char *name,
+                             unsigned int flags);
+
+/**
+ * Adds a copy of `def`. Without flags it is a new checkpoint: its parent is the
+ * current checkpoint and it becomes current. With `VCP_CHECKPOINT_LIST_ADD_REDEFINE`
+ * it is a redefinition: libvirt's cycle checks, replacement in place (children kept)
+ * of a checkpoint of that name, current if its parent is current or there is none.
+ * Returns 1 if it became current, 0 if not, -1 on error (a name in use when creating:
+ * VIR_ERR_OPERATION_FAILED "domain moment %s already exists").
+ */
+int vcp_checkpoint_list_add(vcp_checkpoint_list *list,
+                            const vcp_checkpoint_def *def,
+                            unsigned int flags);
+
+/**
+ * A new copy of checkpoint `name`'s definition, or NULL with
+ * VIR_ERR_NO_DOMAIN_CHECKPOINT "no domain checkpoint with matching name '%s'".
+ */
+vcp_checkpoint_def *vcp_checkpoint_list_lookup(const vcp_checkpoint_list *list, const char *name);
+
+/**
+ * Stores in `*name` a new copy of the current checkpoint's name, or NULL when there
+ * is none. Returns 0 or -1.
+ */
+int vcp_checkpoint_list_get_current(const vcp_checkpoint_list *list, char **name);
+
+/**
+ * Makes `name` the current checkpoint (NULL: none). Returns 0 or -1.
+ */
+int vcp_checkpoint_list_set_current(vcp_checkpoint_list *list, const char *name);
+
+/**
+ * Stores in `*parent` a new copy of the parent's name of checkpoint `name`, or NULL
+ * for a root. Returns 0 or -1.
+ */
+int vcp_checkpoint_list_get_parent(const vcp_checkpoint_list *list,
+                                   const char *name,
+                                   char **parent);
+
+/**
+ * Lists checkpoint names as `virDomainListAllCheckpoints` (`from` NULL) or
+ * `virDomainCheckpointListAllChildren` (`from` a checkpoint) do, with the
+ * `VCP_CHECKPOINT_LIST_*` flags. Stores a new NULL-terminated array in `*names` (free
+ * with `vcp_string_list_free()`) and returns the count, or -1.
+ */
+int vcp_checkpoint_list_names(const vcp_checkpoint_list *list,
+                              const char *from,
+                              unsigned int flags,
+                              char ***names);
+
+/**
+ * Plans `virDomainCheckpointDelete(name, flags)` (`VCP_CHECKPOINT_DELETE_*`) without
+ * changing anything: which checkpoints' bitmaps to discard, in order (feed each to
+ * `vcp_checkpoint_discard_actions()`), which metadata goes, which children get a new
+ * parent, and the new current checkpoint. Apply it with
+ * `vcp_checkpoint_list_apply_delete()` once QEMU accepted the discards; if QEMU
+ * refused, just free it: nothing has changed.
+ */
+vcp_checkpoint_delete_plan *vcp_checkpoint_list_plan_delete(const vcp_checkpoint_list *list,
+                                                            const char *name,
+                                                            unsigned int flags);
+
+/**
+ * Frees a delete plan. NULL is accepted.
+ *
+ * # Safety
+ * `plan` is NULL or a handle from this library not freed yet.
+ */
+void vcp_checkpoint_delete_plan_free(vcp_checkpoint_delete_plan *plan);
+
+/**
+ * The plan's checkpoints whose bitmaps must be discarded, in order (deepest first;
+ * empty for a metadata-only delete), as a new NULL-terminated array in `*names`.
+ * Returns the count, or -1.
+ */
+int vcp_checkpoint_delete_plan_get_discard(const vcp_checkpoint_delete_plan *plan, char ***names);
+
+/**
+ * The plan's checkpoints whose metadata goes away, as a new NULL-terminated array in
+ * `*names`. Returns the count, or -1.
+ */
+int vcp_checkpoint_delete_plan_get_removed(const vcp_checkpoint_delete_plan *plan, char ***names);
+
+/**
+ * Stores in `*name` a new copy of the current checkpoint after the plan, or NULL.
+ * Returns 0 or -1.
+ */
+int vcp_checkpoint_delete_plan_get_new_current(const vcp_checkpoint_delete_plan *plan, char **name);
+
+/**
+ * Applies a delete plan made on this list: re-parents children, removes the deleted
+ * checkpoints, sets the new current one. With `base_dir` and `domain` (both or
+ * neither), the metadata files follow: re-parented children are rewritten, deleted
+ * ones unlinked. `flags` must be 0. Returns 0 or -1.
+ */
+int vcp_checkpoint_list_apply_delete(vcp_checkpoint_list *list,
+                                     const vcp_checkpoint_delete_plan *plan,
+                                     const char *base_dir,
+                                     const char *domain,
+                                     unsigned int flags);
 
 /**
  * Frees a string or buffer returned by this library. NULL is accepted.

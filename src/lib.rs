@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod model;
 pub mod plan;
 pub mod qmp;
+pub mod store;
 pub mod xml;
 
 pub use error::{Error, ErrorCode, ErrorDomain, Result};

@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod domain;
 pub mod error;
+pub mod list;
 pub mod memory;
 pub mod nodes;
 pub mod plan;

@@ -1,0 +1,199 @@
+//! Checkpoint metadata files in libvirt's layout: `<dir>/<domain>/<checkpoint>.xml`,
+//! each the checkpoint formatted with SECURE and its `<domain>` (SPEC 2.4).
+//!
+//! Writes are atomic and durable: a temporary file in the same folder, fsync, rename
+//! over the old file, fsync of the folder. A reader therefore sees the old or the new
+//! complete file, never a mix, even if the writer is killed at any point.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::list::CheckpointList;
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::checkpoint::CheckpointDef;
+use crate::xml::checkpoint::{
+    FORMAT_SECURE, PARSE_REDEFINE, format_checkpoint, is_valid_checkpoint_name, parse_checkpoint,
+};
+
+/// Prefix of temporary files; never a valid checkpoint name (leading '.').
+const TMP_PREFIX: &str = ".vcp-tmp-";
+
+fn system(what: impl std::fmt::Display, e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorCode::SystemError,
+        ErrorDomain::Qemu,
+        format_args!("{what}: {e}"),
+    )
+}
+
+/// A file found on load that is not a usable checkpoint, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A domain's checkpoint metadata folder.
+#[derive(Debug, Clone)]
+pub struct MetadataDir {
+    dir: PathBuf,
+}
+
+impl MetadataDir {
+    /// The folder `<base>/<domain>` (created on first save).
+    pub fn new(base: &Path, domain: &str) -> Result<Self> {
+        if domain.is_empty() || domain.contains('/') || domain.starts_with('.') {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!("domain name '{domain}' cannot be used as a folder name"),
+            ));
+        }
+        Ok(MetadataDir {
+            dir: base.join(domain),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file_for(&self, name: &str) -> Result<PathBuf> {
+        if !is_valid_checkpoint_name(name) {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!("checkpoint name '{name}' cannot be used as a file name"),
+            ));
+        }
+        Ok(self.dir.join(format!("{name}.xml")))
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| {
+                system(
+                    format_args!("cannot sync folder '{}'", self.dir.display()),
+                    &e,
+                )
+            })
+    }
+
+    /// Writes the checkpoint's file atomically and durably.
+    pub fn save(&self, def: &CheckpointDef) -> Result<()> {
+        let path = self.file_for(&def.name)?;
+        if def.creation_time <= 0 {
+            // libvirt cannot load a checkpoint file without <creationTime>.
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!("checkpoint {} has no creation time", def.name),
+            ));
+        }
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            system(
+                format_args!("cannot create folder '{}'", self.dir.display()),
+                &e,
+            )
+        })?;
+        let text = format_checkpoint(def, FORMAT_SECURE);
+        // One temporary name per checkpoint: a save killed half-way leaves at most
+        // one leftover per checkpoint, which the next save of it replaces.
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}.xml", def.name));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(system(
+                format_args!("unable to save metadata for checkpoint {}", def.name),
+                &e,
+            ));
+        }
+        self.sync_dir()
+    }
+
+    /// Removes the checkpoint's file (a missing file is not an error).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.file_for(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(system(
+                format_args!("failed to remove checkpoint metadata '{}'", path.display()),
+                &e,
+            )),
+        }
+    }
+
+    /// Loads every `*.xml` file of the folder into a list (relations rebuilt, current
+    /// chosen as libvirt does). Files that cannot be used — unparsable, half-written,
+    /// named differently from the checkpoint inside, leftover temporary files — are
+    /// skipped and returned with their path and reason. A missing folder is an empty
+    /// list.
+    pub fn load(&self) -> Result<(CheckpointList, Vec<LoadProblem>)> {
+        let mut problems = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((CheckpointList::new(), problems));
+            }
+            Err(e) => {
+                return Err(system(
+                    format_args!("cannot read folder '{}'", self.dir.display()),
+                    &e,
+                ));
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        let mut defs = Vec::with_capacity(paths.len());
+        for path in paths {
+            let Some(fname) = path.file_name().and_then(|f| f.to_str()).map(str::to_owned) else {
+                problems.push(LoadProblem {
+                    path,
+                    reason: "file name is not UTF-8".into(),
+                });
+                continue;
+            };
+            if fname.starts_with(TMP_PREFIX) {
+                problems.push(LoadProblem {
+                    path,
+                    reason: "leftover temporary file of an interrupted save".into(),
+                });
+                continue;
+            }
+            let Some(stem) = fname.strip_suffix(".xml") else {
+                continue; // not ours: libvirt also reads only *.xml
+            };
+            match fs::read(&path) {
+                Err(e) => problems.push(LoadProblem {
+                    path,
+                    reason: format!("cannot read: {e}"),
+                }),
+                Ok(bytes) => match parse_checkpoint(&bytes, PARSE_REDEFINE, 0) {
+                    Err(e) => problems.push(LoadProblem {
+                        path,
+                        reason: e.to_string(),
+                    }),
+                    Ok(def) if def.name != stem => problems.push(LoadProblem {
+                        path,
+                        reason: format!("holds checkpoint '{}', not '{stem}'", def.name),
+                    }),
+                    Ok(def) => defs.push(def),
+                },
+            }
+        }
+        defs.sort_by(|a, b| {
+            a.creation_time
+                .cmp(&b.creation_time)
+                .then(a.name.cmp(&b.name))
+        });
+        Ok((CheckpointList::from_defs(defs), problems))
+    }
+}

@@ -1,0 +1,680 @@
+//! A domain's checkpoints as a forest with one "current" checkpoint, with libvirt's
+//! semantics (virdomainmomentobjlist.c, qemu_checkpoint.c; SPEC 2.4, 3, 4, 5).
+//!
+//! Changes that the driver must confirm with QEMU first (delete) are planned without
+//! touching the tree ([`CheckpointList::plan_delete`]) and applied afterwards
+//! ([`CheckpointList::apply_delete`]), so a refused transaction leaves everything as
+//! it was.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::checkpoint::CheckpointDef;
+
+/// List flag: only roots; with a start checkpoint, all descendants instead of children.
+pub const LIST_ROOTS: u32 = 1 << 0;
+/// List flag: with a start checkpoint, all descendants (same bit as [`LIST_ROOTS`]).
+pub const LIST_DESCENDANTS: u32 = 1 << 0;
+/// List flag: parents before children.
+pub const LIST_TOPOLOGICAL: u32 = 1 << 1;
+/// List flag: only checkpoints without children.
+pub const LIST_LEAVES: u32 = 1 << 2;
+/// List flag: only checkpoints with children.
+pub const LIST_NO_LEAVES: u32 = 1 << 3;
+
+/// Delete flag: discard the checkpoint's descendants too.
+pub const DELETE_CHILDREN: u32 = 1 << 0;
+/// Delete flag: change metadata only, discard no bitmap.
+pub const DELETE_METADATA_ONLY: u32 = 1 << 1;
+/// Delete flag: discard the descendants, keep the checkpoint.
+pub const DELETE_CHILDREN_ONLY: u32 = 1 << 2;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    def: CheckpointDef,
+    parent: Option<usize>,
+    children: Vec<usize>,
+}
+
+/// The checkpoints of one domain.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointList {
+    slots: Vec<Option<Entry>>,
+    index: HashMap<String, usize>,
+    roots: Vec<usize>,
+    current: Option<usize>,
+}
+
+/// What a delete will do, computed before anything changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletePlan {
+    /// The checkpoint named in the request.
+    pub target: String,
+    /// The request's flags.
+    pub flags: u32,
+    /// Checkpoints whose bitmaps must be discarded, in order (deepest first, the
+    /// target last unless CHILDREN_ONLY); empty with METADATA_ONLY.
+    pub discard: Vec<String>,
+    /// Checkpoints whose metadata goes away.
+    pub removed: Vec<String>,
+    /// Children that get a new parent: (child, new parent or `None` for a root).
+    pub reparent: Vec<(String, Option<String>)>,
+    /// The current checkpoint afterwards.
+    pub new_current: Option<String>,
+}
+
+fn no_checkpoint(name: &str) -> Error {
+    Error::new(
+        ErrorCode::NoDomainCheckpoint,
+        ErrorDomain::Qemu,
+        format_args!("no domain checkpoint with matching name '{name}'"),
+    )
+}
+
+impl CheckpointList {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of checkpoints.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn entry(&self, i: usize) -> &Entry {
+        self.slots[i].as_ref().expect("indexed slots are live")
+    }
+
+    fn entry_mut(&mut self, i: usize) -> &mut Entry {
+        self.slots[i].as_mut().expect("indexed slots are live")
+    }
+
+    fn idx(&self, name: &str) -> Result<usize> {
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| no_checkpoint(name))
+    }
+
+    /// The definition of checkpoint `name` (VIR_ERR_NO_DOMAIN_CHECKPOINT if unknown).
+    pub fn get(&self, name: &str) -> Result<&CheckpointDef> {
+        Ok(&self.entry(self.idx(name)?).def)
+    }
+
+    /// Whether a checkpoint of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The current checkpoint's name.
+    pub fn current(&self) -> Option<&str> {
+        self.current.map(|i| self.entry(i).def.name.as_str())
+    }
+
+    /// Makes `name` current (`None`: no current checkpoint).
+    pub fn set_current(&mut self, name: Option<&str>) -> Result<()> {
+        self.current = match name {
+            Some(n) => Some(self.idx(n)?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// The parent of `name`, if it has one.
+    pub fn parent(&self, name: &str) -> Result<Option<&str>> {
+        let e = self.entry(self.idx(name)?);
+        Ok(e.parent.map(|p| self.entry(p).def.name.as_str()))
+    }
+
+    fn link(&mut self, i: usize, parent: Option<usize>) {
+        self.entry_mut(i).parent = parent;
+        match parent {
+            Some(p) => self.entry_mut(p).children.push(i),
+            None => self.roots.push(i),
+        }
+    }
+
+    fn unlink(&mut self, i: usize) {
+        match self.entry(i).parent {
+            Some(p) => self.entry_mut(p).children.retain(|&c| c != i),
+            None => self.roots.retain(|&r| r != i),
+        }
+        self.entry_mut(i).parent = None;
+    }
+
+    fn insert(&mut self, def: CheckpointDef, parent: Option<usize>) -> usize {
+        let i = self.slots.len();
+        self.index.insert(def.name.clone(), i);
+        self.slots.push(Some(Entry {
+            def,
+            parent: None,
+            children: Vec::new(),
+        }));
+        self.link(i, parent);
+        i
+    }
+
+    /// Adds a newly created checkpoint: its parent is the current checkpoint and it
+    /// becomes current (qemuCheckpointCreate, SPEC 3 steps 5, 7, 8). A name in use is
+    /// VIR_ERR_OPERATION_FAILED "domain moment %s already exists".
+    pub fn add_created(&mut self, mut def: CheckpointDef) -> Result<()> {
+        if self.contains(&def.name) {
+            return Err(Error::new(
+                ErrorCode::OperationFailed,
+                ErrorDomain::Domain,
+                format_args!("domain moment {} already exists", def.name),
+            ));
+        }
+        def.parent = self.current().map(str::to_owned);
+        let parent = self.current;
+        let i = self.insert(def, parent);
+        self.current = Some(i);
+        Ok(())
+    }
+
+    /// The cycle checks of a redefinition (virDomainMomentCheckCycles).
+    pub fn check_cycles(&self, def: &CheckpointDef) -> Result<()> {
+        let Some(parent) = def.parent.as_deref() else {
+            return Ok(());
+        };
+        let inval = |d: std::fmt::Arguments<'_>| Error::invalid_arg(ErrorDomain::Domain, d);
+        if parent == def.name {
+            return Err(inval(format_args!(
+                "cannot set moment {} as its own parent",
+                def.name
+            )));
+        }
+        let mut cur = self.index.get(parent).copied().ok_or_else(|| {
+            inval(format_args!(
+                "parent {parent} for moment {} not found",
+                def.name
+            ))
+        })?;
+        loop {
+            let e = self.entry(cur);
+            if e.def.name == def.name {
+                return Err(inval(format_args!(
+                    "parent {parent} would create cycle to {}",
+                    def.name
+                )));
+            }
+            match e.parent {
+                Some(p) => cur = p,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Adds or replaces a checkpoint described by redefinition (qemuCheckpointRedefine,
+    /// SPEC 4): cycle checks; an existing checkpoint is replaced in place and keeps its
+    /// children; it becomes current if its parent is the current checkpoint or there
+    /// is no current one. Returns whether it became current.
+    pub fn redefine(&mut self, def: CheckpointDef) -> Result<bool> {
+        self.check_cycles(&def)?;
+        let parent = match def.parent.as_deref() {
+            Some(p) => Some(self.idx(p)?),
+            None => None,
+        };
+        let becomes_current =
+            self.current.is_none() || (parent.is_some() && parent == self.current);
+        let i = match self.index.get(&def.name).copied() {
+            Some(i) => {
+                self.unlink(i);
+                self.entry_mut(i).def = def;
+                self.link(i, parent);
+                i
+            }
+            None => self.insert(def, parent),
+        };
+        if becomes_current {
+            self.current = Some(i);
+        }
+        Ok(becomes_current)
+    }
+
+    fn preorder(&self, start: &[usize], out: &mut Vec<usize>) {
+        let mut stack: Vec<usize> = start.iter().rev().copied().collect();
+        while let Some(i) = stack.pop() {
+            out.push(i);
+            stack.extend(self.entry(i).children.iter().rev());
+        }
+    }
+
+    /// Names as `virDomainListAllCheckpoints` (`from` = None) or
+    /// `virDomainCheckpointListAllChildren` (`from` = Some) list them, with libvirt's
+    /// `LIST_*` flags. The order is creation order, or parents before children with
+    /// [`LIST_TOPOLOGICAL`].
+    pub fn list(&self, from: Option<&str>, flags: u32) -> Result<Vec<&str>> {
+        let mut picked = Vec::new();
+        match from {
+            None if flags & LIST_ROOTS != 0 => picked.extend(self.roots.iter().copied()),
+            None => {
+                if flags & LIST_TOPOLOGICAL != 0 {
+                    self.preorder(&self.roots, &mut picked);
+                } else {
+                    picked.extend(self.index_order());
+                }
+            }
+            Some(name) => {
+                let i = self.idx(name)?;
+                let children = &self.entry(i).children;
+                if flags & LIST_DESCENDANTS != 0 {
+                    self.preorder(children, &mut picked);
+                } else {
+                    picked.extend(children.iter().copied());
+                }
+            }
+        }
+        let leaves = flags & LIST_LEAVES != 0;
+        let no_leaves = flags & LIST_NO_LEAVES != 0;
+        Ok(picked
+            .into_iter()
+            .filter(|&i| {
+                let is_leaf = self.entry(i).children.is_empty();
+                leaves == no_leaves || (leaves && is_leaf) || (no_leaves && !is_leaf)
+            })
+            .map(|i| self.entry(i).def.name.as_str())
+            .collect())
+    }
+
+    fn index_order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|_| i))
+    }
+
+    /// Plans `virDomainCheckpointDelete(name, flags)` without changing anything.
+    pub fn plan_delete(&self, name: &str, flags: u32) -> Result<DeletePlan> {
+        let allowed = DELETE_CHILDREN | DELETE_METADATA_ONLY | DELETE_CHILDREN_ONLY;
+        if flags & !allowed != 0 {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!(
+                    "unsupported flags (0x{:x}) in function qemuCheckpointDelete",
+                    flags & !allowed
+                ),
+            ));
+        }
+        let i = self.idx(name)?;
+        let entry = self.entry(i);
+        let mut plan = DeletePlan {
+            target: name.to_owned(),
+            flags,
+            ..Default::default()
+        };
+        let mut current = self.current;
+        let mut removed = Vec::new();
+        if flags & (DELETE_CHILDREN | DELETE_CHILDREN_ONLY) != 0 {
+            let mut desc = Vec::new();
+            self.preorder(&entry.children, &mut desc);
+            desc.reverse(); // deepest first
+            if current.is_some_and(|c| desc.contains(&c)) {
+                current = Some(i);
+            }
+            removed.extend(desc);
+        }
+        if flags & DELETE_CHILDREN_ONLY == 0 {
+            if flags & DELETE_CHILDREN == 0 {
+                for &c in &entry.children {
+                    plan.reparent.push((
+                        self.entry(c).def.name.clone(),
+                        entry.parent.map(|p| self.entry(p).def.name.clone()),
+                    ));
+                }
+            }
+            if current == Some(i) {
+                current = entry.parent;
+            }
+            removed.push(i);
+        }
+        plan.removed = removed
+            .iter()
+            .map(|&r| self.entry(r).def.name.clone())
+            .collect();
+        if flags & DELETE_METADATA_ONLY == 0 {
+            plan.discard = plan.removed.clone();
+        }
+        plan.new_current = current.map(|c| self.entry(c).def.name.clone());
+        Ok(plan)
+    }
+
+    /// Applies a plan made by [`plan_delete`](Self::plan_delete) on this list, once
+    /// QEMU accepted the discards. Returns the names whose metadata changed and must be
+    /// written again (the re-parented children).
+    pub fn apply_delete(&mut self, plan: &DeletePlan) -> Result<Vec<String>> {
+        for n in plan
+            .removed
+            .iter()
+            .chain(plan.reparent.iter().map(|(c, _)| c))
+        {
+            self.idx(n)?;
+        }
+        let mut rewrite = Vec::new();
+        for (child, parent) in &plan.reparent {
+            let c = self.idx(child)?;
+            let p = match parent {
+                Some(p) => Some(self.idx(p)?),
+                None => None,
+            };
+            self.unlink(c);
+            self.link(c, p);
+            self.entry_mut(c).def.parent = parent.clone();
+            rewrite.push(child.clone());
+        }
+        for name in &plan.removed {
+            let i = self.idx(name)?;
+            let children = std::mem::take(&mut self.entry_mut(i).children);
+            for c in children {
+                self.entry_mut(c).parent = None; // removed together with i (deepest first)
+            }
+            self.unlink(i);
+            self.index.remove(name);
+            self.slots[i] = None;
+        }
+        self.current = match &plan.new_current {
+            Some(n) => Some(self.idx(n)?),
+            None => None,
+        };
+        Ok(rewrite)
+    }
+
+    /// Rebuilds parent/child links from the definitions' parent names (after a load):
+    /// a checkpoint whose parent is unknown becomes a root. The current checkpoint is
+    /// the only leaf, if there is exactly one (virDomainCheckpointUpdateRelations).
+    pub fn from_defs(defs: Vec<CheckpointDef>) -> Self {
+        let mut list = CheckpointList::new();
+        let mut pending: Vec<(usize, Option<String>)> = Vec::with_capacity(defs.len());
+        for def in defs {
+            if list.contains(&def.name) {
+                continue;
+            }
+            let parent = def.parent.clone();
+            let i = list.slots.len();
+            list.index.insert(def.name.clone(), i);
+            list.slots.push(Some(Entry {
+                def,
+                parent: None,
+                children: Vec::new(),
+            }));
+            pending.push((i, parent));
+        }
+        for (i, parent) in pending {
+            let p = parent
+                .and_then(|p| list.index.get(&p).copied())
+                .filter(|&p| p != i);
+            // A parent that would close a cycle is dropped: the entry becomes a root.
+            let p = p.filter(|&p| !list.is_ancestor_or_self(i, p));
+            list.link(i, p);
+        }
+        let current = {
+            let mut leaves = list
+                .index_order()
+                .filter(|&i| list.entry(i).children.is_empty());
+            match (leaves.next(), leaves.next()) {
+                (Some(l), None) => Some(l),
+                _ => None,
+            }
+        };
+        list.current = current;
+        list
+    }
+
+    fn is_ancestor_or_self(&self, anc: usize, mut node: usize) -> bool {
+        loop {
+            if node == anc {
+                return true;
+            }
+            match self.entry(node).parent {
+                Some(p) => node = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// Every definition, in creation order.
+    pub fn defs(&self) -> impl Iterator<Item = &CheckpointDef> {
+        self.index_order().map(|i| &self.entry(i).def)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str) -> CheckpointDef {
+        CheckpointDef {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// a -> b -> c, b -> d (current d), plus an independent redefined root r.
+    fn sample() -> CheckpointList {
+        let mut l = CheckpointList::new();
+        l.add_created(def("a")).unwrap();
+        l.add_created(def("b")).unwrap();
+        l.add_created(def("c")).unwrap();
+        l.set_current(Some("b")).unwrap();
+        l.add_created(def("d")).unwrap();
+        l
+    }
+
+    #[test]
+    fn create_links_to_current_and_becomes_current() {
+        let l = sample();
+        assert_eq!(l.current(), Some("d"));
+        assert_eq!(l.parent("d").unwrap(), Some("b"));
+        assert_eq!(l.get("d").unwrap().parent.as_deref(), Some("b"));
+        assert_eq!(l.parent("a").unwrap(), None);
+        let mut l = l;
+        let e = l.add_created(def("c")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::OperationFailed);
+        assert_eq!(
+            e.message(),
+            "operation failed: domain moment c already exists"
+        );
+        let e = l.get("zz").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoDomainCheckpoint);
+        assert_eq!(
+            e.message(),
+            "Domain checkpoint not found: no domain checkpoint with matching name 'zz'"
+        );
+    }
+
+    #[test]
+    fn listing_flags() {
+        let l = sample();
+        assert_eq!(l.list(None, 0).unwrap(), ["a", "b", "c", "d"]);
+        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["a"]);
+        assert_eq!(
+            l.list(None, LIST_TOPOLOGICAL).unwrap(),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(l.list(None, LIST_LEAVES).unwrap(), ["c", "d"]);
+        assert_eq!(l.list(None, LIST_NO_LEAVES).unwrap(), ["a", "b"]);
+        assert_eq!(
+            l.list(None, LIST_LEAVES | LIST_NO_LEAVES).unwrap(),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(l.list(Some("a"), 0).unwrap(), ["b"]);
+        assert_eq!(
+            l.list(Some("a"), LIST_DESCENDANTS).unwrap(),
+            ["b", "c", "d"]
+        );
+        assert_eq!(
+            l.list(Some("a"), LIST_DESCENDANTS | LIST_LEAVES).unwrap(),
+            ["c", "d"]
+        );
+        assert_eq!(
+            l.list(Some("b"), LIST_NO_LEAVES).unwrap(),
+            Vec::<&str>::new()
+        );
+        assert!(l.list(Some("zz"), 0).is_err());
+    }
+
+    #[test]
+    fn topological_order_puts_parents_first() {
+        let mut l = CheckpointList::new();
+        let mut x = def("x");
+        x.creation_time = 1;
+        l.redefine(x).unwrap();
+        let mut y = def("y");
+        y.parent = Some("x".into());
+        l.redefine(y).unwrap();
+        let mut z = def("z"); // a later root whose child was defined first
+        z.parent = None;
+        l.redefine(z).unwrap();
+        let mut w = def("w");
+        w.parent = Some("z".into());
+        l.redefine(w).unwrap();
+        let order = l.list(None, LIST_TOPOLOGICAL).unwrap();
+        for (child, parent) in [("y", "x"), ("w", "z")] {
+            let pos = |n| order.iter().position(|o| *o == n).unwrap();
+            assert!(pos(parent) < pos(child), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn redefine_cycles_and_replacement() {
+        let mut l = sample();
+        let mut own = def("x");
+        own.parent = Some("x".into());
+        assert_eq!(
+            l.redefine(own).unwrap_err().message(),
+            "invalid argument: cannot set moment x as its own parent"
+        );
+        let mut orphan = def("x");
+        orphan.parent = Some("nope".into());
+        assert_eq!(
+            l.redefine(orphan).unwrap_err().message(),
+            "invalid argument: parent nope for moment x not found"
+        );
+        let mut cyc = def("b");
+        cyc.parent = Some("c".into());
+        assert_eq!(
+            l.redefine(cyc).unwrap_err().message(),
+            "invalid argument: parent c would create cycle to b"
+        );
+        // Replace b in place: children kept, description updated.
+        let mut b = def("b");
+        b.parent = Some("a".into());
+        b.description = Some("new".into());
+        assert!(!l.redefine(b).unwrap(), "b's parent a is not current");
+        assert_eq!(l.get("b").unwrap().description.as_deref(), Some("new"));
+        assert_eq!(l.list(Some("b"), 0).unwrap(), ["c", "d"]);
+        // A child of the current one becomes current.
+        let mut e = def("e");
+        e.parent = Some("d".into());
+        assert!(l.redefine(e).unwrap());
+        assert_eq!(l.current(), Some("e"));
+        // With no current checkpoint, a redefined root becomes current.
+        let mut fresh = CheckpointList::new();
+        assert!(fresh.redefine(def("r")).unwrap());
+    }
+
+    #[test]
+    fn delete_plain_reparents_children() {
+        let mut l = sample();
+        let plan = l.plan_delete("b", 0).unwrap();
+        assert_eq!(plan.discard, ["b"]);
+        assert_eq!(plan.removed, ["b"]);
+        assert_eq!(
+            plan.reparent,
+            [
+                ("c".to_owned(), Some("a".to_owned())),
+                ("d".to_owned(), Some("a".to_owned()))
+            ]
+        );
+        assert_eq!(plan.new_current.as_deref(), Some("d"));
+        let before = l.list(None, 0).unwrap().join(",");
+        assert_eq!(before, "a,b,c,d", "planning changes nothing");
+        let rewrite = l.apply_delete(&plan).unwrap();
+        assert_eq!(rewrite, ["c", "d"]);
+        assert_eq!(l.list(Some("a"), 0).unwrap(), ["c", "d"]);
+        assert_eq!(l.get("c").unwrap().parent.as_deref(), Some("a"));
+        // Deleting the current root: children become roots, no current.
+        let plan = l.plan_delete("a", 0).unwrap();
+        l.apply_delete(&plan).unwrap();
+        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["c", "d"]);
+        assert_eq!(l.get("c").unwrap().parent, None);
+    }
+
+    #[test]
+    fn delete_current_moves_current_to_parent() {
+        let mut l = sample();
+        let plan = l.plan_delete("d", DELETE_METADATA_ONLY).unwrap();
+        assert!(plan.discard.is_empty());
+        assert_eq!(plan.new_current.as_deref(), Some("b"));
+        l.apply_delete(&plan).unwrap();
+        assert_eq!(l.current(), Some("b"));
+        l.add_created(def("f")).unwrap();
+        assert_eq!(l.parent("f").unwrap(), Some("b"));
+    }
+
+    #[test]
+    fn delete_children_and_children_only() {
+        let l = sample();
+        let plan = l.plan_delete("a", DELETE_CHILDREN).unwrap();
+        assert_eq!(
+            plan.discard,
+            ["d", "c", "b", "a"],
+            "deepest first, target last"
+        );
+        assert_eq!(plan.new_current, None);
+        let plan = l.plan_delete("b", DELETE_CHILDREN_ONLY).unwrap();
+        assert_eq!(plan.discard, ["d", "c"]);
+        assert_eq!(
+            plan.new_current.as_deref(),
+            Some("b"),
+            "current was a descendant"
+        );
+        let mut l2 = l.clone();
+        l2.apply_delete(&plan).unwrap();
+        assert_eq!(l2.list(None, 0).unwrap(), ["a", "b"]);
+        assert_eq!(l2.list(None, LIST_LEAVES).unwrap(), ["b"]);
+        let plan = l
+            .plan_delete("b", DELETE_CHILDREN | DELETE_METADATA_ONLY)
+            .unwrap();
+        assert!(plan.discard.is_empty());
+        assert_eq!(plan.removed, ["d", "c", "b"]);
+        assert_eq!(plan.new_current.as_deref(), Some("a"));
+        let e = l.plan_delete("b", 8).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArg);
+        assert!(l.plan_delete("zz", 0).is_err());
+    }
+
+    #[test]
+    fn relations_rebuilt_from_definitions() {
+        let mut defs = Vec::new();
+        for (n, p) in [
+            ("a", None),
+            ("b", Some("a")),
+            ("c", Some("b")),
+            ("x", Some("gone")),
+        ] {
+            let mut d = def(n);
+            d.parent = p.map(str::to_owned);
+            defs.push(d);
+        }
+        let l = CheckpointList::from_defs(defs.clone());
+        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["a", "x"]);
+        assert_eq!(l.current(), None, "two leaves: no current");
+        defs.pop();
+        let l = CheckpointList::from_defs(defs.clone());
+        assert_eq!(l.current(), Some("c"), "the only leaf is current");
+        // A cycle in foreign metadata does not hang or crash.
+        let mut p = def("p");
+        p.parent = Some("q".into());
+        let mut q = def("q");
+        q.parent = Some("p".into());
+        let l = CheckpointList::from_defs(vec![p, q]);
+        assert_eq!(l.list(None, LIST_TOPOLOGICAL).unwrap().len(), 2);
+    }
+}

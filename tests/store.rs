@@ -1,0 +1,264 @@
+//! The checkpoint tree on disk: libvirt's layout, load of foreign and half-written
+//! files, a SIGKILL crash test, and concurrent use from 8 threads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use virtcheckpoint::model::checkpoint::CheckpointDef;
+use virtcheckpoint::store::dir::MetadataDir;
+use virtcheckpoint::store::list::{CheckpointList, DELETE_CHILDREN, LIST_TOPOLOGICAL};
+use virtcheckpoint::xml::checkpoint::{
+    FORMAT_SECURE, PARSE_REDEFINE, format_checkpoint, parse_checkpoint,
+};
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vcp-store-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn reference(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/libvirt-9.0-qmp")
+        .join(name);
+    std::fs::read_to_string(p).unwrap()
+}
+
+#[test]
+fn libvirt_files_load_and_save_byte_identical() {
+    let base = tempdir("libvirt");
+    let md = MetadataDir::new(&base, "lvtest2").unwrap();
+    std::fs::create_dir_all(md.path()).unwrap();
+    let files = [
+        ("c1", "34_checkpoint_dumpxml_c1.xml"),
+        ("c2", "37_checkpoint_dumpxml_c2.xml"),
+        ("c3", "40_checkpoint_dumpxml_c3.xml"),
+    ];
+    for (name, src) in files {
+        std::fs::write(md.path().join(format!("{name}.xml")), reference(src)).unwrap();
+    }
+    let (list, problems) = md.load().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        list.list(None, LIST_TOPOLOGICAL).unwrap(),
+        ["c1", "c2", "c3"]
+    );
+    assert_eq!(list.current(), Some("c3"), "the only leaf is current");
+    // Saving what was loaded writes libvirt's bytes again.
+    let out = MetadataDir::new(&base, "copy").unwrap();
+    for def in list.defs() {
+        out.save(def).unwrap();
+    }
+    for (name, src) in files {
+        let written = std::fs::read_to_string(out.path().join(format!("{name}.xml"))).unwrap();
+        assert_eq!(written, reference(src), "{name}");
+    }
+    out.remove("c2").unwrap();
+    out.remove("c2").unwrap(); // already gone: fine
+    assert!(!out.path().join("c2.xml").exists());
+    assert!(MetadataDir::new(&base, "../x").is_err());
+    assert!(out.remove("../etc/passwd").is_err());
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn broken_and_foreign_files_are_reported_and_skipped() {
+    let base = tempdir("broken");
+    let md = MetadataDir::new(&base, "vm").unwrap();
+    let mut good = CheckpointDef {
+        name: "good".into(),
+        creation_time: 10,
+        ..Default::default()
+    };
+    md.save(&good).unwrap();
+    good.name = "other".into();
+    let full = format_checkpoint(&good, FORMAT_SECURE);
+    std::fs::write(md.path().join("half.xml"), &full[..full.len() / 2]).unwrap();
+    std::fs::write(md.path().join("garbage.xml"), b"\x00\xffnot xml").unwrap();
+    std::fs::write(md.path().join("mismatch.xml"), &full).unwrap();
+    std::fs::write(md.path().join(".vcp-tmp-x.xml"), "partial").unwrap();
+    std::fs::write(md.path().join("README"), "not a checkpoint file").unwrap();
+    let (list, problems) = md.load().unwrap();
+    assert_eq!(list.list(None, 0).unwrap(), ["good"]);
+    let mut reported: Vec<String> = problems
+        .iter()
+        .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [".vcp-tmp-x.xml", "garbage.xml", "half.xml", "mismatch.xml"]
+    );
+    let e = md
+        .save(&CheckpointDef {
+            name: "t0".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "invalid argument: checkpoint t0 has no creation time"
+    );
+    for p in &problems {
+        assert!(!p.reason.is_empty());
+    }
+    assert!(problems.iter().any(|p| {
+        p.reason
+            .contains("holds checkpoint 'other', not 'mismatch'")
+    }));
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+const CRASH_NAMES: usize = 12;
+const PAYLOAD: usize = 48 * 1024;
+
+fn crash_def(i: usize, generation: u64) -> CheckpointDef {
+    CheckpointDef {
+        name: format!("c{i}"),
+        description: Some(format!("gen {generation} {}", "x".repeat(PAYLOAD))),
+        creation_time: 1_000 + i as i64,
+        parent: (i > 0).then(|| format!("c{}", i - 1)),
+        ..Default::default()
+    }
+}
+
+/// The writer of the crash test: runs only when the parent sets the variable, and
+/// saves every checkpoint again and again, a generation at a time, until killed.
+#[test]
+fn crash_writer_child() {
+    let Ok(dir) = std::env::var("VCP_CRASH_WRITER_DIR") else {
+        return;
+    };
+    let start: u64 = std::env::var("VCP_CRASH_GEN").unwrap().parse().unwrap();
+    let md = MetadataDir::new(Path::new(&dir), "vm").unwrap();
+    for generation in start.. {
+        for i in 0..CRASH_NAMES {
+            md.save(&crash_def(i, generation)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_saves_never_loses_or_tears_a_file() {
+    let base = tempdir("crash");
+    let md = MetadataDir::new(&base, "vm").unwrap();
+    for i in 0..CRASH_NAMES {
+        md.save(&crash_def(i, 0)).unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut seed = Instant::now().elapsed().as_nanos() as u64 | 1;
+    let mut last_gen = [0u64; CRASH_NAMES];
+    let (mut kills, mut leftovers, mut advanced) = (0, 0, 0);
+    for round in 0..210u64 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_writer_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("VCP_CRASH_WRITER_DIR", &base)
+            .env("VCP_CRASH_GEN", ((round + 1) * 1_000_000).to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(2_000 + seed % 25_000));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+
+        let (list, problems) = md.load().unwrap();
+        for p in &problems {
+            assert!(
+                p.reason.contains("leftover temporary file"),
+                "round {round}: {p:?}"
+            );
+        }
+        leftovers += problems.len();
+        assert_eq!(
+            list.len(),
+            CRASH_NAMES,
+            "round {round}: a checkpoint was lost"
+        );
+        for (i, seen) in last_gen.iter_mut().enumerate() {
+            let def = list.get(&format!("c{i}")).unwrap();
+            let desc = def.description.as_deref().unwrap();
+            let (head, tail) = desc.split_at(desc.find(' ').unwrap() + 1);
+            assert_eq!(head, "gen ");
+            let generation: u64 = tail.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(
+                desc,
+                crash_def(i, generation).description.unwrap(),
+                "torn file c{i}"
+            );
+            assert!(generation >= *seen, "c{i} went back in time");
+            if generation > *seen {
+                advanced += 1;
+            }
+            *seen = generation;
+            let text = std::fs::read(md.path().join(format!("c{i}.xml"))).unwrap();
+            parse_checkpoint(&text, PARSE_REDEFINE, 0).unwrap();
+        }
+        assert_eq!(
+            list.list(None, LIST_TOPOLOGICAL).unwrap().len(),
+            CRASH_NAMES
+        );
+    }
+    eprintln!(
+        "crash test: {kills} SIGKILLs, {advanced} file updates seen, {leftovers} leftover temp files reported"
+    );
+    assert!(kills >= 200);
+    assert!(
+        advanced > 0,
+        "the writer never got to write: the test proved nothing"
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn eight_threads_with_their_own_lists() {
+    let base = tempdir("threads");
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let md = MetadataDir::new(&base, &format!("vm{t}")).unwrap();
+                let mut list = CheckpointList::new();
+                for i in 0..150 {
+                    let def = CheckpointDef {
+                        name: format!("t{t}-c{i}"),
+                        creation_time: i + 1,
+                        ..Default::default()
+                    };
+                    list.add_created(def).unwrap();
+                    md.save(list.get(&format!("t{t}-c{i}")).unwrap()).unwrap();
+                }
+                let plan = list
+                    .plan_delete(&format!("t{t}-c100"), DELETE_CHILDREN)
+                    .unwrap();
+                assert_eq!(plan.removed.len(), 50);
+                list.apply_delete(&plan).unwrap();
+                for name in &plan.removed {
+                    md.remove(name).unwrap();
+                }
+                let (loaded, problems) = md.load().unwrap();
+                assert!(problems.is_empty(), "{problems:?}");
+                assert_eq!(
+                    loaded.list(None, LIST_TOPOLOGICAL).unwrap(),
+                    list.list(None, LIST_TOPOLOGICAL).unwrap()
+                );
+                assert_eq!(loaded.current(), Some(format!("t{t}-c99").as_str()));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
