@@ -73,7 +73,18 @@ impl Node {
 pub struct NodeData {
     nodes: Vec<Node>,
     index: HashMap<String, usize>,
+    /// Per node with many bitmaps: (hash of name, position) sorted, for binary search;
+    /// nodes with few bitmaps are searched linearly.
+    bitmap_index: Vec<Option<Vec<(u64, u32)>>>,
 }
+
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+}
+
+/// Nodes with more bitmaps than this get a name index.
+const INDEX_BITMAPS_ABOVE: usize = 16;
 
 /// Returned by [`NodeData::insert`] when the name is already present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +102,17 @@ impl NodeData {
             return Err(DuplicateNode(node));
         }
         self.index.insert(node.name.clone(), self.nodes.len());
+        let by_name = (node.bitmaps.len() > INDEX_BITMAPS_ABOVE).then(|| {
+            let mut v: Vec<(u64, u32)> = node
+                .bitmaps
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (name_hash(&b.name), i as u32))
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        self.bitmap_index.push(by_name);
         self.nodes.push(node);
         Ok(())
     }
@@ -102,7 +124,21 @@ impl NodeData {
 
     /// The bitmap `bitmap` on node `node`, if both exist.
     pub fn bitmap(&self, node: &str, bitmap: &str) -> Option<&Bitmap> {
-        self.get(node).and_then(|n| n.bitmap(bitmap))
+        let i = *self.index.get(node)?;
+        let n = &self.nodes[i];
+        match &self.bitmap_index[i] {
+            Some(sorted) => {
+                let h = name_hash(bitmap);
+                let start = sorted.partition_point(|&(k, _)| k < h);
+                // Equal hashes are sorted by position, so the first match is QEMU's first.
+                sorted[start..]
+                    .iter()
+                    .take_while(|&&(k, _)| k == h)
+                    .map(|&(_, pos)| &n.bitmaps[pos as usize])
+                    .find(|b| b.name == bitmap)
+            }
+            None => n.bitmap(bitmap),
+        }
     }
 
     /// Nodes in the order QEMU reported them.
@@ -142,5 +178,21 @@ mod tests {
         assert!(nd.bitmap("libvirt-1-format", "a").is_some());
         assert!(nd.bitmap("libvirt-1-format", "b").is_none());
         assert!(nd.bitmap("libvirt-2-format", "a").is_none());
+        // A node with many bitmaps (indexed) finds the first of a name, as libvirt does.
+        let mut big = Node {
+            name: "big".into(),
+            ..Default::default()
+        };
+        for i in 0..40 {
+            big.bitmaps.push(Bitmap {
+                name: format!("b{}", i % 30),
+                count: i,
+                ..Default::default()
+            });
+        }
+        nd.insert(big).unwrap();
+        assert_eq!(nd.bitmap("big", "b5").unwrap().count, 5);
+        assert_eq!(nd.bitmap("big", "b29").unwrap().count, 29);
+        assert!(nd.bitmap("big", "b30").is_none());
     }
 }

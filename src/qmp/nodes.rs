@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::lenient::{Arr, Obj, Scalar};
+use super::lenient::{Arr, LBool, LStr, LU64, Obj, Scalar};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
 
@@ -23,8 +23,80 @@ struct RawNode<'a> {
     node_name: Scalar<'a>,
     #[serde(borrow, default)]
     image: Obj<RawImage<'a>>,
-    #[serde(rename = "dirty-bitmaps", borrow, default)]
-    dirty_bitmaps: Arr<Obj<RawBitmap<'a>>>,
+    #[serde(rename = "dirty-bitmaps", default)]
+    dirty_bitmaps: Bitmaps,
+}
+
+/// The `dirty-bitmaps` array, each entry converted as soon as it is read (no array of
+/// raw records is built); entries that are not objects or lack a string `name` are
+/// skipped, and a value that is not an array counts as no bitmaps.
+#[derive(Default)]
+struct Bitmaps(Vec<Bitmap>);
+
+impl<'de> Deserialize<'de> for Bitmaps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Bitmaps;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Bitmaps, A::Error> {
+                let mut out = Vec::with_capacity(16);
+                while let Some(raw) = seq.next_element::<Obj<RawBitmap<'de>>>()? {
+                    if let Some(b) = raw.0.and_then(bitmap) {
+                        out.push(b);
+                    }
+                }
+                Ok(Bitmaps(out))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Bitmaps, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Bitmaps::default())
+            }
+
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Bitmaps, E> {
+                Ok(Bitmaps::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn bitmap(b: RawBitmap<'_>) -> Option<Bitmap> {
+    Some(Bitmap {
+        name: b.name.0?.into_owned(),
+        recording: b.recording.0.unwrap_or(false),
+        busy: b.busy.0.unwrap_or(false),
+        persistent: b.persistent.0.unwrap_or(false),
+        inconsistent: b.inconsistent.0.unwrap_or(false),
+        granularity: b.granularity.0.unwrap_or(0),
+        count: b.count.0.unwrap_or(0),
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -57,22 +129,23 @@ struct RawQcow2<'a> {
     extended_l2: Scalar<'a>,
 }
 
+/// Kept small (typed members, not [`Scalar`]): one is read per bitmap.
 #[derive(Deserialize, Default)]
 struct RawBitmap<'a> {
     #[serde(borrow, default)]
-    name: Scalar<'a>,
-    #[serde(borrow, default)]
-    recording: Scalar<'a>,
-    #[serde(borrow, default)]
-    busy: Scalar<'a>,
-    #[serde(borrow, default)]
-    persistent: Scalar<'a>,
-    #[serde(borrow, default)]
-    inconsistent: Scalar<'a>,
-    #[serde(borrow, default)]
-    granularity: Scalar<'a>,
-    #[serde(borrow, default)]
-    count: Scalar<'a>,
+    name: LStr<'a>,
+    #[serde(default)]
+    recording: LBool,
+    #[serde(default)]
+    busy: LBool,
+    #[serde(default)]
+    persistent: LBool,
+    #[serde(default)]
+    inconsistent: LBool,
+    #[serde(default)]
+    granularity: LU64,
+    #[serde(default)]
+    count: LU64,
 }
 
 #[derive(Deserialize, Default)]
@@ -89,31 +162,73 @@ struct RawQmpError<'a> {
     desc: Scalar<'a>,
 }
 
-/// What the top level held: the entries, or QEMU's error description.
-enum Reply<'a> {
-    Entries(Vec<Obj<RawNode<'a>>>),
+/// What the top level held: the nodes, or QEMU's error description.
+enum Reply {
+    Nodes(NodeData),
     QmpError(String),
     NoReturn,
 }
 
-struct ReplyVisitor;
+/// Set when a node was read but not accepted; the parse then stops.
+type Refusal = std::cell::RefCell<Option<Error>>;
 
-impl<'de> Visitor<'de> for ReplyVisitor {
-    type Value = Reply<'de>;
+/// The array of nodes: each entry is converted as soon as it is read, so only one
+/// node's borrowed records are alive at a time, never the whole reply's.
+struct NodesSeed<'r>(&'r Refusal);
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodesSeed<'_> {
+    type Value = NodeData;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<NodeData, D::Error> {
+        d.deserialize_seq(NodesVisitor(self.0))
+    }
+}
+
+struct NodesVisitor<'r>(&'r Refusal);
+
+impl<'de> Visitor<'de> for NodesVisitor<'_> {
+    type Value = NodeData;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of block nodes")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<NodeData, A::Error> {
+        let mut data = NodeData::new();
+        while let Some(entry) = seq.next_element::<Obj<RawNode<'de>>>()? {
+            let accepted = entry
+                .0
+                .ok_or_else(format_error)
+                .and_then(convert)
+                .and_then(|node| {
+                    data.insert(node).map_err(|dup| {
+                        Error::new(
+                            ErrorCode::InternalError,
+                            ErrorDomain::None,
+                            format_args!("Duplicate hash table key '{}'", dup.0.name),
+                        )
+                    })
+                });
+            if let Err(e) = accepted {
+                *self.0.borrow_mut() = Some(e);
+                return Err(serde::de::Error::custom("refused entry"));
+            }
+        }
+        Ok(data)
+    }
+}
+
+struct ReplyVisitor<'r>(&'r Refusal);
+
+impl<'de> Visitor<'de> for ReplyVisitor<'_> {
+    type Value = Reply;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of block nodes or a QMP reply object")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(16));
-        while let Some(e) = seq.next_element::<Obj<RawNode<'de>>>()? {
-            v.push(e);
-        }
-        Ok(Reply::Entries(v))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Self::Value, A::Error> {
+        NodesVisitor(self.0).visit_seq(seq).map(Reply::Nodes)
     }
 
     fn visit_map<A: MapAccess<'de>>(
@@ -123,9 +238,7 @@ impl<'de> Visitor<'de> for ReplyVisitor {
         let mut out = Reply::NoReturn;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "return" => match map.next_value::<Arr<Obj<RawNode<'de>>>>()? {
-                    Arr(v) => out = Reply::Entries(v),
-                },
+                "return" => out = Reply::Nodes(map.next_value_seed(NodesSeed(self.0))?),
                 "error" => {
                     let e = map.next_value::<Obj<RawQmpError<'de>>>()?;
                     let desc =
@@ -141,12 +254,6 @@ impl<'de> Visitor<'de> for ReplyVisitor {
             }
         }
         Ok(out)
-    }
-}
-
-impl<'de> Deserialize<'de> for Reply<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(ReplyVisitor)
     }
 }
 
@@ -170,23 +277,7 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
         qcow2_extended_l2 = data.extended_l2.as_bool().unwrap_or(false);
     }
 
-    let bitmaps = raw
-        .dirty_bitmaps
-        .0
-        .into_iter()
-        .filter_map(|b| b.0)
-        .filter_map(|b| {
-            Some(Bitmap {
-                name: b.name.as_str()?.to_owned(),
-                recording: b.recording.as_bool().unwrap_or(false),
-                busy: b.busy.as_bool().unwrap_or(false),
-                persistent: b.persistent.as_bool().unwrap_or(false),
-                inconsistent: b.inconsistent.as_bool().unwrap_or(false),
-                granularity: b.granularity.as_u64().unwrap_or(0),
-                count: b.count.as_u64().unwrap_or(0),
-            })
-        })
-        .collect();
+    let bitmaps = raw.dirty_bitmaps.0;
 
     let snapshots = image
         .snapshots
@@ -219,35 +310,26 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
 /// Errors (VIR_ERR_INTERNAL_ERROR): text that is not JSON (with serde's position), a
 /// QMP error reply, an entry not in the expected format, a duplicate node name.
 pub fn parse_node_data(json: &str) -> Result<NodeData> {
+    let refusal = Refusal::default();
     let mut de = serde_json::Deserializer::from_str(json);
-    let reply = Reply::deserialize(&mut de)
+    let reply = de
+        .deserialize_any(ReplyVisitor(&refusal))
         .and_then(|r| de.end().map(|()| r))
-        .map_err(|e| Error::internal(format_args!("cannot parse json: {e}")))?;
-    let entries = match reply {
-        Reply::Entries(v) => v,
-        Reply::QmpError(desc) => {
-            return Err(Error::internal(format_args!(
-                "unable to execute QEMU command 'query-named-block-nodes': {desc}"
-            )));
-        }
-        Reply::NoReturn => {
-            return Err(Error::internal(
-                "query-named-block-nodes reply was missing return data",
-            ));
-        }
-    };
-    let mut data = NodeData::new();
-    for entry in entries {
-        let node = convert(entry.0.ok_or_else(format_error)?)?;
-        data.insert(node).map_err(|dup| {
-            Error::new(
-                ErrorCode::InternalError,
-                ErrorDomain::None,
-                format_args!("Duplicate hash table key '{}'", dup.0.name),
-            )
+        .map_err(|e| {
+            refusal
+                .borrow_mut()
+                .take()
+                .unwrap_or_else(|| Error::internal(format_args!("cannot parse json: {e}")))
         })?;
+    match reply {
+        Reply::Nodes(data) => Ok(data),
+        Reply::QmpError(desc) => Err(Error::internal(format_args!(
+            "unable to execute QEMU command 'query-named-block-nodes': {desc}"
+        ))),
+        Reply::NoReturn => Err(Error::internal(
+            "query-named-block-nodes reply was missing return data",
+        )),
     }
-    Ok(data)
 }
 
 #[cfg(test)]

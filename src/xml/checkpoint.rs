@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::tree::{Element, escape, parse_bytes};
+use super::tree::{Element, escape, parse_with_opaque, utf8};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
 
@@ -128,8 +128,8 @@ fn domain_text(src: &str, el: &Element) -> String {
 /// Parses checkpoint XML. `now` is the creation time to use when not redefining (and
 /// the default name). Nothing is aligned here; see `plan::align`.
 pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDef> {
-    let root = parse_bytes(xml, DOM)?;
-    let src = std::str::from_utf8(xml).unwrap_or("");
+    let src = utf8(xml, DOM)?;
+    let root = parse_with_opaque(src, DOM, &["domain"])?;
     if root.name != "domaincheckpoint" {
         return Err(schema(format_args!(
             "expected root element 'domaincheckpoint', not '{}'",

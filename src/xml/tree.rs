@@ -141,17 +141,28 @@ impl Builder<'_> {
 
 /// Parses `bytes` as UTF-8 XML (see [`parse`]).
 pub fn parse_bytes(bytes: &[u8], domain: ErrorDomain) -> Result<Element> {
-    let s = std::str::from_utf8(bytes).map_err(|e| {
+    parse(utf8(bytes, domain)?, domain)
+}
+
+/// `bytes` as UTF-8, or VIR_ERR_XML_ERROR naming the first bad byte.
+pub fn utf8(bytes: &[u8], domain: ErrorDomain) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
         Error::xml(
             domain,
             format_args!("document is not valid UTF-8 (byte {})", e.valid_up_to()),
         )
-    })?;
-    parse(s, domain)
+    })
 }
 
 /// Parses a whole document into its root element. Errors carry `domain`.
 pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
+    parse_with_opaque(src, domain, &[])
+}
+
+/// Like [`parse`], but children of the root named in `opaque` are only checked for
+/// well-formedness and kept as a span, without building their subtree (the embedded
+/// `<domain>` of a checkpoint, which is written back verbatim).
+pub fn parse_with_opaque(src: &str, domain: ErrorDomain, opaque: &[&str]) -> Result<Element> {
     if src.len() > MAX_BYTES {
         return Err(Error::xml(
             domain,
@@ -189,7 +200,16 @@ pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
         match ev {
             Event::Start(e) => {
                 let el = b.open(&e, start)?;
-                b.stack.push(el);
+                if b.stack.len() == 1 && opaque.contains(&el.name.as_str()) {
+                    let name = el.name.clone();
+                    reader
+                        .read_to_end(quick_xml::name::QName(&name))
+                        .map_err(|e| b.err(reader.error_position() as usize, e))?;
+                    let end = reader.buffer_position() as usize;
+                    b.close(el, end);
+                } else {
+                    b.stack.push(el);
+                }
             }
             Event::Empty(e) => {
                 let el = b.open(&e, start)?;

@@ -1,0 +1,131 @@
+//! Store benchmark (run: `cargo bench --bench store`). Not a timed test: it prints
+//! figures measured in one run.
+//!
+//! 10,000 checkpoints of a domain with 8 disks, each saved as libvirt does (SECURE,
+//! with the domain definition embedded): the time to save them all, to load the folder
+//! back, to list it topologically, and the peak memory of the load.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
+use virtcheckpoint::store::dir::MetadataDir;
+use virtcheckpoint::store::list::{CheckpointList, LIST_TOPOLOGICAL};
+
+struct Counting;
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = CURRENT.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: same layout contract.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        CURRENT.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: same layout contract.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const CHECKPOINTS: usize = 10_000;
+const DISKS: usize = 8;
+
+fn domain_xml() -> String {
+    let mut s = String::from(
+        "<domain type='kvm'>\n  <name>bench</name>\n  <uuid>3164d1ad-aece-49b1-be9e-d4ed21278767</uuid>\n  \
+         <memory unit='KiB'>4194304</memory>\n  <vcpu placement='static'>4</vcpu>\n  <os>\n    \
+         <type arch='x86_64' machine='pc-q35-10.0'>hvm</type>\n  </os>\n  <devices>\n",
+    );
+    for d in 0..DISKS {
+        let t = (b'a' + d as u8) as char;
+        let _ = write!(
+            s,
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      \
+             <source file='/var/lib/libvirt/images/bench-vd{t}.qcow2'/>\n      <target dev='vd{t}' bus='virtio'/>\n    \
+             </disk>\n"
+        );
+    }
+    s.push_str("  </devices>\n</domain>");
+    s
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("vcp-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let md = MetadataDir::new(&base, "bench").unwrap();
+    let dom = domain_xml();
+    let mut list = CheckpointList::new();
+    for i in 0..CHECKPOINTS {
+        let name = format!("chk{i:05}");
+        list.add_created(CheckpointDef {
+            name: name.clone(),
+            creation_time: 1_700_000_000 + i as i64,
+            disks: (0..DISKS)
+                .map(|d| CheckpointDisk {
+                    name: format!("vd{}", (b'a' + d as u8) as char),
+                    kind: DiskCheckpointKind::Bitmap,
+                    bitmap: Some(name.clone()),
+                    size: None,
+                })
+                .collect(),
+            domain_xml: Some(dom.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+
+    let t = Instant::now();
+    for def in list.defs() {
+        md.save(def).unwrap();
+    }
+    let save = t.elapsed();
+    let bytes: u64 = std::fs::read_dir(md.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+
+    let base_mem = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base_mem, Ordering::Relaxed);
+    let t = Instant::now();
+    let (loaded, problems) = md.load().unwrap();
+    let load = t.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed) - base_mem;
+    assert!(problems.is_empty());
+    assert_eq!(loaded.len(), CHECKPOINTS);
+
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        let t = Instant::now();
+        black_box(loaded.list(None, LIST_TOPOLOGICAL).unwrap());
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "{CHECKPOINTS} checkpoints x {DISKS} disks, {:.1} MiB of metadata files",
+        bytes as f64 / 1048576.0
+    );
+    println!(
+        "  save (atomic + fsync each): {:.0} ms total, {:.3} ms per file",
+        save.as_secs_f64() * 1e3,
+        save.as_secs_f64() * 1e3 / CHECKPOINTS as f64
+    );
+    println!(
+        "  load: {:.0} ms (goal < 1000 ms), peak memory {:.1} MiB",
+        load.as_secs_f64() * 1e3,
+        peak as f64 / 1048576.0
+    );
+    println!("  list topological: {best:.2} ms (goal < 10 ms)");
+    std::fs::remove_dir_all(&base).unwrap();
+}
