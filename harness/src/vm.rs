@@ -1,0 +1,295 @@
+//! One guest-less QEMU process with libvirt-named block nodes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use virtcheckpoint::model::domain::{Disk, Domain, Image as ModelImage};
+use virtcheckpoint::qmp::action::{Action, transaction};
+use virtcheckpoint::{NodeData, parse_node_data};
+
+use crate::qmp::Qmp;
+use crate::{HarnessError, Result, io};
+
+/// One image of a disk chain: its file and libvirt's node index
+/// (`libvirt-<index>-format` / `-storage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The qcow2 file.
+    pub path: PathBuf,
+    /// The node index.
+    pub index: u32,
+}
+
+impl Image {
+    /// `libvirt-<index>-format`.
+    pub fn format_node(&self) -> String {
+        format!("libvirt-{}-format", self.index)
+    }
+
+    /// `libvirt-<index>-storage`.
+    pub fn storage_node(&self) -> String {
+        format!("libvirt-{}-storage", self.index)
+    }
+}
+
+/// A disk: its target and chain, top first.
+#[derive(Debug, Clone)]
+pub struct VmDisk {
+    /// `vda`, ...
+    pub target: String,
+    /// Images, top first.
+    pub chain: Vec<Image>,
+}
+
+/// A running QEMU.
+pub struct Vm {
+    child: Option<Child>,
+    /// Its QMP connection.
+    pub qmp: Qmp,
+    /// Working folder (sockets, logs).
+    pub dir: PathBuf,
+    /// Disks as QEMU has them now.
+    pub disks: Vec<VmDisk>,
+    next_index: u32,
+}
+
+fn storage_args(path: &Path, index: u32) -> Value {
+    json!({"driver": "file", "filename": path, "node-name": format!("libvirt-{index}-storage"),
+           "auto-read-only": true, "discard": "unmap"})
+}
+
+fn format_args(index: u32, read_only: bool, backing: Option<u32>) -> Value {
+    json!({"node-name": format!("libvirt-{index}-format"), "read-only": read_only,
+           "driver": "qcow2", "file": format!("libvirt-{index}-storage"),
+           "backing": backing.map(|b| Value::from(format!("libvirt-{b}-format")))})
+}
+
+impl Vm {
+    /// Starts QEMU in `dir` with the given disks (their image files must exist, chains
+    /// top first). Backing layers are opened read-only, as libvirt opens them.
+    pub fn start(dir: &Path, disks: Vec<VmDisk>) -> Result<Vm> {
+        let socket = dir.join("qmp.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-M",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-accel",
+            "tcg",
+            "-qmp",
+        ])
+        .arg(format!("unix:{},server=on,wait=off", socket.display()));
+        let mut max_index = 0;
+        for disk in &disks {
+            for (pos, image) in disk.chain.iter().enumerate().rev() {
+                max_index = max_index.max(image.index);
+                let backing = disk.chain.get(pos + 1).map(|b| b.index);
+                cmd.arg("-blockdev")
+                    .arg(storage_args(&image.path, image.index).to_string());
+                cmd.arg("-blockdev")
+                    .arg(format_args(image.index, pos > 0, backing).to_string());
+            }
+        }
+        let log = io(
+            "create qemu.log",
+            std::fs::File::create(dir.join("qemu.log")),
+        )?;
+        let log2 = io("clone log", log.try_clone())?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+        let mut child = io("start qemu-system-x86_64", cmd.spawn())?;
+        let qmp = match Qmp::connect(&socket, Duration::from_secs(10)) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("qemu.log")).unwrap_or_default();
+                return Err(HarnessError::Other(format!(
+                    "QEMU did not start: {e}\n{log}"
+                )));
+            }
+        };
+        Ok(Vm {
+            child: Some(child),
+            qmp,
+            dir: dir.to_path_buf(),
+            disks,
+            next_index: max_index + 1,
+        })
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The disk with that target.
+    pub fn disk(&self, target: &str) -> &VmDisk {
+        self.disks
+            .iter()
+            .find(|d| d.target == target)
+            .expect("test uses known disks")
+    }
+
+    /// The domain model virtcheckpoint plans against.
+    pub fn domain(&self) -> Domain {
+        Domain {
+            name: "vcp-test".into(),
+            uuid: String::new(),
+            disks: self
+                .disks
+                .iter()
+                .map(|d| Disk {
+                    target: d.target.clone(),
+                    device: "disk".into(),
+                    bus: "virtio".into(),
+                    readonly: false,
+                    chain: d
+                        .chain
+                        .iter()
+                        .map(|i| ModelImage {
+                            source: i.path.display().to_string(),
+                            format: "qcow2".into(),
+                            format_node: i.format_node(),
+                            storage_node: i.storage_node(),
+                            readonly: false,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The raw `query-named-block-nodes` reply.
+    pub fn node_data_raw(&mut self) -> Result<String> {
+        self.qmp
+            .execute_raw("query-named-block-nodes", Some(r#"{"flat":true}"#))
+    }
+
+    /// The node data, parsed by virtcheckpoint from QEMU's raw reply.
+    pub fn nodes(&mut self) -> Result<NodeData> {
+        let raw = self.node_data_raw()?;
+        parse_node_data(&raw).map_err(|e| HarnessError::Other(e.to_string()))
+    }
+
+    /// Writes `len` bytes of `pattern` at `offset` through disk `target`'s top node.
+    pub fn write(&mut self, target: &str, pattern: u8, offset: u64, len: u64) -> Result<()> {
+        let node = self.disk(target).chain[0].format_node();
+        let line = format!("qemu-io {node} \"write -P 0x{pattern:02x} {offset} {len}\"");
+        let out = self
+            .qmp
+            .execute("human-monitor-command", Some(json!({"command-line": line})))?;
+        match out.as_str() {
+            Some(s) if s.contains("error") || s.contains("failed") => {
+                Err(HarnessError::Other(format!("qemu-io: {s}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends `actions` as one transaction (skipped when empty, as libvirt does).
+    pub fn transaction(&mut self, actions: &[Action]) -> Result<()> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        self.qmp.execute_text(&transaction(actions).to_compact())?;
+        Ok(())
+    }
+
+    /// A fresh node index.
+    pub fn new_index(&mut self) -> u32 {
+        let i = self.next_index;
+        self.next_index += 1;
+        i
+    }
+
+    /// Attaches an existing qcow2 file as `libvirt-<index>-storage/-format` and returns
+    /// the index. `backing` is a node index, or `None` for `"backing": null`.
+    pub fn attach(&mut self, path: &Path, backing: Option<u32>) -> Result<u32> {
+        let index = self.new_index();
+        self.qmp
+            .execute("blockdev-add", Some(storage_args(path, index)))?;
+        self.qmp
+            .execute("blockdev-add", Some(format_args(index, false, backing)))?;
+        Ok(index)
+    }
+
+    /// Detaches a node pair: format node first, then storage.
+    pub fn detach(&mut self, index: u32) -> Result<()> {
+        self.qmp.execute(
+            "blockdev-del",
+            Some(json!({"node-name": format!("libvirt-{index}-format")})),
+        )?;
+        self.qmp.execute(
+            "blockdev-del",
+            Some(json!({"node-name": format!("libvirt-{index}-storage")})),
+        )?;
+        Ok(())
+    }
+
+    /// Waits for job `id` to complete without error, then dismisses it.
+    pub fn finish_job(&mut self, id: &str) -> Result<()> {
+        let ev = self
+            .qmp
+            .wait_event("BLOCK_JOB_COMPLETED", Duration::from_secs(120), |d| {
+                d["device"] == id
+            })?;
+        if let Some(err) = ev["data"]["error"].as_str() {
+            return Err(HarnessError::Other(format!("job {id} failed: {err}")));
+        }
+        self.qmp
+            .wait_event("JOB_STATUS_CHANGE", Duration::from_secs(30), |d| {
+                d["id"] == id && d["status"] == "concluded"
+            })?;
+        self.qmp.execute("job-dismiss", Some(json!({"id": id})))?;
+        Ok(())
+    }
+
+    /// Waits for job `id` to be ready (mirror, active commit).
+    pub fn wait_ready(&mut self, id: &str) -> Result<()> {
+        self.qmp
+            .wait_event("BLOCK_JOB_READY", Duration::from_secs(120), |d| {
+                d["device"] == id
+            })?;
+        Ok(())
+    }
+
+    /// Ends QEMU with `quit` and waits for it (killing it after 30 s).
+    pub fn quit(mut self) -> Result<()> {
+        let _ = self.qmp.execute("quit", None);
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if io("wait for qemu", child.try_wait())?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HarnessError::Other("QEMU did not quit".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills QEMU with SIGKILL (a host crash, as far as the images can tell).
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! End to end on a real QEMU: the library's plans, sent to `qemu-system-x86_64`, keep
+//! every incremental backup exact through snapshots, commits, copies, deletes,
+//! restarts and crashes. Data is verified with `qemu-img` (map, compare, info).
+//!
+//! These tests need QEMU (scripts/install-qemu.sh); without it they fail, never skip.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint};
+use vcp_harness::img;
+use vcp_harness::vm::{Image, Vm, VmDisk};
+use virtcheckpoint::plan::chain::{ChainState, chain_state};
+use virtcheckpoint::plan::redefine::redefine_validate;
+use virtcheckpoint::store::dir::MetadataDir;
+use virtcheckpoint::store::list::CheckpointList;
+
+const MIB: u64 = 1 << 20;
+const K64: u64 = 64 * 1024;
+const DISK: u64 = 8 * MIB;
+
+struct Scene {
+    dir: PathBuf,
+    started: Instant,
+    name: &'static str,
+}
+
+impl Scene {
+    fn new(name: &'static str) -> Scene {
+        if let Err(why) = vcp_harness::qemu_available() {
+            panic!("scenario {name} needs QEMU: {why}");
+        }
+        let dir = std::env::temp_dir().join(format!("vcp-qemu-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scene {
+            dir,
+            started: Instant::now(),
+            name,
+        }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// A VM with one disk per target, each one fresh qcow2 image.
+    fn vm(&self, targets: &[&str]) -> Vm {
+        let mut disks = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let path = self.path(&format!("{t}-base.qcow2"));
+            img::create(&path, DISK, None).unwrap();
+            disks.push(VmDisk {
+                target: (*t).into(),
+                chain: vec![Image {
+                    path,
+                    index: i as u32 + 1,
+                }],
+            });
+        }
+        Vm::start(&self.dir, disks).unwrap()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        eprintln!(
+            "scenario {}: {:.2} s",
+            self.name,
+            self.started.elapsed().as_secs_f64()
+        );
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The 64 KiB clusters touched by `writes` (offset, length), merged into ranges.
+fn clusters(writes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut set: Vec<u64> = writes
+        .iter()
+        .flat_map(|&(o, l)| (o / K64..(o + l).div_ceil(K64)).collect::<Vec<_>>())
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for c in set {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 == c * K64 => last.1 += K64,
+            _ => out.push((c * K64, K64)),
+        }
+    }
+    out
+}
+
+fn write_all(vm: &mut Vm, target: &str, writes: &[(u8, u64, u64)]) -> Vec<(u64, u64)> {
+    for &(p, o, l) in writes {
+        vm.write(target, p, o, l).unwrap();
+    }
+    writes.iter().map(|&(_, o, l)| (o, l)).collect()
+}
+
+fn image_of(b: &flows::PushBackup, target: &str) -> PathBuf {
+    b.images
+        .iter()
+        .find(|(t, _)| t == target)
+        .unwrap()
+        .1
+        .clone()
+}
+
+/// Restores full <- inc1 <- inc2 ... and compares with `live`.
+fn restore_matches(full: &Path, incs: &[PathBuf], live: &Path) -> bool {
+    let mut below = full.to_path_buf();
+    for inc in incs {
+        img::rebase_unsafe(inc, &below).unwrap();
+        below = inc.clone();
+    }
+    img::same_content(&below, live).unwrap()
+}
+
+#[test]
+fn a_incremental_backups_from_each_checkpoint_are_exact() {
+    let s = Scene::new("a");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    // A full backup that creates c1 in the same transaction.
+    let full = backup_push(&mut vm, &mut list, None, Some("c1"), &s.dir, "full").unwrap();
+    let w1 = write_all(
+        &mut vm,
+        "vda",
+        &[(0x22, MIB, K64), (0x23, 5 * MIB, 3 * K64)],
+    );
+    let inc1 = backup_push(&mut vm, &mut list, Some("c1"), Some("c2"), &s.dir, "inc1").unwrap();
+    let w2 = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64), (0x44, 0, K64)]);
+    let inc2 = backup_push(&mut vm, &mut list, Some("c2"), Some("c3"), &s.dir, "inc2").unwrap();
+    let w3 = write_all(
+        &mut vm,
+        "vda",
+        &[(0x55, 3 * MIB, 2 * K64), (0x66, 5 * MIB, K64)],
+    );
+    let inc3 = backup_push(&mut vm, &mut list, Some("c3"), None, &s.dir, "inc3").unwrap();
+    let since_c1 = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "since-c1").unwrap();
+
+    // One bitmap per checkpoint, all recording: nothing was disabled or merged.
+    let nodes = vm.nodes().unwrap();
+    for c in ["c1", "c2", "c3"] {
+        let b = nodes.bitmap("libvirt-1-format", c).unwrap();
+        assert!(b.recording && b.persistent && !b.inconsistent, "{c}");
+    }
+    assert!(
+        nodes.bitmap("libvirt-1-format", "backup-vda").is_none(),
+        "temporary bitmap removed"
+    );
+    vm.quit().unwrap();
+
+    let live = s.path("vda-base.qcow2");
+    assert_eq!(
+        img::allocated(&image_of(&inc1, "vda")).unwrap(),
+        clusters(&w1)
+    );
+    assert_eq!(
+        img::allocated(&image_of(&inc2, "vda")).unwrap(),
+        clusters(&w2)
+    );
+    assert_eq!(
+        img::allocated(&image_of(&inc3, "vda")).unwrap(),
+        clusters(&w3)
+    );
+    let all: Vec<_> = [w1, w2, w3].concat();
+    assert_eq!(
+        img::allocated(&image_of(&since_c1, "vda")).unwrap(),
+        clusters(&all)
+    );
+    let incs = [&inc1, &inc2, &inc3].map(|b| image_of(b, "vda"));
+    assert!(
+        restore_matches(&image_of(&full, "vda"), &incs, &live),
+        "restored chain differs"
+    );
+    assert!(img::check(&live).unwrap());
+}
+
+#[test]
+fn b_backups_across_an_external_snapshot_are_exact() {
+    let s = Scene::new("b");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, 2 * MIB)]);
+    let full = backup_push(&mut vm, &mut list, None, Some("c1"), &s.dir, "full").unwrap();
+    let w1 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    let sent = flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    assert_eq!(
+        sent.len(),
+        2,
+        "c1 re-created on the overlay, then blockdev-snapshot"
+    );
+    let w2 = write_all(&mut vm, "vda", &[(0x33, 3 * MIB, 2 * K64)]);
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    let w3 = write_all(&mut vm, "vda", &[(0x44, 6 * MIB, K64), (0x45, MIB, K64)]);
+
+    let older = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "from-c1").unwrap();
+    let newer = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "from-c2").unwrap();
+    let merge = older.actions.iter().find_map(|a| match a {
+        virtcheckpoint::qmp::action::Action::BitmapMerge { bitmaps, .. } => Some(bitmaps.len()),
+        _ => None,
+    });
+    assert_eq!(merge, Some(2), "c1 is merged from both layers");
+    vm.quit().unwrap();
+
+    assert_eq!(
+        img::allocated(&image_of(&older, "vda")).unwrap(),
+        clusters(&[w1, w2.clone(), w3.clone()].concat())
+    );
+    assert_eq!(
+        img::allocated(&image_of(&newer, "vda")).unwrap(),
+        clusters(&w3)
+    );
+    let live = s.path("vda-s1.qcow2");
+    assert!(restore_matches(
+        &image_of(&full, "vda"),
+        &[image_of(&older, "vda")],
+        &live
+    ));
+    // Both layers kept their own c1; only the overlay has c2.
+    let names = |p: &Path| {
+        img::bitmaps(p)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&s.path("vda-base.qcow2")), ["c1"]);
+    let mut top = names(&live);
+    top.sort();
+    assert_eq!(top, ["c1", "c2"]);
+}
+
+/// The dirty extents an NBD client sees through the export's bitmap.
+fn nbd_dirty(socket: &Path, export: &str, bitmap: &str) -> Vec<(u64, u64)> {
+    let opts = format!(
+        "driver=nbd,export={export},server.type=unix,server.path={},x-dirty-bitmap=qemu:dirty-bitmap:{bitmap}",
+        socket.display()
+    );
+    let out = std::process::Command::new("qemu-img")
+        .args(["map", "--output=json", "--image-opts", &opts])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut dirty: Vec<(u64, u64)> = Vec::new();
+    for e in v.as_array().unwrap() {
+        // With x-dirty-bitmap, qemu-img reports dirty extents as "data": false.
+        if e["data"] == false {
+            let (s, l) = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap());
+            match dirty.last_mut() {
+                Some(last) if last.0 + last.1 == s => last.1 += l,
+                _ => dirty.push((s, l)),
+            }
+        }
+    }
+    dirty
+}
+
+#[test]
+fn f_pull_backup_exports_exactly_the_dirty_clusters() {
+    let s = Scene::new("f");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let w1 = write_all(&mut vm, "vda", &[(0x22, 2 * MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    let w2 = write_all(
+        &mut vm,
+        "vda",
+        &[(0x33, 4 * MIB, 3 * K64), (0x34, 7 * MIB, K64)],
+    );
+
+    let from_c1 = flows::backup_pull(&mut vm, &list, "vda", "c1", &s.dir, |sock| {
+        Ok(nbd_dirty(sock, "vda", "backup-vda"))
+    })
+    .unwrap();
+    let from_c2 = flows::backup_pull(&mut vm, &list, "vda", "c2", &s.dir, |sock| {
+        Ok(nbd_dirty(sock, "vda", "backup-vda"))
+    })
+    .unwrap();
+    assert_eq!(from_c1, clusters(&[w1, w2.clone()].concat()));
+    assert_eq!(from_c2, clusters(&w2));
+    let nodes = vm.nodes().unwrap();
+    assert!(
+        nodes
+            .nodes()
+            .iter()
+            .all(|n| n.bitmap("backup-vda").is_none()),
+        "no temporary bitmap left"
+    );
+    vm.quit().unwrap();
+}
+
+fn bitmap_names(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = img::bitmaps(p).unwrap().into_iter().map(|b| b.0).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn c_delete_middle_and_across_a_snapshot_removes_every_layer() {
+    let s = Scene::new("c");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, "c3").unwrap();
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    let w = write_all(&mut vm, "vda", &[(0x44, 3 * MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, "c4").unwrap();
+
+    // The middle checkpoint c2: on both layers (the backing one is reopened read-write).
+    let sent = delete_checkpoint(&mut vm, &mut list, "c2", 0).unwrap();
+    assert_eq!(
+        sent[0].len(),
+        2,
+        "removed from the overlay and from the backing layer"
+    );
+    assert_eq!(list.parent("c3").unwrap(), Some("c1"), "c3 re-parented");
+    // c1 spans the snapshot as well.
+    delete_checkpoint(&mut vm, &mut list, "c1", 0).unwrap();
+    assert_eq!(list.parent("c3").unwrap(), None);
+    let inc = backup_push(&mut vm, &mut list, Some("c3"), None, &s.dir, "from-c3").unwrap();
+    vm.quit().unwrap();
+
+    assert_eq!(
+        bitmap_names(&s.path("vda-base.qcow2")),
+        ["c3"],
+        "gone from the backing file"
+    );
+    assert_eq!(
+        bitmap_names(&s.path("vda-s1.qcow2")),
+        ["c3", "c4"],
+        "gone from the overlay"
+    );
+    for (_, flags) in img::bitmaps(&s.path("vda-base.qcow2")).unwrap() {
+        assert!(!flags.iter().any(|f| f == "in-use"), "c3 saved cleanly");
+    }
+    assert_eq!(
+        img::allocated(&image_of(&inc, "vda")).unwrap(),
+        clusters(&w)
+    );
+}
+
+#[test]
+fn d_restart_redefine_validate_and_back_up_again() {
+    let s = Scene::new("d");
+    let mut vm = s.vm(&["vda", "vdb"]);
+    let mut list = CheckpointList::new();
+    let meta = MetadataDir::new(&s.dir, "vm").unwrap();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    write_all(&mut vm, "vdb", &[(0x12, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let wa = write_all(&mut vm, "vda", &[(0x21, MIB, 2 * K64)]);
+    let wb = write_all(&mut vm, "vdb", &[(0x22, 3 * MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    for def in list.defs() {
+        meta.save(def).unwrap();
+    }
+    let disks = vm.disks.clone();
+    vm.quit().unwrap();
+
+    let mut vm = Vm::start(&s.dir, disks).unwrap();
+    let nodes = vm.nodes().unwrap();
+    let (mut loaded, problems) = meta.load().unwrap();
+    assert!(problems.is_empty());
+    assert_eq!(loaded.current(), Some("c2"));
+    for name in ["c1", "c2"] {
+        let def = loaded.get(name).unwrap().clone();
+        redefine_validate(&vm.domain(), &def, &nodes).unwrap();
+        loaded.redefine(def).unwrap();
+    }
+    let wa2 = write_all(&mut vm, "vda", &[(0x31, 5 * MIB, K64)]);
+    let inc = backup_push(
+        &mut vm,
+        &mut loaded,
+        Some("c1"),
+        None,
+        &s.dir,
+        "after-restart",
+    )
+    .unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&inc, "vda")).unwrap(),
+        clusters(&[wa, wa2].concat())
+    );
+    assert_eq!(
+        img::allocated(&image_of(&inc, "vdb")).unwrap(),
+        clusters(&wb)
+    );
+}
+
+#[test]
+fn e_block_commit_and_copy_carry_the_bitmaps() {
+    let s = Scene::new("e");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let mut since_c1 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    since_c1.extend(write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]));
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    let mut since_c2 = write_all(&mut vm, "vda", &[(0x44, 3 * MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s2.qcow2")).unwrap();
+    since_c2.extend(write_all(&mut vm, "vda", &[(0x55, 4 * MIB, K64)]));
+    since_c1.extend(since_c2.iter().copied());
+
+    // Non-active commit of the middle layer (s1) into the base.
+    flows::block_commit(&mut vm, "vda", 1, 2).unwrap();
+    assert_eq!(vm.disk("vda").chain.len(), 2);
+    let b1 = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "after-commit").unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b1, "vda")).unwrap(),
+        clusters(&since_c1)
+    );
+    // c2 was created on s1, which is gone: the base now carries it.
+    let nodes = vm.nodes().unwrap();
+    assert!(nodes.bitmap("libvirt-1-format", "c2").is_some());
+
+    // Active commit with pivot: everything into the base.
+    let more = write_all(&mut vm, "vda", &[(0x66, 5 * MIB, K64)]);
+    since_c1.extend(more.iter().copied());
+    since_c2.extend(more.iter().copied());
+    flows::block_commit(&mut vm, "vda", 0, 1).unwrap();
+    assert_eq!(vm.disk("vda").chain.len(), 1);
+    let b2 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-active").unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b2, "vda")).unwrap(),
+        clusters(&since_c2)
+    );
+
+    // Shallow copy: needs a backing layer; take a snapshot first.
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s3.qcow2")).unwrap();
+    let more = write_all(&mut vm, "vda", &[(0x77, 6 * MIB, K64)]);
+    since_c1.extend(more.iter().copied());
+    since_c2.extend(more.iter().copied());
+    flows::block_copy(&mut vm, "vda", &s.path("vda-shallow.qcow2"), true).unwrap();
+    let b3 = backup_push(
+        &mut vm,
+        &mut list,
+        Some("c1"),
+        None,
+        &s.dir,
+        "after-shallow",
+    )
+    .unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b3, "vda")).unwrap(),
+        clusters(&since_c1)
+    );
+
+    // Deep copy: one layer with every bitmap.
+    let more = write_all(&mut vm, "vda", &[(0x88, 7 * MIB, K64)]);
+    since_c2.extend(more.iter().copied());
+    flows::block_copy(&mut vm, "vda", &s.path("vda-deep.qcow2"), false).unwrap();
+    assert_eq!(vm.disk("vda").chain.len(), 1);
+    let b4 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-deep").unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b4, "vda")).unwrap(),
+        clusters(&since_c2)
+    );
+    assert_eq!(bitmap_names(&s.path("vda-deep.qcow2")), ["c1", "c2"]);
+}
+
+#[test]
+fn g_checkpoint_size_is_the_bytes_written_since() {
+    let s = Scene::new("g");
+    let mut vm = s.vm(&["vda", "vdb"]);
+    let mut list = CheckpointList::new();
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let wa = write_all(&mut vm, "vda", &[(0x11, 0, 3 * K64), (0x12, MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    let wa2 = write_all(&mut vm, "vda", &[(0x13, 0, K64), (0x14, 2 * MIB, 2 * K64)]);
+    let wb = write_all(&mut vm, "vdb", &[(0x21, 4 * MIB, 5 * K64)]);
+    let sizes = flows::checkpoint_size(&mut vm, &list, "c1").unwrap();
+    let bytes = |w: &[(u64, u64)]| clusters(w).iter().map(|c| c.1).sum::<u64>();
+    assert_eq!(
+        sizes,
+        [
+            ("vda".to_owned(), Some(bytes(&[wa, wa2].concat()))),
+            ("vdb".to_owned(), Some(bytes(&wb)))
+        ]
+    );
+    let nodes = vm.nodes().unwrap();
+    assert!(
+        nodes
+            .nodes()
+            .iter()
+            .all(|n| n.bitmap("libvirt-tmp-size-xml").is_none())
+    );
+    vm.quit().unwrap();
+}
+
+#[test]
+fn h_crash_makes_bitmaps_inconsistent_and_the_chain_restarts() {
+    let s = Scene::new("h");
+    let mut vm = s.vm(&["vda", "vdb"]);
+    let mut list = CheckpointList::new();
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    // c2 only on vdb.
+    flows::create_checkpoint_on(
+        &mut vm,
+        &mut list,
+        "c2",
+        "<disks><disk name='vda' checkpoint='no'/><disk name='vdb'/></disks>",
+    )
+    .unwrap();
+    write_all(&mut vm, "vda", &[(0x11, 0, K64)]);
+    // Persist the bitmaps once (a clean restart), then crash the second run.
+    let disks = vm.disks.clone();
+    vm.quit().unwrap();
+    let mut vm = Vm::start(&s.dir, disks.clone()).unwrap();
+    write_all(&mut vm, "vdb", &[(0x22, 0, K64)]);
+    let pid = vm.pid();
+    vm.kill();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "QEMU is gone");
+
+    let mut vm = Vm::start(&s.dir, disks).unwrap();
+    let nodes = vm.nodes().unwrap();
+    let dom = vm.domain();
+    let mut broken = Vec::new();
+    for name in ["c1", "c2"] {
+        let def = list.get(name).unwrap();
+        for cd in def.bitmap_disks() {
+            let chain = &dom.disk(&cd.name).unwrap().chain;
+            let st = chain_state(chain, name, &nodes);
+            if st != ChainState::Valid {
+                assert!(
+                    matches!(st, ChainState::Inconsistent { layer: 0 }),
+                    "{name}/{}: {st:?}",
+                    cd.name
+                );
+                broken.push(format!("{name}/{}", cd.name));
+            }
+        }
+        let e = redefine_validate(&dom, def, &nodes).unwrap_err();
+        assert_eq!(e.code(), virtcheckpoint::ErrorCode::CheckpointInconsistent);
+    }
+    assert_eq!(
+        broken,
+        ["c1/vda", "c1/vdb", "c2/vdb"],
+        "exactly the bitmaps QEMU had open"
+    );
+    // A backup from a broken checkpoint is refused, as libvirt does.
+    assert!(backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "refused").is_err());
+
+    // Deleting still works (inconsistent bitmaps can be removed), and a new chain starts.
+    delete_checkpoint(&mut vm, &mut list, "c2", 0).unwrap();
+    delete_checkpoint(&mut vm, &mut list, "c1", 0).unwrap();
+    assert!(list.is_empty());
+    create_checkpoint(&mut vm, &mut list, "fresh").unwrap();
+    let w = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);
+    let inc = backup_push(&mut vm, &mut list, Some("fresh"), None, &s.dir, "fresh").unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&inc, "vda")).unwrap(),
+        clusters(&w)
+    );
+    assert_eq!(img::allocated(&image_of(&inc, "vdb")).unwrap(), vec![]);
+    assert_eq!(bitmap_names(&s.path("vda-base.qcow2")), ["fresh"]);
+}
