@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Totals every suite of a run into one line `N passed, N failed`.
 
+Usage: summarize.py LOG... [--extra NAME STATUS]... (STATUS 0 = passed).
+
 Reads Meson's test logs (testlog*.json, one JSON object per test). A `cargo test`
 entry counts its individual Rust tests ("test result: ok. N passed; M failed"), a TAP
 entry its `ok` / `not ok` lines, the conformance runner its own "N passed, N failed"
@@ -11,7 +13,19 @@ import sys
 from pathlib import Path
 
 passed = failed = 0
-for log in sys.argv[1:]:
+args = sys.argv[1:]
+extras = []
+while "--extra" in args:
+    i = args.index("--extra")
+    extras.append((args[i + 1], args[i + 2]))
+    del args[i:i + 3]
+for name, status in extras:
+    if status == "0":
+        passed += 1
+    else:
+        print(f"summarize: check failed: {name}", file=sys.stderr)
+        failed += 1
+for log in args:
     path = Path(log)
     if not path.exists():
         print(f"summarize: {log} missing", file=sys.stderr)

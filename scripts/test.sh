@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust tests (unit, conformance, integration), the C tests against
 # the static and the shared library, the header checks, the Meson subproject proof, then
-# the C tests again under valgrind (any leak or error fails). Ends with one line
+# the C tests again under valgrind (any leak or error fails), and checks that no QEMU
+# process outlived them. QEMU must be installed (scripts/install-deps.sh). Ends with one line
 # "N passed, N failed" over all of them; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${VCP_BUILD_DIR:-build}
+
+# What a fresh machine lacks (Meson, Ninja, valgrind, QEMU 10); quick when present.
+bash scripts/install-deps.sh >/dev/null || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -14,7 +18,11 @@ rm -f "$build"/meson-logs/testlog*.json
 rc=0
 meson test -C "$build" --print-errorlogs || rc=1
 meson test -C "$build" --setup valgrind --suite c --print-errorlogs || rc=1
+leftover=0
+if pgrep -x qemu-system-x86 >/dev/null || pgrep -f '^qemu-system-x86_64 -M none' >/dev/null; then
+    echo "FAIL: a QEMU process outlived the tests:"; pgrep -af qemu-system; leftover=1; rc=1
+fi
 python3 scripts/summarize.py "$build/meson-logs/testlog.json" "$build/meson-logs/testlog-valgrind.json" \
-    | tee "$build/summary.txt"
+    --extra "no QEMU left behind" "$leftover" | tee "$build/summary.txt"
 grep -q ' 0 failed$' "$build/summary.txt" || rc=1
 exit $rc

@@ -577,3 +577,18 @@ fn h_crash_makes_bitmaps_inconsistent_and_the_chain_restarts() {
     assert_eq!(img::allocated(&image_of(&inc, "vdb")).unwrap(), vec![]);
     assert_eq!(bitmap_names(&s.path("vda-base.qcow2")), ["fresh"]);
 }
+
+#[test]
+fn harness_kills_qemu_when_a_test_panics() {
+    let s = Scene::new("kill");
+    let vm = s.vm(&["vda"]);
+    let pid = vm.pid();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _vm = vm;
+        panic!("a failing scenario");
+    }));
+    assert!(r.is_err());
+    // Dropping the handle during unwinding killed and reaped QEMU.
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "QEMU {pid} survived");
+}
