@@ -590,5 +590,8 @@ fn harness_kills_qemu_when_a_test_panics() {
     }));
     assert!(r.is_err());
     // Dropping the handle during unwinding killed and reaped QEMU.
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "QEMU {pid} survived");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} survived"
+    );
 }

@@ -90,10 +90,15 @@ fn run(dir: &Path) -> R<bool> {
         base.display()
     );
 
-    println!("\n== Scenario a: checkpoints c1, c2, c3, one bitmap each, and exact incremental backups");
+    println!(
+        "\n== Scenario a: checkpoints c1, c2, c3, one bitmap each, and exact incremental backups"
+    );
     write(&mut vm, 0x11, 0, MIB)?;
     let full = backup_push(&mut vm, &mut list, None, Some("c1"), dir, "full")?;
-    show("full backup creating checkpoint c1 (one transaction)", &full.actions);
+    show(
+        "full backup creating checkpoint c1 (one transaction)",
+        &full.actions,
+    );
     write(&mut vm, 0x22, MIB, K64)?;
     let inc1 = backup_push(&mut vm, &mut list, Some("c1"), Some("c2"), dir, "inc1")?;
     show("incremental from c1, creating c2", &inc1.actions);
@@ -105,7 +110,10 @@ fn run(dir: &Path) -> R<bool> {
     counts(&mut vm)?;
     let inc2 = backup_push(&mut vm, &mut list, Some("c2"), None, dir, "inc2")?;
     show("incremental from c2", &inc2.actions);
-    println!("     end of job: {}", inc2.cleanup[0].to_command().to_compact());
+    println!(
+        "     end of job: {}",
+        inc2.cleanup[0].to_command().to_compact()
+    );
     ok &= verify(&inc2, &[(2 * MIB, 2 * K64), (3 * MIB, K64)], "inc2")?;
 
     println!("\n== Scenario b: external snapshot, bitmaps carried into the overlay");
@@ -117,14 +125,25 @@ fn run(dir: &Path) -> R<bool> {
     write(&mut vm, 0x66, 6 * MIB, K64)?;
     counts(&mut vm)?;
     let old = backup_push(&mut vm, &mut list, Some("c2"), None, dir, "from-c2")?;
-    show("incremental from c2 (older than the snapshot: merged from both layers)", &old.actions);
+    show(
+        "incremental from c2 (older than the snapshot: merged from both layers)",
+        &old.actions,
+    );
     ok &= verify(
         &old,
-        &[(2 * MIB, 2 * K64), (3 * MIB, K64), (5 * MIB, K64), (6 * MIB, K64)],
+        &[
+            (2 * MIB, 2 * K64),
+            (3 * MIB, K64),
+            (5 * MIB, K64),
+            (6 * MIB, K64),
+        ],
         "from-c2",
     )?;
     let new = backup_push(&mut vm, &mut list, Some("c4"), None, dir, "from-c4")?;
-    show("incremental from c4 (newer than the snapshot)", &new.actions);
+    show(
+        "incremental from c4 (newer than the snapshot)",
+        &new.actions,
+    );
     ok &= verify(&new, &[(6 * MIB, K64)], "from-c4")?;
     vm.quit()?;
 
@@ -171,7 +190,10 @@ fn plans_only() {
         &|_| true,
         None,
     ) {
-        show("incremental backup from chk1 across the snapshot", &plan.actions);
+        show(
+            "incremental backup from chk1 across the snapshot",
+            &plan.actions,
+        );
     }
 }
 
