@@ -14,7 +14,9 @@ pub mod ffi;
 pub mod model;
 pub mod plan;
 pub mod qmp;
+pub mod report;
 pub mod store;
+pub mod tools;
 pub mod xml;
 
 pub use error::{Error, ErrorCode, ErrorDomain, Result};

@@ -5,12 +5,19 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use virtcheckpoint::NodeData;
 use virtcheckpoint::api::checkpoint_def_from_xml;
 use virtcheckpoint::model::checkpoint::CheckpointDef;
-use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
+use virtcheckpoint::model::domain::Domain;
+use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, BackupPlan, backup_actions};
+use virtcheckpoint::plan::reconcile::{
+    FixPlan, apply_fix_metadata, fix_actions, fix_plan, reconcile,
+};
+use virtcheckpoint::plan::resolve::{Resolution, resolve_backup};
 use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 use virtcheckpoint::plan::{commit, copy, create, delete, size};
 use virtcheckpoint::qmp::action::{Action, reopen_command};
+use virtcheckpoint::store::dir::MetadataDir;
 use virtcheckpoint::store::list::CheckpointList;
 
 use crate::img;
@@ -79,6 +86,67 @@ pub fn backup_push(
     dir: &Path,
     tag: &str,
 ) -> Result<PushBackup> {
+    let new_def = match new_checkpoint {
+        Some(n) => Some(definition(vm, n, "")?),
+        None => None,
+    };
+    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list| {
+        let disks: Vec<BackupDisk> = disks
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                d.incremental = from.map(str::to_owned);
+                d
+            })
+            .collect();
+        lib(backup_actions(
+            dom,
+            BackupMode::Push,
+            &disks,
+            nodes,
+            &|c| list.contains(c),
+            new_def.as_ref(),
+        ))
+    })?;
+    if let Some(def) = new_def {
+        lib(list.add_created(def))?;
+    }
+    Ok(out)
+}
+
+/// A push backup requested incremental from `from`, resolved per disk: incremental
+/// where the chain is valid, full (with the reason) elsewhere.
+pub fn backup_resolved(
+    vm: &mut Vm,
+    list: &mut CheckpointList,
+    from: &str,
+    dir: &Path,
+    tag: &str,
+) -> Result<(Vec<(String, Resolution)>, PushBackup)> {
+    let mut decided = Vec::new();
+    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list| {
+        let (d, plan) = lib(resolve_backup(
+            dom,
+            BackupMode::Push,
+            disks,
+            nodes,
+            list,
+            from,
+            None,
+        ))?;
+        decided = d;
+        Ok(plan)
+    })?;
+    Ok((decided, out))
+}
+
+fn run_push(
+    vm: &mut Vm,
+    list: &CheckpointList,
+    dir: &Path,
+    tag: &str,
+    plan: impl FnOnce(&Domain, &[BackupDisk], &NodeData, &CheckpointList) -> Result<BackupPlan>,
+) -> Result<PushBackup> {
     let nodes = vm.nodes()?;
     let mut disks = Vec::new();
     let mut out = PushBackup::default();
@@ -95,28 +163,23 @@ pub fn backup_push(
         attached.push((d.target.clone(), top.format_node(), index));
         disks.push(BackupDisk {
             target: d.target.clone(),
-            incremental: from.map(str::to_owned),
+            incremental: None,
             store_node: format!("libvirt-{index}-format"),
             export_bitmap: None,
         });
         out.images.push((d.target.clone(), path));
     }
-    let new_def = match new_checkpoint {
-        Some(n) => Some(definition(vm, n, "")?),
-        None => None,
+    let planned = plan(&vm.domain(), &disks, &nodes, list);
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            for (_, _, index) in attached {
+                let _ = vm.detach(index);
+            }
+            return Err(e);
+        }
     };
-    let plan = lib(backup_actions(
-        &vm.domain(),
-        BackupMode::Push,
-        &disks,
-        &nodes,
-        &|c| list.contains(c),
-        new_def.as_ref(),
-    ))?;
     vm.transaction(&plan.actions)?;
-    if let Some(def) = new_def {
-        lib(list.add_created(def))?;
-    }
     for (target, top, index) in attached {
         vm.finish_job(&format!("backup-{target}-{top}"))?;
         vm.detach(index)?;
@@ -127,6 +190,85 @@ pub fn backup_push(
     out.actions = plan.actions;
     out.cleanup = plan.cleanup;
     Ok(out)
+}
+
+/// An external snapshot taken behind the library's back: `blockdev-snapshot` alone,
+/// no bitmap carried into the overlay.
+pub fn snapshot_unmanaged(vm: &mut Vm, target: &str, overlay: &Path) -> Result<()> {
+    let nodes = vm.nodes()?;
+    let top = vm.disk(target).chain[0].clone();
+    let size = nodes.get(&top.format_node()).map_or(0, |n| n.capacity);
+    img::create(overlay, size, Some(&top.path))?;
+    let index = vm.attach(overlay, None)?;
+    vm.qmp.execute(
+        "blockdev-snapshot",
+        Some(json!({"node": top.format_node(), "overlay": format!("libvirt-{index}-format")})),
+    )?;
+    let disk = vm
+        .disks
+        .iter_mut()
+        .find(|d| d.target == target)
+        .expect("known disk");
+    disk.chain.insert(
+        0,
+        Image {
+            path: overlay.to_path_buf(),
+            index,
+        },
+    );
+    Ok(())
+}
+
+/// Removes bitmap `name` from layer `layer` of disk `target` behind the library's back
+/// (reopening a backing layer read-write for it).
+pub fn remove_behind_back(vm: &mut Vm, target: &str, layer: usize, name: &str) -> Result<()> {
+    let node = vm.disk(target).chain[layer].format_node();
+    if layer > 0 {
+        reopen(vm, target, &node, false)?;
+    }
+    let r = vm.qmp.execute(
+        "block-dirty-bitmap-remove",
+        Some(json!({"node": node, "name": name})),
+    );
+    if layer > 0 {
+        reopen(vm, target, &node, true)?;
+    }
+    r.map(drop)
+}
+
+/// Reconciles online and applies the fix: one removal transaction (backing layers
+/// reopened around it), then the metadata brought in line (and its files, given a
+/// metadata folder). Returns the plan.
+pub fn fix_online(
+    vm: &mut Vm,
+    list: &mut CheckpointList,
+    meta: Option<&MetadataDir>,
+) -> Result<FixPlan> {
+    let nodes = vm.nodes()?;
+    let dom = vm.domain();
+    let rep = reconcile(&dom, list, &nodes);
+    let plan = fix_plan(&rep, &dom);
+    let (actions, reopens) = fix_actions(&plan, &dom);
+    for r in &reopens {
+        let t = target_of(vm, &r.format_node);
+        reopen(vm, &t, &r.format_node, false)?;
+    }
+    let sent = vm.transaction(&actions);
+    for r in &reopens {
+        let t = target_of(vm, &r.format_node);
+        reopen(vm, &t, &r.format_node, true)?;
+    }
+    sent?;
+    let (changed, removed) = lib(apply_fix_metadata(list, &plan))?;
+    if let Some(md) = meta {
+        for c in &changed {
+            lib(md.save(lib(list.get(c))?))?;
+        }
+        for r in &removed {
+            lib(md.remove(r))?;
+        }
+    }
+    Ok(plan)
 }
 
 /// An external snapshot of disk `target` into a new overlay at `overlay`, with the

@@ -11,8 +11,11 @@ pub mod copy;
 pub mod create;
 pub mod delete;
 pub mod merge;
+pub mod offline;
 pub mod pull;
+pub mod reconcile;
 pub mod redefine;
+pub mod resolve;
 pub mod size;
 pub mod snapshot;
 

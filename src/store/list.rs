@@ -178,6 +178,16 @@ impl CheckpointList {
         Ok(())
     }
 
+    /// Replaces the definition of an existing checkpoint, keeping its place in the
+    /// tree (its name and parent are kept from the tree, whatever `def` says).
+    pub fn replace_def(&mut self, mut def: CheckpointDef) -> Result<()> {
+        let i = self.idx(&def.name)?;
+        let entry = self.entry_mut(i);
+        def.parent = entry.def.parent.clone();
+        entry.def = def;
+        Ok(())
+    }
+
     /// The cycle checks of a redefinition (virDomainMomentCheckCycles).
     pub fn check_cycles(&self, def: &CheckpointDef) -> Result<()> {
         let Some(parent) = def.parent.as_deref() else {

@@ -1,0 +1,204 @@
+//! Checkpoint operations on a shut-off domain, as `qemu-img` argument vectors: the same
+//! plans as online (same checks, same bitmaps), written for `qemu-img bitmap` instead
+//! of a QMP transaction. libvirt only documents these steps for administrators; here
+//! they are planned, so an offline domain's chain can be kept right too.
+
+use super::{create, delete, size};
+use crate::error::{Error, ErrorDomain, Result};
+use crate::model::checkpoint::CheckpointDef;
+use crate::model::domain::Domain;
+use crate::model::nodes::NodeData;
+use crate::qmp::action::Action;
+
+/// One command line.
+pub type Argv = Vec<String>;
+
+fn file_of<'a>(dom: &'a Domain, node: &str) -> Result<(&'a str, &'a str)> {
+    for d in &dom.disks {
+        for image in &d.chain {
+            if image.format_node == node {
+                return Ok((&image.source, &image.format));
+            }
+        }
+    }
+    Err(Error::internal(format_args!(
+        "node '{node}' belongs to no disk's chain"
+    )))
+}
+
+fn argv(parts: &[&str]) -> Argv {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Translates bitmap actions (planned against `dom`, whose format node names key the
+/// images) into `qemu-img bitmap` commands. A merge becomes one `--merge` per source
+/// (a source on the target image itself is a no-op and is left out).
+pub fn to_qemu_img(actions: &[Action], dom: &Domain) -> Result<Vec<Argv>> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a {
+            Action::BitmapAdd {
+                node,
+                name,
+                disabled,
+                granularity,
+                ..
+            } => {
+                let (file, _) = file_of(dom, node)?;
+                let mut v = argv(&["qemu-img", "bitmap", "--add"]);
+                if *granularity > 0 {
+                    v.extend(["-g".to_owned(), granularity.to_string()]);
+                }
+                if *disabled {
+                    v.push("--disable".into());
+                }
+                v.extend([file.to_owned(), name.clone()]);
+                out.push(v);
+            }
+            Action::BitmapRemove { node, name } => {
+                let (file, _) = file_of(dom, node)?;
+                out.push(argv(&["qemu-img", "bitmap", "--remove", file, name]));
+            }
+            Action::BitmapMerge {
+                node,
+                target,
+                bitmaps,
+            } => {
+                let (file, _) = file_of(dom, node)?;
+                for src in bitmaps {
+                    if src.node == *node && src.name == *target {
+                        continue;
+                    }
+                    let (src_file, src_fmt) = file_of(dom, &src.node)?;
+                    let fmt = if src_fmt.is_empty() { "qcow2" } else { src_fmt };
+                    out.push(argv(&[
+                        "qemu-img", "bitmap", "--merge", &src.name, "-b", src_file, "-F", fmt,
+                        file, target,
+                    ]));
+                }
+            }
+            Action::BlockdevSnapshot { .. } | Action::BlockdevBackup { .. } => {
+                return Err(Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    "block jobs cannot run on a shut-off domain",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Creating checkpoint `def` offline: `qemu-img bitmap --add TOP NAME` per disk, after
+/// the same checks as online (`nodes` from the images' `qemu-img info`).
+pub fn create_commands(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Result<Vec<Argv>> {
+    to_qemu_img(&create::add_actions(dom, def, Some(nodes))?, dom)
+}
+
+/// Deleting checkpoint `def` offline: `qemu-img bitmap --remove` on every layer that has
+/// the bitmap. With `tolerate_missing`, disks without it are returned instead of
+/// failing.
+pub fn delete_commands(
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: &NodeData,
+    tolerate_missing: bool,
+) -> Result<(Vec<Argv>, Vec<String>)> {
+    let plan = delete::discard_actions(dom, def, nodes, tolerate_missing)?;
+    Ok((to_qemu_img(&plan.actions, dom)?, plan.missing))
+}
+
+/// The offline size query's steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SizeCommands {
+    /// Build `libvirt-tmp-size-xml` on each measured disk's top image.
+    pub merge: Vec<Argv>,
+    /// Remove it again, once measured.
+    pub cleanup: Vec<Argv>,
+    /// The measured disks: (target, top image file).
+    pub disks: Vec<(String, String)>,
+}
+
+/// The size query offline: run `merge`, measure `libvirt-tmp-size-xml` on each disk's
+/// top image (`tools::dirty_bytes`), run `cleanup`.
+pub fn size_commands(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Result<SizeCommands> {
+    let plan = size::size_actions(dom, def, nodes);
+    let mut merge = to_qemu_img(&plan.recovery, dom)?;
+    merge.extend(to_qemu_img(&plan.merge, dom)?);
+    let cleanup = to_qemu_img(&plan.cleanup, dom)?;
+    let disks = plan
+        .disks
+        .iter()
+        .map(|(t, node)| Ok((t.clone(), file_of(dom, node)?.0.to_owned())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SizeCommands {
+        merge,
+        cleanup,
+        disks,
+    })
+}
+
+/// An external snapshot offline: create the overlay over disk `target`'s top, then
+/// re-create on it every persistent, recording, consistent bitmap of the top.
+pub fn snapshot_commands(
+    dom: &Domain,
+    target: &str,
+    overlay_file: &str,
+    nodes: &NodeData,
+) -> Result<Vec<Argv>> {
+    let disk = dom.disk(target).ok_or_else(|| {
+        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
+    })?;
+    let top = disk.top().ok_or_else(|| {
+        Error::config_unsupported(ErrorDomain::Qemu, format_args!("disk '{target}' is empty"))
+    })?;
+    let mut out = vec![argv(&[
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        &top.source,
+        "-F",
+        &top.format,
+        overlay_file,
+    ])];
+    if let Some(node) = nodes.get(&top.format_node) {
+        for b in node.bitmaps.iter().filter(|b| b.is_healthy()) {
+            let mut v = argv(&["qemu-img", "bitmap", "--add"]);
+            if b.granularity > 0 {
+                v.extend(["-g".to_owned(), b.granularity.to_string()]);
+            }
+            v.extend([overlay_file.to_owned(), b.name.clone()]);
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// A block commit offline of `chain[top..base]` into `chain[base]` of disk `target`:
+/// `qemu-img commit`, then the bitmaps carried into the base as online (every valid
+/// bitmap of the top created on the base if missing and merged from each committed
+/// layer).
+pub fn commit_commands(
+    dom: &Domain,
+    target: &str,
+    top: usize,
+    base: usize,
+    nodes: &NodeData,
+) -> Result<Vec<Argv>> {
+    let disk = dom.disk(target).ok_or_else(|| {
+        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
+    })?;
+    let actions = super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?;
+    let mut out = vec![argv(&[
+        "qemu-img",
+        "commit",
+        "-q",
+        "-b",
+        &disk.chain[base].source,
+        &disk.chain[top].source,
+    ])];
+    out.extend(to_qemu_img(&actions, dom)?);
+    Ok(out)
+}

@@ -1,0 +1,299 @@
+//! Reconcile: compare the checkpoint metadata with the bitmaps that exist, name every
+//! drift, and plan the fix that removes only what is broken or orphaned. libvirt fails
+//! a whole delete or backup with one hard error in these states; this is the way out.
+
+use super::TMP_ACTIVEWRITE;
+use super::TMP_SIZE;
+use super::chain::{ChainState, chain_state};
+use super::delete::Reopen;
+use crate::model::domain::Domain;
+use crate::model::nodes::NodeData;
+use crate::qmp::action::Action;
+use crate::store::list::CheckpointList;
+
+/// The state of one checkpoint on one disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskCheck {
+    /// The disk's target.
+    pub disk: String,
+    /// What the chain of the checkpoint's bitmap looks like from the disk's top.
+    pub state: ChainState,
+    /// For each layer (top first): whether it holds the checkpoint's bitmap.
+    pub present: Vec<bool>,
+}
+
+/// The state of one checkpoint on every disk it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointCheck {
+    /// The checkpoint.
+    pub name: String,
+    /// One entry per `bitmap` disk still in the domain, in domain order.
+    pub disks: Vec<DiskCheck>,
+}
+
+impl CheckpointCheck {
+    /// Whether every disk is fine.
+    pub fn is_ok(&self) -> bool {
+        self.disks.iter().all(|d| d.state.is_valid())
+    }
+}
+
+/// A bitmap that belongs to no checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The disk.
+    pub disk: String,
+    /// The layer (0 = top).
+    pub layer: usize,
+    /// The layer's format node.
+    pub node: String,
+    /// The bitmap.
+    pub name: String,
+    /// A job holds it (a running backup's temporary bitmap): never removed.
+    pub busy: bool,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every checkpoint, in topological order.
+    pub checkpoints: Vec<CheckpointCheck>,
+    /// Every bitmap without a checkpoint.
+    pub orphans: Vec<Orphan>,
+}
+
+impl Report {
+    /// Whether metadata and bitmaps agree everywhere.
+    pub fn is_clean(&self) -> bool {
+        self.orphans.is_empty() && self.checkpoints.iter().all(CheckpointCheck::is_ok)
+    }
+}
+
+/// One bitmap to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The disk.
+    pub disk: String,
+    /// The layer (0 = top).
+    pub layer: usize,
+    /// The layer's format node.
+    pub node: String,
+    /// The image file of the layer.
+    pub file: String,
+    /// The bitmap.
+    pub name: String,
+}
+
+/// What the fix does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixPlan {
+    /// Bitmaps to remove, disk by disk, top layer first.
+    pub removals: Vec<Removal>,
+    /// Checkpoints broken on at least one disk (their bitmaps on the broken disks are
+    /// removed).
+    pub broken: Vec<String>,
+    /// (checkpoint, disk): the checkpoint stays valid on other disks and stops claiming
+    /// this one (`checkpoint='no'`), so later backups from it are exact.
+    pub uncover: Vec<(String, String)>,
+    /// Checkpoints broken on every disk they cover: their metadata goes (a
+    /// metadata-only delete, children re-parented).
+    pub drop: Vec<String>,
+}
+
+/// Compares `list` with the bitmaps in `nodes` (online: a `query-named-block-nodes`
+/// reply; offline: the images' `qemu-img info`, see `tools`).
+pub fn reconcile(dom: &Domain, list: &CheckpointList, nodes: &NodeData) -> Report {
+    let mut report = Report::default();
+    let order = list
+        .list(None, crate::store::list::LIST_TOPOLOGICAL)
+        .unwrap_or_default();
+    for name in order {
+        let Ok(def) = list.get(name) else { continue };
+        let mut check = CheckpointCheck {
+            name: name.to_owned(),
+            disks: Vec::new(),
+        };
+        for cd in def.bitmap_disks() {
+            let Some(disk) = dom.disk(&cd.name) else {
+                continue;
+            };
+            check.disks.push(DiskCheck {
+                disk: disk.target.clone(),
+                state: chain_state(&disk.chain, name, nodes),
+                present: disk
+                    .chain
+                    .iter()
+                    .map(|i| nodes.bitmap(&i.format_node, name).is_some())
+                    .collect(),
+            });
+        }
+        report.checkpoints.push(check);
+    }
+    for disk in &dom.disks {
+        for (layer, image) in disk.chain.iter().enumerate() {
+            let Some(node) = nodes.get(&image.format_node) else {
+                continue;
+            };
+            for b in &node.bitmaps {
+                if !list.contains(&b.name) {
+                    report.orphans.push(Orphan {
+                        disk: disk.target.clone(),
+                        layer,
+                        node: image.format_node.clone(),
+                        name: b.name.clone(),
+                        busy: b.busy,
+                    });
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Whether `name` is one of libvirt's temporary bitmaps.
+pub fn is_temporary(name: &str) -> bool {
+    name == TMP_ACTIVEWRITE || name == TMP_SIZE || name.starts_with("backup-")
+}
+
+/// The fix: remove every orphan that no job holds, and every copy of a broken
+/// checkpoint's bitmap on the disks where it is broken. A valid chain is never touched.
+pub fn fix_plan(report: &Report, dom: &Domain) -> FixPlan {
+    let mut plan = FixPlan::default();
+    let file = |disk: &str, layer: usize| {
+        dom.disk(disk)
+            .and_then(|d| d.chain.get(layer))
+            .map(|i| i.source.clone())
+            .unwrap_or_default()
+    };
+    for d in &dom.disks {
+        for cc in &report.checkpoints {
+            for dc in cc.disks.iter().filter(|x| x.disk == d.target) {
+                if dc.state.is_valid() {
+                    continue;
+                }
+                for (layer, present) in dc.present.iter().enumerate() {
+                    if *present {
+                        plan.removals.push(Removal {
+                            disk: d.target.clone(),
+                            layer,
+                            node: d.chain[layer].format_node.clone(),
+                            file: file(&d.target, layer),
+                            name: cc.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for o in report
+            .orphans
+            .iter()
+            .filter(|o| o.disk == d.target && !o.busy)
+        {
+            plan.removals.push(Removal {
+                disk: o.disk.clone(),
+                layer: o.layer,
+                node: o.node.clone(),
+                file: file(&o.disk, o.layer),
+                name: o.name.clone(),
+            });
+        }
+    }
+    plan.removals.sort_by(|a, b| {
+        let pos = |r: &Removal| dom.disks.iter().position(|d| d.target == r.disk);
+        pos(a).cmp(&pos(b)).then(a.layer.cmp(&b.layer))
+    });
+    for c in report.checkpoints.iter().filter(|c| !c.is_ok()) {
+        plan.broken.push(c.name.clone());
+        if c.disks.iter().all(|d| !d.state.is_valid()) {
+            plan.drop.push(c.name.clone());
+        } else {
+            for d in c.disks.iter().filter(|d| !d.state.is_valid()) {
+                plan.uncover.push((c.name.clone(), d.disk.clone()));
+            }
+        }
+    }
+    plan
+}
+
+/// Brings the metadata in line with a fix once its removals were carried out: broken
+/// disks are no longer claimed, wholly broken checkpoints are dropped. Returns the
+/// checkpoints whose metadata changed (write them again) and those removed (delete
+/// their files).
+pub fn apply_fix_metadata(
+    list: &mut CheckpointList,
+    plan: &FixPlan,
+) -> crate::error::Result<(Vec<String>, Vec<String>)> {
+    let mut changed = Vec::new();
+    for (name, disk) in &plan.uncover {
+        let mut def = list.get(name)?.clone();
+        for d in def.disks.iter_mut().filter(|d| d.name == *disk) {
+            d.kind = crate::model::checkpoint::DiskCheckpointKind::No;
+            d.bitmap = None;
+            d.size = None;
+        }
+        list.replace_def(def)?;
+        if !changed.contains(name) {
+            changed.push(name.clone());
+        }
+    }
+    let mut removed = Vec::new();
+    for name in &plan.drop {
+        if !list.contains(name) {
+            continue;
+        }
+        let del = list.plan_delete(name, crate::store::list::DELETE_METADATA_ONLY)?;
+        let rewrite = list.apply_delete(&del)?;
+        for r in rewrite {
+            if !changed.contains(&r) {
+                changed.push(r);
+            }
+        }
+        removed.extend(del.removed);
+    }
+    changed.retain(|c| list.contains(c));
+    Ok((changed, removed))
+}
+
+/// The fix as one QMP transaction for a running domain, with the read-only backing
+/// layers to reopen read-write around it (deepest first), as a delete does.
+pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
+    let actions = plan
+        .removals
+        .iter()
+        .map(|r| Action::remove(&r.node, &r.name))
+        .collect();
+    let mut reopen: Vec<Reopen> = Vec::new();
+    for r in plan.removals.iter().filter(|r| r.layer > 0) {
+        if reopen.iter().any(|x| x.format_node == r.node) {
+            continue;
+        }
+        if let Some(d) = dom.disk(&r.disk) {
+            reopen.insert(
+                0,
+                Reopen {
+                    format_node: r.node.clone(),
+                    storage_node: d.chain[r.layer].storage_node.clone(),
+                    backing_node: d.chain.get(r.layer + 1).map(|b| b.format_node.clone()),
+                },
+            );
+        }
+    }
+    (actions, reopen)
+}
+
+/// The fix for a shut-off domain: `qemu-img bitmap --remove FILE NAME` argument
+/// vectors, in order.
+pub fn fix_commands(plan: &FixPlan) -> Vec<Vec<String>> {
+    plan.removals
+        .iter()
+        .map(|r| {
+            vec![
+                "qemu-img".into(),
+                "bitmap".into(),
+                "--remove".into(),
+                r.file.clone(),
+                r.name.clone(),
+            ]
+        })
+        .collect()
+}

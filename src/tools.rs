@@ -1,0 +1,261 @@
+//! QEMU's command-line tools, for shut-off domains: read an image chain's bitmaps with
+//! `qemu-img info`, run the `qemu-img` plans of `plan::offline`, and measure a bitmap
+//! through `qemu-nbd`. The only module besides `store` that does I/O; the planner never
+//! calls it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::domain::Domain;
+use crate::model::nodes::{Bitmap, Node, NodeData};
+
+fn sys(what: impl std::fmt::Display, e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorCode::SystemError,
+        ErrorDomain::Qemu,
+        format_args!("{what}: {e}"),
+    )
+}
+
+/// The domain with every image keyed for offline use: an image without a node name
+/// (an inactive definition) gets its file path as its name.
+pub fn offline_domain(dom: &Domain) -> Domain {
+    let mut d = dom.clone();
+    for disk in &mut d.disks {
+        for image in &mut disk.chain {
+            if image.format_node.is_empty() {
+                image.format_node = image.source.clone();
+            }
+        }
+    }
+    d
+}
+
+fn in_use_error(file: &str, stderr: &str) -> Error {
+    Error::new(
+        ErrorCode::OperationInvalid,
+        ErrorDomain::Qemu,
+        format_args!(
+            "image '{file}' is in use by another process (QEMU holds its lock): plan online, or shut the domain down first ({})",
+            stderr.trim()
+        ),
+    )
+}
+
+/// Turns the JSON array of `qemu-img info --output=json --backing-chain` into nodes
+/// keyed by the disk chain's format node names (image i of the array is chain layer
+/// i). With `in_use`, the `in-use` flag means "open by the running QEMU", not
+/// "inconsistent".
+pub fn nodes_from_image_info(
+    dom: &Domain,
+    target: &str,
+    info: &str,
+    in_use: bool,
+    into: &mut NodeData,
+) -> Result<()> {
+    let disk = dom.disk(target).ok_or_else(|| {
+        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
+    })?;
+    let v: Value = serde_json::from_str(info)
+        .map_err(|e| Error::internal(format_args!("cannot parse qemu-img info output: {e}")))?;
+    let list = match &v {
+        Value::Array(a) => a.clone(),
+        Value::Object(_) => vec![v.clone()],
+        _ => {
+            return Err(Error::internal(
+                "qemu-img info output is not an object or array",
+            ));
+        }
+    };
+    for (layer, image) in disk.chain.iter().enumerate() {
+        let Some(entry) = list.get(layer) else { break };
+        let data = &entry["format-specific"]["data"];
+        let bitmaps = data["bitmaps"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| {
+                        let flags: Vec<&str> = b["flags"]
+                            .as_array()
+                            .map(|f| f.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        Some(Bitmap {
+                            name: b["name"].as_str()?.to_owned(),
+                            recording: flags.contains(&"auto"),
+                            busy: false,
+                            persistent: true,
+                            inconsistent: !in_use && flags.contains(&"in-use"),
+                            granularity: b["granularity"].as_u64().unwrap_or(0),
+                            count: 0,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let node = Node {
+            name: image.format_node.clone(),
+            capacity: entry["virtual-size"].as_u64().unwrap_or(0),
+            physical: entry["actual-size"].as_u64().unwrap_or(0),
+            cluster_size: entry["cluster-size"].as_u64().unwrap_or(0),
+            bitmaps,
+            snapshots: Vec::new(),
+            qcow2v2: entry["format-specific"]["type"] == "qcow2" && data["compat"] == "0.10",
+            qcow2_extended_l2: data["extended-l2"] == true,
+        };
+        into.insert(node).map_err(|d| {
+            Error::internal(format_args!("image node '{}' appears twice", d.0.name))
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads the bitmaps of every disk's chain with `qemu-img info --backing-chain`.
+/// Without `in_use`, an image locked by another process is refused (its bitmaps could
+/// change under us); with it, the images are read with `-U`.
+pub fn inspect(dom: &Domain, in_use: bool) -> Result<NodeData> {
+    let dom = offline_domain(dom);
+    let mut nodes = NodeData::new();
+    for disk in dom.disks.iter().filter(|d| !d.is_empty()) {
+        let top = &disk.chain[0].source;
+        let mut cmd = Command::new("qemu-img");
+        cmd.args(["info", "--output=json", "--backing-chain"]);
+        if in_use {
+            cmd.arg("-U");
+        }
+        let out = cmd
+            .arg(top)
+            .output()
+            .map_err(|e| sys("cannot run qemu-img", &e))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("lock") {
+                return Err(in_use_error(top, &stderr));
+            }
+            return Err(Error::internal(format_args!(
+                "qemu-img info {top} failed: {}",
+                stderr.trim()
+            )));
+        }
+        nodes_from_image_info(
+            &dom,
+            &disk.target,
+            &String::from_utf8_lossy(&out.stdout),
+            in_use,
+            &mut nodes,
+        )?;
+    }
+    Ok(nodes)
+}
+
+/// Runs one planned command; a failure is reported with the tool's own message (a lock
+/// held by another process as VIR_ERR_OPERATION_INVALID).
+pub fn run(argv: &[String]) -> Result<()> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::internal("empty command"))?;
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| sys(format_args!("cannot run {prog}"), &e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("lock") {
+        let file = argv
+            .get(argv.len().saturating_sub(2))
+            .cloned()
+            .unwrap_or_default();
+        return Err(in_use_error(&file, &stderr));
+    }
+    Err(Error::internal(format_args!(
+        "'{}' failed: {}",
+        argv.join(" "),
+        stderr.trim()
+    )))
+}
+
+/// Sums the dirty extents of a JSON `qemu-img map` of an NBD export read with
+/// `x-dirty-bitmap` (QEMU reports dirty extents as `"data": false` there).
+pub fn dirty_bytes_from_map(map_json: &str) -> Result<u64> {
+    let v: Value = serde_json::from_str(map_json)
+        .map_err(|e| Error::internal(format_args!("cannot parse qemu-img map output: {e}")))?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["data"] == false)
+                .filter_map(|e| e["length"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0))
+}
+
+/// The dirty bytes of bitmap `bitmap` of a shut-off image: exported read-only by
+/// `qemu-nbd` on a private socket and mapped with `qemu-img map`.
+pub fn dirty_bytes(file: &str, bitmap: &str) -> Result<u64> {
+    let dir = std::env::temp_dir().join(format!("vcp-nbd-{}-{}", std::process::id(), bitmap.len()));
+    std::fs::create_dir_all(&dir).map_err(|e| sys("cannot create a socket folder", &e))?;
+    let sock = dir.join("nbd.sock");
+    let mut nbd = Command::new("qemu-nbd")
+        .args([
+            "--read-only",
+            "--persistent",
+            "-f",
+            "qcow2",
+            "-B",
+            bitmap,
+            "-k",
+        ])
+        .arg(&sock)
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| sys("cannot run qemu-nbd", &e))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Path::new(&sock).exists() {
+        if let Ok(Some(status)) = nbd.try_wait() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut err = String::new();
+            if let Some(mut e) = nbd.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            if err.contains("lock") {
+                return Err(in_use_error(file, &err));
+            }
+            return Err(Error::internal(format_args!(
+                "qemu-nbd exited ({status}): {}",
+                err.trim()
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = nbd.kill();
+            let _ = nbd.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Error::internal("qemu-nbd did not start"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let opts = format!(
+        "driver=nbd,server.type=unix,server.path={},x-dirty-bitmap=qemu:dirty-bitmap:{bitmap}",
+        sock.display()
+    );
+    let out = Command::new("qemu-img")
+        .args(["map", "--output=json", "--image-opts", &opts])
+        .output();
+    let _ = nbd.kill();
+    let _ = nbd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| sys("cannot run qemu-img map", &e))?;
+    if !out.status.success() {
+        return Err(Error::internal(format_args!(
+            "qemu-img map of bitmap '{bitmap}' failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    dirty_bytes_from_map(&String::from_utf8_lossy(&out.stdout))
+}
