@@ -197,6 +197,21 @@ pub fn dirty_bytes_from_map(map_json: &str) -> Result<u64> {
 /// The dirty bytes of bitmap `bitmap` of a shut-off image: exported read-only by
 /// `qemu-nbd` on a private socket and mapped with `qemu-img map`.
 pub fn dirty_bytes(file: &str, bitmap: &str) -> Result<u64> {
+    // Refuse an image another process holds before exporting it.
+    let probe = Command::new("qemu-img")
+        .args(["info", "--output=json", file])
+        .output()
+        .map_err(|e| sys("cannot run qemu-img", &e))?;
+    if !probe.status.success() {
+        let stderr = String::from_utf8_lossy(&probe.stderr);
+        if stderr.contains("lock") {
+            return Err(in_use_error(file, &stderr));
+        }
+        return Err(Error::internal(format_args!(
+            "qemu-img info {file} failed: {}",
+            stderr.trim()
+        )));
+    }
     let dir = std::env::temp_dir().join(format!("vcp-nbd-{}-{}", std::process::id(), bitmap.len()));
     std::fs::create_dir_all(&dir).map_err(|e| sys("cannot create a socket folder", &e))?;
     let sock = dir.join("nbd.sock");
@@ -216,8 +231,13 @@ pub fn dirty_bytes(file: &str, bitmap: &str) -> Result<u64> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| sys("cannot run qemu-nbd", &e))?;
+    // Wait until qemu-nbd accepts connections (the socket file exists a moment before
+    // it listens), or until it gives up (a lock held by another process, say).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&sock).exists() {
+    loop {
+        if Path::new(&sock).exists() && std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            break;
+        }
         if let Ok(Some(status)) = nbd.try_wait() {
             let _ = std::fs::remove_dir_all(&dir);
             let mut err = String::new();

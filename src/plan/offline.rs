@@ -69,6 +69,13 @@ pub fn to_qemu_img(actions: &[Action], dom: &Domain) -> Result<Vec<Argv>> {
                     if src.node == *node && src.name == *target {
                         continue;
                     }
+                    if src.node == *node {
+                        // Same image: no -b (a second open would conflict with the lock).
+                        out.push(argv(&[
+                            "qemu-img", "bitmap", "--merge", &src.name, file, target,
+                        ]));
+                        continue;
+                    }
                     let (src_file, src_fmt) = file_of(dom, &src.node)?;
                     let fmt = if src_fmt.is_empty() { "qcow2" } else { src_fmt };
                     out.push(argv(&[

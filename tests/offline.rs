@@ -1,0 +1,205 @@
+//! Checkpoint operations on a shut-off domain, planned as `qemu-img` commands and run
+//! on real images: create, size, external snapshot, commit, delete; and the refusal of
+//! images another process holds. Needs qemu-img, qemu-io, qemu-nbd (and QEMU for the
+//! lock test); fails without them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vcp_harness::img;
+use vcp_harness::vm::{Image as VmImage, Vm, VmDisk};
+use virtcheckpoint::model::checkpoint::CheckpointDef;
+use virtcheckpoint::model::domain::{Disk, Domain, Image};
+use virtcheckpoint::plan::offline;
+use virtcheckpoint::{ErrorCode, api, tools};
+
+const MIB: u64 = 1 << 20;
+const K64: u64 = 64 * 1024;
+
+fn folder(name: &str) -> PathBuf {
+    vcp_harness::qemu_available()
+        .unwrap_or_else(|why| panic!("offline tests need QEMU's tools: {why}"));
+    let d = std::env::temp_dir().join(format!("vcp-offline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn qemu_io(file: &Path, cmd: &str) {
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", cmd])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An inactive domain: images known by path only (no node names).
+fn domain(chain: &[&Path]) -> Domain {
+    tools::offline_domain(&Domain {
+        name: "off".into(),
+        uuid: String::new(),
+        disks: vec![Disk {
+            target: "vda".into(),
+            device: "disk".into(),
+            bus: "virtio".into(),
+            readonly: false,
+            chain: chain
+                .iter()
+                .map(|p| Image {
+                    source: p.display().to_string(),
+                    format: "qcow2".into(),
+                    ..Default::default()
+                })
+                .collect(),
+        }],
+    })
+}
+
+fn def(name: &str, dom: &Domain) -> CheckpointDef {
+    let xml = format!("<domaincheckpoint><name>{name}</name></domaincheckpoint>");
+    api::checkpoint_def_from_xml(xml.as_bytes(), Some(dom), 0, 1).unwrap()
+}
+
+fn run_all(cmds: &[Vec<String>]) {
+    for c in cmds {
+        tools::run(c).unwrap_or_else(|e| panic!("{}: {e}", c.join(" ")));
+    }
+}
+
+fn size_of(dom: &Domain, def: &CheckpointDef) -> u64 {
+    let nodes = tools::inspect(dom, false).unwrap();
+    let plan = offline::size_commands(dom, def, &nodes).unwrap();
+    run_all(&plan.merge);
+    let bytes = tools::dirty_bytes(&plan.disks[0].1, "libvirt-tmp-size-xml").unwrap();
+    run_all(&plan.cleanup);
+    bytes
+}
+
+fn names(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = img::bitmaps(p).unwrap().into_iter().map(|b| b.0).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn offline_create_size_snapshot_commit_delete() {
+    let dir = folder("ops");
+    let base = dir.join("base.qcow2");
+    img::create(&base, 8 * MIB, None).unwrap();
+    qemu_io(&base, "write -P 0x11 0 1M");
+    let dom = domain(&[&base]);
+    let c1 = def("c1", &dom);
+
+    // Create: the same checks as online, then qemu-img bitmap --add.
+    let nodes = tools::inspect(&dom, false).unwrap();
+    let cmds = offline::create_commands(&dom, &c1, &nodes).unwrap();
+    assert_eq!(
+        cmds,
+        [vec![
+            "qemu-img",
+            "bitmap",
+            "--add",
+            base.to_str().unwrap(),
+            "c1"
+        ]]
+    );
+    run_all(&cmds);
+    let b = img::bitmaps(&base).unwrap();
+    assert_eq!(
+        b,
+        [("c1".to_owned(), vec!["auto".to_owned()])],
+        "persistent and recording"
+    );
+    let nodes = tools::inspect(&dom, false).unwrap();
+    let e = offline::create_commands(&dom, &c1, &nodes).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OperationFailed, "already exists: {e}");
+
+    // Writes made offline are recorded; the size is their bytes.
+    qemu_io(&base, "write -P 0x22 2M 64k");
+    assert_eq!(size_of(&dom, &c1), K64);
+    assert_eq!(names(&base), ["c1"], "temporary size bitmap removed");
+
+    // External snapshot offline: the overlay carries c1.
+    let overlay = dir.join("s1.qcow2");
+    let cmds = offline::snapshot_commands(&dom, "vda", overlay.to_str().unwrap(), &nodes).unwrap();
+    assert_eq!(cmds.len(), 2);
+    run_all(&cmds);
+    assert_eq!(names(&overlay), ["c1"]);
+    qemu_io(&overlay, "write -P 0x33 4M 64k");
+    let layered = domain(&[&overlay, &base]);
+    assert_eq!(size_of(&layered, &c1), 2 * K64, "merged across both layers");
+
+    // Commit offline: qemu-img commit, then c1 carried into the base.
+    let nodes = tools::inspect(&layered, false).unwrap();
+    let cmds = offline::commit_commands(&layered, "vda", 0, 1, &nodes).unwrap();
+    assert_eq!(cmds[0][1], "commit");
+    assert!(
+        cmds.iter().any(|c| c.contains(&"--merge".to_owned())),
+        "{cmds:?}"
+    );
+    run_all(&cmds);
+    assert_eq!(
+        size_of(&dom, &c1),
+        2 * K64,
+        "the base alone now knows both writes"
+    );
+
+    // Delete offline: every layer that has it.
+    let nodes = tools::inspect(&layered, false).unwrap();
+    let (cmds, missing) = offline::delete_commands(&layered, &c1, &nodes, false).unwrap();
+    assert!(missing.is_empty());
+    assert_eq!(cmds.len(), 2, "overlay and base");
+    run_all(&cmds);
+    assert!(names(&base).is_empty() && names(&overlay).is_empty());
+    let nodes = tools::inspect(&layered, false).unwrap();
+    let e = offline::delete_commands(&layered, &c1, &nodes, false).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "internal error: bitmap 'c1' not found in backing chain of 'vda'"
+    );
+    let (cmds, missing) = offline::delete_commands(&layered, &c1, &nodes, true).unwrap();
+    assert!(
+        cmds.is_empty() && missing == ["vda"],
+        "the delete that cannot get stuck"
+    );
+    assert!(img::check(&base).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn images_held_by_qemu_are_refused() {
+    let dir = folder("lock");
+    let base = dir.join("held.qcow2");
+    img::create(&base, 8 * MIB, None).unwrap();
+    let vm = Vm::start(
+        &dir,
+        vec![VmDisk {
+            target: "vda".into(),
+            chain: vec![VmImage {
+                path: base.clone(),
+                index: 1,
+            }],
+        }],
+    )
+    .unwrap();
+    let dom = domain(&[&base]);
+    let e = tools::inspect(&dom, false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OperationInvalid);
+    let cmd: Vec<String> = ["qemu-img", "bitmap", "--add", base.to_str().unwrap(), "x"]
+        .map(str::to_owned)
+        .to_vec();
+    let e = tools::run(&cmd).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OperationInvalid, "{e}");
+    assert!(e.message().contains("in use by another process"), "{e}");
+    let e = tools::dirty_bytes(base.to_str().unwrap(), "x").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OperationInvalid, "{e}");
+    assert!(e.message().contains("in use by another process"), "{e}");
+    vm.quit().unwrap();
+    assert!(names(&base).is_empty(), "nothing was changed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
