@@ -255,6 +255,12 @@
 #define VCP_CHECKPOINT_DISCARD_IGNORE_MISSING (1 << 0)
 
 /**
+ * `vcp_node_data_add_image_info()`: the images are open in a running QEMU (read with
+ * `qemu-img info -U`), so their `in-use` flag does not mean inconsistent.
+ */
+#define VCP_IMAGE_INFO_IN_USE (1 << 0)
+
+/**
  * QEMU's limit on bitmap names, in bytes.
  */
 #define MAX_BITMAP_NAME 1023
@@ -1057,6 +1063,122 @@ int vcp_checkpoint_size_read(const vcp_domain *dom,
  * with `vcp_free()`), or NULL when `actions` is not a JSON array (VIR_ERR_INVALID_ARG).
  */
 char *vcp_transaction_command(const char *actions);
+
+/**
+ * A new, empty node data, to fill from `qemu-img info` with
+ * `vcp_node_data_add_image_info()` for a shut-off domain.
+ */
+vcp_node_data *vcp_node_data_new(void);
+
+/**
+ * Adds the bitmaps of disk `target`'s chain from the output of
+ * `qemu-img info --output=json --backing-chain <top image>` (entry i = layer i). For
+ * an inactive domain, images are keyed by their file path. `flags`:
+ * `VCP_IMAGE_INFO_IN_USE`. Returns 0 or -1.
+ */
+int vcp_node_data_add_image_info(vcp_node_data *nodes,
+                                 const vcp_domain *dom,
+                                 const char *target,
+                                 const char *info_json,
+                                 unsigned int flags);
+
+/**
+ * Compares the checkpoint metadata `list` with the bitmaps in `nodes` (online or
+ * offline). Stores in `*report` (may be NULL) a JSON object: `clean`, per checkpoint
+ * and disk the `state` (`ok`, `missing`, `gap`, `inconsistent`, `not-recording`,
+ * `not-persistent`) with the `layer` at fault and which `layers` hold the bitmap, the
+ * `orphans` (bitmaps of no checkpoint), and the `fix` (removals, broken checkpoints).
+ * Returns the number of problems (0 = clean), or -1. `flags` must be 0.
+ */
+int vcp_reconcile(const vcp_domain *dom,
+                  const vcp_checkpoint_list *list,
+                  const vcp_node_data *nodes,
+                  char **report,
+                  unsigned int flags);
+
+/**
+ * The fix for a running domain: in `*actions` one transaction removing every orphan
+ * (that no job holds) and every copy of a broken checkpoint's bitmap on the disks where
+ * it is broken — never a valid one — and in `*reopen` the backing layers to reopen
+ * read-write around it (deepest first; see `vcp_blockdev_reopen_command()`). Then call
+ * `vcp_reconcile_fix_metadata()` with the same node data. `flags` must be 0.
+ */
+int vcp_reconcile_fix_actions(const vcp_domain *dom,
+                              const vcp_checkpoint_list *list,
+                              const vcp_node_data *nodes,
+                              char **actions,
+                              char ***reopen,
+                              unsigned int flags);
+
+/**
+ * The fix for a shut-off domain: in `*commands` a JSON array of argument vectors
+ * (`["qemu-img","bitmap","--remove",FILE,NAME]`), to run in order. `flags` must be 0.
+ */
+int vcp_reconcile_fix_commands(const vcp_domain *dom,
+                               const vcp_checkpoint_list *list,
+                               const vcp_node_data *nodes,
+                               char **commands,
+                               unsigned int flags);
+
+/**
+ * After the fix was carried out: recomputes it from `nodes` (the node data the fix
+ * was planned from) and brings `list` in line — a checkpoint broken on some disks
+ * stops claiming them (`checkpoint='no'`), one broken on all is dropped (children
+ * re-parented). With `base_dir` and `domain`, the metadata files follow. Returns the
+ * number of checkpoints changed or dropped, or -1. `flags` must be 0.
+ */
+int vcp_reconcile_fix_metadata(vcp_checkpoint_list *list,
+                               const vcp_domain *dom,
+                               const vcp_node_data *nodes,
+                               const char *base_dir,
+                               const char *domain,
+                               unsigned int flags);
+
+/**
+ * The per-disk backup resolver: a backup requested incremental from checkpoint `from`
+ * (the disks' own `incremental` is ignored) backs each disk up incrementally where
+ * the chain is valid and in full elsewhere, instead of libvirt's one hard error.
+ * Stores the transaction in `*actions`, the end-of-job commands in `*cleanup` (may be
+ * NULL) and the decisions in `*resolution` (may be NULL):
+ * `[{"disk":"vda","mode":"incremental"},{"disk":"vdb","mode":"full","reason":"missing"}]`
+ * (reasons: `unknown-checkpoint`, `not-covered`, or a reconcile state).
+ */
+int vcp_backup_resolve_actions(const vcp_domain *dom,
+                               const vcp_node_data *nodes,
+                               const vcp_checkpoint_list *list,
+                               const char *from,
+                               int mode,
+                               const vcp_backup_disk *disks,
+                               size_t ndisks,
+                               const vcp_checkpoint_def *new_checkpoint,
+                               char **actions,
+                               char **cleanup,
+                               char **resolution,
+                               unsigned int flags);
+
+/**
+ * Creating checkpoint `def` on a shut-off domain: in `*commands` a JSON array of
+ * `qemu-img bitmap --add` argument vectors, after the same checks as online (`nodes`
+ * from the images' `qemu-img info`). `flags` must be 0.
+ */
+int vcp_offline_create_commands(const vcp_domain *dom,
+                                const vcp_checkpoint_def *def,
+                                const vcp_node_data *nodes,
+                                char **commands,
+                                unsigned int flags);
+
+/**
+ * Deleting checkpoint `def` on a shut-off domain: `qemu-img bitmap --remove` argument
+ * vectors for every layer that has the bitmap. With
+ * `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`, disks without it are listed in `*missing`
+ * instead of failing.
+ */
+int vcp_offline_delete_commands(const vcp_domain *dom,
+                                const vcp_checkpoint_def *def,
+                                const vcp_node_data *nodes,
+                                char **commands,
+                                char ***missing,
+                                unsigned int flags);
 
 /**
  * The library version as `major * 1000000 + minor * 1000 + micro` (libvirt's

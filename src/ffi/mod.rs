@@ -17,6 +17,7 @@ pub mod list;
 pub mod memory;
 pub mod nodes;
 pub mod plan;
+pub mod reconcile;
 pub mod version;
 
 use std::ffi::{CStr, c_char, c_int, c_uint};

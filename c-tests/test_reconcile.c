@@ -1,0 +1,181 @@
+/* Reconcile, fix, the per-disk backup resolver and offline plans through the C ABI,
+ * on libvirt 9.0's recorded state (c2's bitmap removed behind libvirt's back) and on
+ * real qemu-img output. argv[1] is the tests/data folder. */
+#include "virtcheckpoint.h"
+#include "tap.h"
+
+static const char *datadir;
+
+static vcp_checkpoint_def *
+stored(const char *name, const char *parent, int ctime)
+{
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<domaincheckpoint><name>%s</name>%s%s%s<creationTime>%d</creationTime>"
+             "<disks><disk name='vda' checkpoint='bitmap'/></disks></domaincheckpoint>",
+             name, parent ? "<parent><name>" : "", parent ? parent : "",
+             parent ? "</name></parent>" : "", ctime);
+    return vcp_checkpoint_def_parse_xml(xml, NULL, VCP_CHECKPOINT_PARSE_REDEFINE);
+}
+
+static vcp_checkpoint_list *
+chain_list(int with_c2, int with_c3)
+{
+    vcp_checkpoint_list *list = vcp_checkpoint_list_new();
+    vcp_checkpoint_def *d = stored("c1", NULL, 1);
+    vcp_checkpoint_list_add(list, d, VCP_CHECKPOINT_LIST_ADD_REDEFINE);
+    vcp_checkpoint_def_free(d);
+    if (with_c2) {
+        d = stored("c2", "c1", 2);
+        vcp_checkpoint_list_add(list, d, VCP_CHECKPOINT_LIST_ADD_REDEFINE);
+        vcp_checkpoint_def_free(d);
+    }
+    if (with_c3) {
+        d = stored("c3", with_c2 ? "c2" : "c1", 3);
+        vcp_checkpoint_list_add(list, d, VCP_CHECKPOINT_LIST_ADD_REDEFINE);
+        vcp_checkpoint_def_free(d);
+    }
+    return list;
+}
+
+static void
+check_online(void)
+{
+    char *xml = tap_read_file(datadir, "libvirt-9.0-qmp/74_status_xml_end.xml");
+    char *json = tap_read_file(datadir, "replies/70_fail_checkpoint_redefine_validate_c2_bitmap_missing.json");
+    vcp_domain *dom = xml ? vcp_domain_parse_xml(xml, 0) : NULL;
+    vcp_node_data *nodes = json ? vcp_node_data_parse_json(json, 0) : NULL;
+    vcp_checkpoint_list *list = chain_list(1, 1);
+    char *report = NULL, *actions = NULL, *resolution = NULL, *parent = NULL;
+    char **reopen = NULL;
+    vcp_backup_disk disk = { "vda", NULL, "libvirt-9-format", NULL };
+
+    TAP_OK(dom && nodes, "recorded state loads");
+    TAP_OK(vcp_reconcile(dom, list, nodes, &report, 0) == 1 &&
+           strstr(report, "{\"name\":\"c2\",\"disks\":[{\"disk\":\"vda\",\"state\":\"missing\",\"layer\":0,"
+                          "\"layers\":[false]}]}") &&
+           strstr(report, "{\"name\":\"c1\",\"disks\":[{\"disk\":\"vda\",\"state\":\"ok\""),
+           "reconcile names c2's missing bitmap on vda, c1 ok");
+    vcp_free(report);
+
+    TAP_OK(vcp_backup_resolve_actions(dom, nodes, list, "c2", VCP_BACKUP_PUSH, &disk, 1, NULL,
+                                      &actions, NULL, &resolution, 0) == 0 &&
+           strcmp(resolution, "[{\"disk\":\"vda\",\"mode\":\"full\",\"reason\":\"missing\"}]") == 0 &&
+           strstr(actions, "\"sync\":\"full\""),
+           "resolver: a backup from c2 falls back to full on vda, with the reason");
+    vcp_free(actions);
+    vcp_free(resolution);
+    TAP_OK(vcp_backup_resolve_actions(dom, nodes, list, "c1", VCP_BACKUP_PUSH, &disk, 1, NULL,
+                                      &actions, NULL, &resolution, 0) == 0 &&
+           strcmp(resolution, "[{\"disk\":\"vda\",\"mode\":\"incremental\"}]") == 0 &&
+           strstr(actions, "\"sync\":\"incremental\",\"bitmap\":\"backup-vda\""),
+           "resolver: from c1 it stays incremental");
+    vcp_free(actions);
+    vcp_free(resolution);
+
+    TAP_OK(vcp_reconcile_fix_actions(dom, list, nodes, &actions, &reopen, 0) == 0 &&
+           strcmp(actions, "[]") == 0 && reopen && !reopen[0],
+           "fix: c2 has no copy left to remove; nothing else is touched");
+    vcp_free(actions);
+    vcp_string_list_free(reopen);
+    TAP_OK(vcp_reconcile_fix_metadata(list, dom, nodes, NULL, NULL, 0) == 2 &&
+           vcp_checkpoint_list_lookup(list, "c2") == NULL &&
+           vcp_checkpoint_list_get_parent(list, "c3", &parent) == 0 && parent &&
+           strcmp(parent, "c1") == 0,
+           "fix metadata: c2 dropped, c3 re-parented to c1 (2 checkpoints changed)");
+    vcp_free(parent);
+    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 0) == 0, "clean afterwards");
+    vcp_checkpoint_list_free(list);
+
+    /* c3's bitmap without metadata: an orphan, removed by the fix. */
+    list = chain_list(0, 0);
+    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 0) == 1, "c3 without metadata is one problem");
+    TAP_OK(vcp_reconcile_fix_actions(dom, list, nodes, &actions, &reopen, 0) == 0 &&
+           strcmp(actions, "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":"
+                           "{\"node\":\"libvirt-6-format\",\"name\":\"c3\"}}]") == 0,
+           "fix: the orphan is removed, c1 kept");
+    vcp_free(actions);
+    vcp_string_list_free(reopen);
+    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 1) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
+           "unknown flag refused");
+    vcp_checkpoint_list_free(list);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    free(xml);
+    free(json);
+}
+
+static void
+check_offline(void)
+{
+    const char *xml =
+        "<domain type='kvm'><name>off</name><devices><disk type='file' device='disk'>"
+        "<driver name='qemu' type='qcow2'/><source file='top.qcow2'/>"
+        "<backingStore type='file'><format type='qcow2'/><source file='base.qcow2'/>"
+        "<backingStore/></backingStore><target dev='vda' bus='virtio'/></disk></devices></domain>";
+    char *info = tap_read_file(datadir, "qemu-img/info-backing-chain.json");
+    vcp_domain *dom = vcp_domain_parse_xml(xml, 0);
+    vcp_node_data *nodes = vcp_node_data_new();
+    vcp_checkpoint_list *list = chain_list(1, 0);
+    vcp_checkpoint_def *c3 = vcp_checkpoint_def_parse_xml("<domaincheckpoint><name>c3</name></domaincheckpoint>", dom, 0);
+    vcp_checkpoint_def *c2 = vcp_checkpoint_list_lookup(list, "c2");
+    vcp_checkpoint_def *c9 = stored("c9", NULL, 9);
+    char *report = NULL, *cmds = NULL;
+    char **missing = NULL;
+
+    TAP_OK(info && vcp_node_data_add_image_info(nodes, dom, "vda", info, 0) == 0,
+           "qemu-img info --backing-chain output read into node data");
+    TAP_OK(vcp_node_data_add_image_info(nodes, dom, "vda", "[{", 0) == -1 &&
+           tap_err_code() == VCP_ERR_INTERNAL_ERROR, "malformed qemu-img output refused");
+    TAP_OK(vcp_reconcile(dom, list, nodes, &report, 0) == 3 &&
+           strstr(report, "{\"name\":\"c1\",\"disks\":[{\"disk\":\"vda\",\"state\":\"missing\"") &&
+           strstr(report, "\"name\":\"orphan\"") && strstr(report, "\"name\":\"old\""),
+           "offline reconcile: c1 missing on top, orphans 'orphan' and 'old'");
+    vcp_free(report);
+    TAP_OK(vcp_reconcile_fix_commands(dom, list, nodes, &cmds, 0) == 0 &&
+           strstr(cmds, "[\"qemu-img\",\"bitmap\",\"--remove\",\"top.qcow2\",\"orphan\"]") &&
+           strstr(cmds, "[\"qemu-img\",\"bitmap\",\"--remove\",\"base.qcow2\",\"c1\"]") &&
+           strstr(cmds, "[\"qemu-img\",\"bitmap\",\"--remove\",\"base.qcow2\",\"old\"]") &&
+           !strstr(cmds, "\"c2\""),
+           "offline fix: qemu-img commands remove the broken and orphan bitmaps, never c2");
+    vcp_free(cmds);
+    TAP_OK(c3 && vcp_offline_create_commands(dom, c3, nodes, &cmds, 0) == 0 &&
+           strcmp(cmds, "[[\"qemu-img\",\"bitmap\",\"--add\",\"top.qcow2\",\"c3\"]]") == 0,
+           "offline create");
+    vcp_free(cmds);
+    TAP_OK(c2 && vcp_offline_delete_commands(dom, c2, nodes, &cmds, NULL, 0) == 0 &&
+           strcmp(cmds, "[[\"qemu-img\",\"bitmap\",\"--remove\",\"top.qcow2\",\"c2\"],"
+                        "[\"qemu-img\",\"bitmap\",\"--remove\",\"base.qcow2\",\"c2\"]]") == 0,
+           "offline delete removes c2 from both layers");
+    vcp_free(cmds);
+    cmds = NULL;
+    TAP_OK(vcp_offline_delete_commands(dom, c9, nodes, &cmds, NULL, 0) == -1 && cmds == NULL &&
+           tap_err_is(VCP_ERR_INTERNAL_ERROR, "internal error: bitmap 'c9' not found in backing chain of 'vda'"),
+           "offline delete of a bitmap that is nowhere: libvirt's error");
+    TAP_OK(vcp_offline_delete_commands(dom, c9, nodes, &cmds, &missing,
+                                       VCP_CHECKPOINT_DISCARD_IGNORE_MISSING) == 0 &&
+           strcmp(cmds, "[]") == 0 && missing && strcmp(missing[0], "vda") == 0,
+           "offline delete with IGNORE_MISSING reports vda and succeeds");
+    vcp_free(cmds);
+    vcp_string_list_free(missing);
+    vcp_checkpoint_def_free(c9);
+    vcp_checkpoint_def_free(c2);
+    vcp_checkpoint_def_free(c3);
+    vcp_checkpoint_list_free(list);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    free(info);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s TESTDATA_DIR\n", argv[0]);
+        return EXIT_FAILURE;
+    }
+    datadir = argv[1];
+    check_online();
+    check_offline();
+    return TAP_DONE();
+}

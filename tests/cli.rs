@@ -1,0 +1,181 @@
+//! The `vcp` command line: plans printed as libvirt sent them, errors in libvirt's
+//! wording on stderr, meaningful exit codes.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn data(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn vcp(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vcp"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn libvirt_sent(record: &str, cmd: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(data(&format!("libvirt-9.0-qmp/{record}"))).unwrap();
+    let head = format!("-> {{\"execute\":\"{cmd}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&head))
+        .map(|l| {
+            let body = &l[3..];
+            format!("{}}}", &body[..body.rfind(",\"id\":").unwrap()])
+        })
+        .collect()
+}
+
+fn tmp(name: &str, text: &str) -> String {
+    let p = std::env::temp_dir().join(format!("vcp-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let (code, out, _) = vcp(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vcp check") && out.contains("Exit codes"));
+    let (code, _, err) = vcp(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown command 'frobnicate'"), "{err}");
+    let (code, _, err) = vcp(&[
+        "plan",
+        "create",
+        "--domain",
+        &data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("missing required option --checkpoint"),
+        "{err}"
+    );
+    let (code, _, err) = vcp(&["nodes", "/nonexistent/file.json"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot read '/nonexistent/file.json'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plans_match_what_libvirt_sent() {
+    let request = tmp(
+        "c1.xml",
+        "<domaincheckpoint><name>c1</name></domaincheckpoint>",
+    );
+    let (code, out, err) = vcp(&[
+        "plan",
+        "create",
+        "--domain",
+        &data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml"),
+        "--checkpoint",
+        &request,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        libvirt_sent("18_checkpoint_create_c1.txt", "transaction")
+    );
+
+    let (code, out, err) = vcp(&[
+        "plan",
+        "snapshot",
+        "--domain",
+        &data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml"),
+        "--nodes",
+        &data("replies/23_snapshot_create_external_s1.json"),
+        "--disk",
+        "vda=libvirt-2-format",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        libvirt_sent("23_snapshot_create_external_s1.txt", "transaction")
+    );
+
+    // The same plan, pretty: libvirt's test-suite layout.
+    let (_, pretty, _) = vcp(&[
+        "plan",
+        "create",
+        "--domain",
+        &data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml"),
+        "--checkpoint",
+        &request,
+        "--pretty",
+    ]);
+    assert!(
+        pretty.starts_with("[\n  {\n    \"type\": \"block-dirty-bitmap-add\",\n"),
+        "{pretty}"
+    );
+    std::fs::remove_file(request).unwrap();
+}
+
+#[test]
+fn refusals_read_as_libvirts_errors() {
+    let stored = tmp(
+        "c2.xml",
+        "<domaincheckpoint><name>c2</name><creationTime>5</creationTime>\
+        <disks><disk name='vda' checkpoint='bitmap' bitmap='c2'/></disks></domaincheckpoint>",
+    );
+    let args = [
+        "plan",
+        "delete",
+        "--domain",
+        &data("libvirt-9.0-qmp/74_status_xml_end.xml"),
+        "--checkpoint",
+        &stored,
+        "--nodes",
+        &data("replies/69_fail_checkpoint_delete_c2_bitmap_missing.json"),
+    ];
+    let (code, out, err) = vcp(&args);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        "error: internal error: bitmap 'c2' not found in backing chain of 'vda'\n"
+    );
+    // Opt-in: the delete that cannot get stuck.
+    let mut lenient = args.to_vec();
+    lenient.push("--ignore-missing");
+    let (code, out, err) = vcp(&lenient);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"execute\":\"transaction\",\"arguments\":{\"actions\":[]}}\n"
+    );
+    assert!(
+        err.contains("bitmap 'c2' was already gone from every layer of disk 'vda'"),
+        "{err}"
+    );
+
+    let (code, _, err) = vcp(&[
+        "plan",
+        "backup",
+        "--domain",
+        &data("libvirt-9.0-qmp/74_status_xml_end.xml"),
+        "--nodes",
+        &data("replies/68_fail_backup_incremental_from_c2_bitmap_missing.json"),
+        "--from",
+        "c2",
+        "--disk",
+        "vda=libvirt-9-format",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'\n"
+    );
+    std::fs::remove_file(stored).unwrap();
+}
