@@ -7,10 +7,8 @@
 //! the typed parse time against `serde_json::Value` on the same text, the peak memory of
 //! the parse, and the time of each plan per disk, for two sizes of N.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
@@ -19,24 +17,9 @@ use virtcheckpoint::parse_node_data;
 use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
 use virtcheckpoint::plan::{commit, create, delete, size};
 
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same layout contract.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CURRENT.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout contract.
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{Counting, peak_of};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -162,10 +145,7 @@ fn run(n: usize) -> (f64, f64) {
     let value = best(15, || {
         serde_json::from_str::<serde_json::Value>(&text).unwrap()
     });
-    let base = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let nodes = parse_node_data(&text).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (nodes, peak) = peak_of(|| parse_node_data(&text).unwrap());
     let bitmaps: usize = nodes.nodes().iter().map(|n| n.bitmaps.len()).sum();
 
     println!(

@@ -5,34 +5,17 @@
 //! with the domain definition embedded): the time to save them all, to load the folder
 //! back, to list it topologically, and the peak memory of the load.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
 use virtcheckpoint::store::dir::MetadataDir;
 use virtcheckpoint::store::list::{CheckpointList, LIST_TOPOLOGICAL};
 
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same layout contract.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CURRENT.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout contract.
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{Counting, peak_of};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -97,12 +80,9 @@ fn main() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
 
-    let base_mem = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(base_mem, Ordering::Relaxed);
     let t = Instant::now();
-    let (loaded, problems) = md.load().unwrap();
+    let ((loaded, problems), peak) = peak_of(|| md.load().unwrap());
     let load = t.elapsed();
-    let peak = PEAK.load(Ordering::Relaxed) - base_mem;
     assert!(problems.is_empty());
     assert_eq!(loaded.len(), CHECKPOINTS);
 

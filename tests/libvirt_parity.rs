@@ -23,15 +23,22 @@ fn data(name: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn record(prefix: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/libvirt-9.0-qmp");
+/// The file of `tests/data/<folder>` whose name starts with `prefix` and ends with `ext`.
+fn find(folder: &str, prefix: &str, ext: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(folder);
     let name = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with(prefix) && n.ends_with(".txt"))
-        .unwrap_or_else(|| panic!("no record {prefix}"));
-    data(&format!("libvirt-9.0-qmp/{name}"))
+        .find(|n| n.starts_with(prefix) && n.ends_with(ext))
+        .unwrap_or_else(|| panic!("no {folder}/{prefix}*{ext}"));
+    format!("{folder}/{name}")
+}
+
+fn record(prefix: &str) -> String {
+    data(&find("libvirt-9.0-qmp", prefix, ".txt"))
 }
 
 /// The commands libvirt sent whose `execute` is `cmd`, without their `id`.
@@ -49,25 +56,11 @@ fn sent(record: &str, cmd: &str) -> Vec<String> {
 }
 
 fn replies(prefix: &str) -> NodeData {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/replies");
-    let name = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no reply {prefix}"));
-    parse_node_data(&data(&format!("replies/{name}"))).unwrap()
+    parse_node_data(&data(&find("replies", prefix, ".json"))).unwrap()
 }
 
 fn status_domain(prefix: &str) -> Domain {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/libvirt-9.0-qmp");
-    let name = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with(prefix) && n.ends_with(".xml"))
-        .unwrap();
-    parse_domain(data(&format!("libvirt-9.0-qmp/{name}")).as_bytes()).unwrap()
+    parse_domain(data(&find("libvirt-9.0-qmp", prefix, ".xml")).as_bytes()).unwrap()
 }
 
 /// Domain `lvtest` (no XML was recorded for it): vda over the given node indices, top
@@ -374,19 +367,10 @@ fn snapshot_propagation_matches_libvirt() {
 #[test]
 fn checkpoint_xml_round_trips_as_libvirt_wrote_it() {
     for (full, nodom) in [("34_", "35_"), ("37_", "38_"), ("40_", "41_")] {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/libvirt-9.0-qmp");
-        let find = |p: &str| {
-            std::fs::read_dir(&dir)
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|n| n.starts_with(p) && n.ends_with(".xml"))
-                .unwrap()
-        };
-        let xml = data(&format!("libvirt-9.0-qmp/{}", find(full)));
+        let xml = data(&find("libvirt-9.0-qmp", full, ".xml"));
         let def = parse_checkpoint(xml.as_bytes(), PARSE_REDEFINE, 0).unwrap();
         assert_eq!(format_checkpoint(&def, FORMAT_SECURE), xml, "{full}");
-        let no_dom = data(&format!("libvirt-9.0-qmp/{}", find(nodom)));
+        let no_dom = data(&find("libvirt-9.0-qmp", nodom, ".xml"));
         assert_eq!(
             format_checkpoint(&def, FORMAT_SECURE | FORMAT_NO_DOMAIN),
             no_dom,

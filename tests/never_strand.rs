@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vcp_harness::flows::{self, backup_push, create_checkpoint};
-use vcp_harness::img;
+use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Image, Vm, VmDisk};
 use virtcheckpoint::plan::chain::ChainState;
 use virtcheckpoint::plan::reconcile::{apply_fix_metadata, fix_commands, fix_plan, reconcile};
@@ -45,23 +45,6 @@ fn vm(dir: &Path, targets: &[&str]) -> Vm {
         })
         .collect();
     Vm::start(dir, disks).unwrap()
-}
-
-fn clusters(writes: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut set: Vec<u64> = writes
-        .iter()
-        .flat_map(|&(o, l)| (o / K64..(o + l).div_ceil(K64)).collect::<Vec<_>>())
-        .collect();
-    set.sort_unstable();
-    set.dedup();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for c in set {
-        match out.last_mut() {
-            Some(last) if last.0 + last.1 == c * K64 => last.1 += K64,
-            _ => out.push((c * K64, K64)),
-        }
-    }
-    out
 }
 
 /// Libvirt-style live domain XML for the VM's disks (with `index` attributes).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint};
-use vcp_harness::img;
+use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Image, Vm, VmDisk};
 use virtcheckpoint::plan::chain::{ChainState, chain_state};
 use virtcheckpoint::plan::redefine::redefine_validate;
@@ -73,24 +73,6 @@ impl Drop for Scene {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// The 64 KiB clusters touched by `writes` (offset, length), merged into ranges.
-fn clusters(writes: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut set: Vec<u64> = writes
-        .iter()
-        .flat_map(|&(o, l)| (o / K64..(o + l).div_ceil(K64)).collect::<Vec<_>>())
-        .collect();
-    set.sort_unstable();
-    set.dedup();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for c in set {
-        match out.last_mut() {
-            Some(last) if last.0 + last.1 == c * K64 => last.1 += K64,
-            _ => out.push((c * K64, K64)),
-        }
-    }
-    out
 }
 
 fn write_all(vm: &mut Vm, target: &str, writes: &[(u8, u64, u64)]) -> Vec<(u64, u64)> {

@@ -138,3 +138,23 @@ pub fn check(path: &Path) -> Result<bool> {
     )?;
     Ok(out.status.success())
 }
+
+/// The 64 KiB clusters touched by `writes` (offset, length), merged into ranges: what an
+/// incremental backup of those writes must hold.
+pub fn clusters(writes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    const K64: u64 = 64 * 1024;
+    let mut set: Vec<u64> = writes
+        .iter()
+        .flat_map(|&(o, l)| o / K64..(o + l).div_ceil(K64))
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for c in set {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 == c * K64 => last.1 += K64,
+            _ => out.push((c * K64, K64)),
+        }
+    }
+    out
+}

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use virtcheckpoint::model::checkpoint::CheckpointDef;
 use virtcheckpoint::model::domain::Domain;
 use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
+use virtcheckpoint::plan::delete::Reopen;
 use virtcheckpoint::plan::reconcile::{fix_actions, fix_commands, fix_plan, reconcile};
 use virtcheckpoint::plan::resolve::resolve_backup;
 use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
@@ -183,6 +184,27 @@ fn print_tx(a: &Args, actions: &[Action]) {
     }
 }
 
+/// A transaction that touches backing layers: their read-write reopens, the
+/// transaction, their read-only reopens, as libvirt sends them.
+fn print_with_reopen(a: &Args, actions: &[Action], reopen: &[Reopen]) {
+    let line = |r: &Reopen, ro: bool| {
+        reopen_command(
+            &r.format_node,
+            &r.storage_node,
+            r.backing_node.as_deref(),
+            ro,
+        )
+        .to_compact()
+    };
+    for r in reopen {
+        println!("{}", line(r, false));
+    }
+    print_tx(a, actions);
+    for r in reopen {
+        println!("{}", line(r, true));
+    }
+}
+
 fn metadata(a: &Args) -> R<CheckpointList> {
     let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
     let (list, problems) = md.load()?;
@@ -217,31 +239,7 @@ fn plan(a: &Args) -> R<ExitCode> {
         "delete" => {
             let def = checkpoint(a, &dom)?;
             let plan = delete::discard_actions(&dom, &def, &nodes(a)?, a.flag("--ignore-missing"))?;
-            for r in &plan.reopen {
-                println!(
-                    "{}",
-                    reopen_command(
-                        &r.format_node,
-                        &r.storage_node,
-                        r.backing_node.as_deref(),
-                        false
-                    )
-                    .to_compact()
-                );
-            }
-            print_tx(a, &plan.actions);
-            for r in &plan.reopen {
-                println!(
-                    "{}",
-                    reopen_command(
-                        &r.format_node,
-                        &r.storage_node,
-                        r.backing_node.as_deref(),
-                        true
-                    )
-                    .to_compact()
-                );
-            }
+            print_with_reopen(a, &plan.actions, &plan.reopen);
             for m in &plan.missing {
                 eprintln!(
                     "note: bitmap '{}' was already gone from every layer of disk '{m}'",
@@ -399,31 +397,7 @@ fn fix(a: &Args) -> R<ExitCode> {
             ));
         }
         let (actions, reopen) = fix_actions(&plan, &dom);
-        for r in &reopen {
-            println!(
-                "{}",
-                reopen_command(
-                    &r.format_node,
-                    &r.storage_node,
-                    r.backing_node.as_deref(),
-                    false
-                )
-                .to_compact()
-            );
-        }
-        print_tx(a, &actions);
-        for r in &reopen {
-            println!(
-                "{}",
-                reopen_command(
-                    &r.format_node,
-                    &r.storage_node,
-                    r.backing_node.as_deref(),
-                    true
-                )
-                .to_compact()
-            );
-        }
+        print_with_reopen(a, &actions, &reopen);
     }
     if !plan.broken.is_empty() {
         eprintln!(

@@ -2,10 +2,9 @@
 
 use std::ffi::{c_char, c_int, c_uint};
 
-use super::memory::c_string_list;
 use super::{
     arg_bytes, arg_mut, arg_opt_str, arg_out, arg_ref, arg_str, boundary, check_flags, free_handle,
-    into_handle, write_out,
+    into_handle, write_list,
 };
 use crate::error::{Error, ErrorDomain};
 use crate::model::domain::{Disk, Domain, Image};
@@ -178,14 +177,8 @@ pub unsafe extern "C" fn vcp_domain_get_disks(
         let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
         let out = arg_out(targets, "targets", F)?;
         let list: Vec<&str> = dom.disks.iter().map(|d| d.target.as_str()).collect();
-        let arr = c_string_list(&list)?;
-        // SAFETY: checked out-parameters.
-        unsafe {
-            write_out(out, arr);
-            if !count.is_null() {
-                write_out(count, list.len());
-            }
-        }
+        // SAFETY: checked out-parameter; `count` is NULL or writable.
+        unsafe { write_list(out, count, &list) }?;
         Ok(0)
     })
 }
@@ -208,14 +201,8 @@ pub unsafe extern "C" fn vcp_domain_get_disk_chain(
         let out = arg_out(format_nodes, "format_nodes", F)?;
         let disk = dom.disk(target).ok_or_else(|| no_disk(target))?;
         let list: Vec<&str> = disk.chain.iter().map(|i| i.format_node.as_str()).collect();
-        let arr = c_string_list(&list)?;
-        // SAFETY: checked out-parameters.
-        unsafe {
-            write_out(out, arr);
-            if !count.is_null() {
-                write_out(count, list.len());
-            }
-        }
+        // SAFETY: checked out-parameter; `count` is NULL or writable.
+        unsafe { write_list(out, count, &list) }?;
         Ok(0)
     })
 }

@@ -248,6 +248,27 @@ pub(crate) unsafe fn arg_slice<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
+/// Writes a new NULL-terminated string array to a checked out-parameter and, when
+/// `count` is not NULL, its length.
+///
+/// # Safety
+/// `out` was checked by [`arg_out`]; `count` is NULL or writable.
+pub(crate) unsafe fn write_list<S: AsRef<str>>(
+    out: *mut *mut *mut c_char,
+    count: *mut usize,
+    items: &[S],
+) -> Result<()> {
+    let arr = memory::c_string_list(items)?;
+    // SAFETY: checked out-parameters.
+    unsafe {
+        write_out(out, arr);
+        if !count.is_null() {
+            write_out(count, items.len());
+        }
+    }
+    Ok(())
+}
+
 /// Writes a new C string to a checked out-parameter.
 ///
 /// # Safety

@@ -2,9 +2,10 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
-use super::memory::{c_string, c_string_list};
+use super::memory::c_string;
 use super::{
-    arg_out, arg_ref, arg_str, boundary, check_flags, free_handle, into_handle, write_out,
+    arg_out, arg_ref, arg_str, boundary, check_flags, free_handle, into_handle, write_list,
+    write_out,
 };
 use crate::error::{Error, ErrorDomain};
 use crate::model::nodes::{Node, NodeData};
@@ -115,14 +116,8 @@ pub unsafe extern "C" fn vcp_node_data_get_node_names(
         let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
         let out = arg_out(names, "names", F)?;
         let list: Vec<&str> = nd.nodes().iter().map(|n| n.name.as_str()).collect();
-        let arr = c_string_list(&list)?;
-        // SAFETY: checked out-parameters.
-        unsafe {
-            write_out(out, arr);
-            if !count.is_null() {
-                write_out(count, list.len());
-            }
-        }
+        // SAFETY: checked out-parameter; `count` is NULL or writable.
+        unsafe { write_list(out, count, &list) }?;
         Ok(0)
     })
 }
@@ -184,14 +179,8 @@ pub unsafe extern "C" fn vcp_node_data_get_bitmap_names(
         let out = arg_out(names, "names", F)?;
         let n = find_node(nd, name)?;
         let list: Vec<&str> = n.bitmaps.iter().map(|b| b.name.as_str()).collect();
-        let arr = c_string_list(&list)?;
-        // SAFETY: checked out-parameters.
-        unsafe {
-            write_out(out, arr);
-            if !count.is_null() {
-                write_out(count, list.len());
-            }
-        }
+        // SAFETY: checked out-parameter; `count` is NULL or writable.
+        unsafe { write_list(out, count, &list) }?;
         Ok(0)
     })
 }

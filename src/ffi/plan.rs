@@ -52,6 +52,45 @@ pub struct vcp_snapshot_disk {
     pub overlay_node: *const c_char,
 }
 
+/// The `VCP_BACKUP_*` mode.
+pub(crate) fn backup_mode(mode: c_int) -> Result<BackupMode> {
+    match mode {
+        VCP_BACKUP_PUSH => Ok(BackupMode::Push),
+        VCP_BACKUP_PULL => Ok(BackupMode::Pull),
+        other => Err(Error::invalid_arg(
+            ErrorDomain::Qemu,
+            format_args!("unknown backup mode {other}"),
+        )),
+    }
+}
+
+/// Reads a C array of backup disks.
+///
+/// # Safety
+/// `disks` points to `n` readable `vcp_backup_disk` whose strings are NULL or
+/// NUL-terminated.
+pub(crate) unsafe fn backup_disks(
+    disks: *const vcp_backup_disk,
+    n: usize,
+    func: &str,
+) -> Result<Vec<BackupDisk>> {
+    let mut list = Vec::new();
+    // SAFETY: per the caller's contract.
+    for d in unsafe { arg_slice(disks, n, "disks", func) }? {
+        // SAFETY: strings of the caller's struct.
+        unsafe {
+            list.push(BackupDisk {
+                target: arg_str(d.target, "target", func)?.to_owned(),
+                incremental: arg_opt_str(d.incremental, "incremental", func)?.map(str::to_owned),
+                store_node: arg_str(d.store_node, "store_node", func)?.to_owned(),
+                export_bitmap: arg_opt_str(d.export_bitmap, "export_bitmap", func)?
+                    .map(str::to_owned),
+            });
+        }
+    }
+    Ok(list)
+}
+
 fn find_disk<'a>(dom: &'a Domain, target: &str) -> Result<&'a Disk> {
     dom.disk(target).ok_or_else(|| no_disk(target))
 }
@@ -378,27 +417,8 @@ pub unsafe extern "C" fn vcp_backup_begin_actions(
         // SAFETY: handles, arrays and C strings from the caller.
         let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
         let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let mode = match mode {
-            VCP_BACKUP_PUSH => BackupMode::Push,
-            VCP_BACKUP_PULL => BackupMode::Pull,
-            other => {
-                return Err(Error::invalid_arg(
-                    ErrorDomain::Qemu,
-                    format_args!("unknown backup mode {other}"),
-                ));
-            }
-        };
-        let mut list = Vec::new();
-        for d in unsafe { arg_slice(disks, ndisks, "disks", F) }? {
-            list.push(BackupDisk {
-                target: unsafe { arg_str(d.target, "target", F) }?.to_owned(),
-                incremental: unsafe { arg_opt_str(d.incremental, "incremental", F) }?
-                    .map(str::to_owned),
-                store_node: unsafe { arg_str(d.store_node, "store_node", F) }?.to_owned(),
-                export_bitmap: unsafe { arg_opt_str(d.export_bitmap, "export_bitmap", F) }?
-                    .map(str::to_owned),
-            });
-        }
+        let mode = backup_mode(mode)?;
+        let list = unsafe { backup_disks(disks, ndisks, F) }?;
         let known = unsafe { arg_opt_str_list(checkpoints, "checkpoints", F) }?;
         let new_def = unsafe { arg_opt_ref(new_checkpoint) }.map(|d| &d.0);
         let out = arg_out(actions, "actions", F)?;

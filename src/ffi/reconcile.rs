@@ -9,15 +9,14 @@ use super::list::vcp_checkpoint_list;
 use super::memory::{c_string_list, vcp_free, vcp_string_list_free};
 use super::nodes::vcp_node_data;
 use super::plan::{
-    VCP_BACKUP_PULL, VCP_BACKUP_PUSH, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, vcp_backup_disk,
+    VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, backup_disks, backup_mode, vcp_backup_disk,
 };
 use super::{
-    arg_mut, arg_opt_ref, arg_opt_str, arg_out, arg_ref, arg_slice, arg_str, boundary, check_flags,
+    arg_mut, arg_opt_ref, arg_opt_str, arg_out, arg_ref, arg_str, boundary, check_flags,
     into_handle, write_out, write_string,
 };
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::nodes::NodeData;
-use crate::plan::backup::{BackupDisk, BackupMode};
 use crate::plan::offline;
 use crate::plan::reconcile::{apply_fix_metadata, fix_actions, fix_commands, fix_plan, reconcile};
 use crate::plan::resolve::resolve_backup;
@@ -263,26 +262,8 @@ pub unsafe extern "C" fn vcp_backup_resolve_actions(
         let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
         let list = &unsafe { arg_ref(list, "list", F) }?.0;
         let from = unsafe { arg_str(from, "from", F) }?;
-        let mode = match mode {
-            VCP_BACKUP_PUSH => BackupMode::Push,
-            VCP_BACKUP_PULL => BackupMode::Pull,
-            other => {
-                return Err(Error::invalid_arg(
-                    ErrorDomain::Qemu,
-                    format_args!("unknown backup mode {other}"),
-                ));
-            }
-        };
-        let mut list_disks = Vec::new();
-        for d in unsafe { arg_slice(disks, ndisks, "disks", F) }? {
-            list_disks.push(BackupDisk {
-                target: unsafe { arg_str(d.target, "target", F) }?.to_owned(),
-                incremental: None,
-                store_node: unsafe { arg_str(d.store_node, "store_node", F) }?.to_owned(),
-                export_bitmap: unsafe { arg_opt_str(d.export_bitmap, "export_bitmap", F) }?
-                    .map(str::to_owned),
-            });
-        }
+        let mode = backup_mode(mode)?;
+        let list_disks = unsafe { backup_disks(disks, ndisks, F) }?;
         let new_def = unsafe { arg_opt_ref(new_checkpoint) }.map(|d| &d.0);
         let out = arg_out(actions, "actions", F)?;
         let (decided, plan) = resolve_backup(dom, mode, &list_disks, nodes, list, from, new_def)?;
