@@ -195,27 +195,13 @@ fn run_push(
 /// An external snapshot taken behind the library's back: `blockdev-snapshot` alone,
 /// no bitmap carried into the overlay.
 pub fn snapshot_unmanaged(vm: &mut Vm, target: &str, overlay: &Path) -> Result<()> {
-    let nodes = vm.nodes()?;
-    let top = vm.disk(target).chain[0].clone();
-    let size = nodes.get(&top.format_node()).map_or(0, |n| n.capacity);
-    img::create(overlay, size, Some(&top.path))?;
-    let index = vm.attach(overlay, None)?;
+    let (index, _) = new_overlay(vm, target, overlay)?;
+    let top = vm.disk(target).chain[0].format_node();
     vm.qmp.execute(
         "blockdev-snapshot",
-        Some(json!({"node": top.format_node(), "overlay": format!("libvirt-{index}-format")})),
+        Some(json!({"node": top, "overlay": format!("libvirt-{index}-format")})),
     )?;
-    let disk = vm
-        .disks
-        .iter_mut()
-        .find(|d| d.target == target)
-        .expect("known disk");
-    disk.chain.insert(
-        0,
-        Image {
-            path: overlay.to_path_buf(),
-            index,
-        },
-    );
+    push_top(vm, target, overlay, index);
     Ok(())
 }
 
@@ -271,23 +257,19 @@ pub fn fix_online(
     Ok(plan)
 }
 
-/// An external snapshot of disk `target` into a new overlay at `overlay`, with the
-/// bitmaps propagated; returns the transaction's actions.
-pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>> {
+/// Creates an overlay image over disk `target`'s top and attaches it with
+/// `"backing": null`; returns its node index and the node data read before.
+fn new_overlay(vm: &mut Vm, target: &str, overlay: &Path) -> Result<(u32, NodeData)> {
     let nodes = vm.nodes()?;
     let top = vm.disk(target).chain[0].clone();
     let size = nodes.get(&top.format_node()).map_or(0, |n| n.capacity);
     img::create(overlay, size, Some(&top.path))?;
     let index = vm.attach(overlay, None)?;
-    let actions = lib(snapshot_bitmap_actions(
-        &vm.domain(),
-        &[SnapshotDisk {
-            target: target.into(),
-            overlay_node: format!("libvirt-{index}-format"),
-        }],
-        &nodes,
-    ))?;
-    vm.transaction(&actions)?;
+    Ok((index, nodes))
+}
+
+/// Records that `overlay` (node index `index`) is now disk `target`'s top.
+fn push_top(vm: &mut Vm, target: &str, overlay: &Path, index: u32) {
     let disk = vm
         .disks
         .iter_mut()
@@ -300,6 +282,22 @@ pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>
             index,
         },
     );
+}
+
+/// An external snapshot of disk `target` into a new overlay at `overlay`, with the
+/// bitmaps propagated; returns the transaction's actions.
+pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>> {
+    let (index, nodes) = new_overlay(vm, target, overlay)?;
+    let actions = lib(snapshot_bitmap_actions(
+        &vm.domain(),
+        &[SnapshotDisk {
+            target: target.into(),
+            overlay_node: format!("libvirt-{index}-format"),
+        }],
+        &nodes,
+    ))?;
+    vm.transaction(&actions)?;
+    push_top(vm, target, overlay, index);
     Ok(actions)
 }
 
