@@ -69,13 +69,13 @@ impl Node {
 }
 
 /// All nodes of one `query-named-block-nodes` reply, looked up by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeData {
     nodes: Vec<Node>,
     index: HashMap<String, usize>,
-    /// Per node with many bitmaps: (hash of name, position) sorted, for binary search;
-    /// nodes with few bitmaps are searched linearly.
-    bitmap_index: Vec<Option<Vec<(u64, u32)>>>,
+    /// Per node with many bitmaps: (hash of name, position) sorted, for binary search,
+    /// built on the first lookup; nodes with few bitmaps are searched linearly.
+    bitmap_index: Vec<std::sync::OnceLock<Vec<(u64, u32)>>>,
 }
 
 fn name_hash(name: &str) -> u64 {
@@ -85,6 +85,16 @@ fn name_hash(name: &str) -> u64 {
 
 /// Nodes with more bitmaps than this get a name index.
 const INDEX_BITMAPS_ABOVE: usize = 16;
+
+/// Two node data are equal when they hold the same nodes in the same order (the lazy
+/// lookup index does not count).
+impl PartialEq for NodeData {
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes == other.nodes
+    }
+}
+
+impl Eq for NodeData {}
 
 /// Returned by [`NodeData::insert`] when the name is already present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,17 +112,7 @@ impl NodeData {
             return Err(DuplicateNode(node));
         }
         self.index.insert(node.name.clone(), self.nodes.len());
-        let by_name = (node.bitmaps.len() > INDEX_BITMAPS_ABOVE).then(|| {
-            let mut v: Vec<(u64, u32)> = node
-                .bitmaps
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (name_hash(&b.name), i as u32))
-                .collect();
-            v.sort_unstable();
-            v
-        });
-        self.bitmap_index.push(by_name);
+        self.bitmap_index.push(std::sync::OnceLock::new());
         self.nodes.push(node);
         Ok(())
     }
@@ -126,19 +126,27 @@ impl NodeData {
     pub fn bitmap(&self, node: &str, bitmap: &str) -> Option<&Bitmap> {
         let i = *self.index.get(node)?;
         let n = &self.nodes[i];
-        match &self.bitmap_index[i] {
-            Some(sorted) => {
-                let h = name_hash(bitmap);
-                let start = sorted.partition_point(|&(k, _)| k < h);
-                // Equal hashes are sorted by position, so the first match is QEMU's first.
-                sorted[start..]
-                    .iter()
-                    .take_while(|&&(k, _)| k == h)
-                    .map(|&(_, pos)| &n.bitmaps[pos as usize])
-                    .find(|b| b.name == bitmap)
-            }
-            None => n.bitmap(bitmap),
+        if n.bitmaps.len() <= INDEX_BITMAPS_ABOVE {
+            return n.bitmap(bitmap);
         }
+        let sorted = self.bitmap_index[i].get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = n
+                .bitmaps
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (name_hash(&b.name), i as u32))
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        let h = name_hash(bitmap);
+        let start = sorted.partition_point(|&(k, _)| k < h);
+        // Equal hashes are sorted by position, so the first match is QEMU's first.
+        sorted[start..]
+            .iter()
+            .take_while(|&&(k, _)| k == h)
+            .map(|&(_, pos)| &n.bitmaps[pos as usize])
+            .find(|b| b.name == bitmap)
     }
 
     /// Nodes in the order QEMU reported them.
