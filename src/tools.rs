@@ -212,7 +212,9 @@ pub fn dirty_bytes(file: &str, bitmap: &str) -> Result<u64> {
             stderr.trim()
         )));
     }
-    let dir = std::env::temp_dir().join(format!("vcp-nbd-{}-{}", std::process::id(), bitmap.len()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("vcp-nbd-{}-{seq}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| sys("cannot create a socket folder", &e))?;
     let sock = dir.join("nbd.sock");
     let mut nbd = Command::new("qemu-nbd")

@@ -48,7 +48,8 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        remove orphan and broken bitmaps, never a valid one;
                                        prints the plan; --apply runs it (offline only)
 
-D: live or status domain XML; C: checkpoint XML; N: query-named-block-nodes reply
+D: live or status domain XML; C: checkpoint XML (create: the request; delete and
+size: the stored definition, as checkpoint-dumpxml prints it); N: query-named-block-nodes reply
 (bare array or whole reply); DIR/VM: libvirt's checkpoint metadata folder and domain
 name (DIR/VM/<checkpoint>.xml). --offline reads the images with qemu-img (a shut-off
 domain; --in-use reads a running one's images with -U, for check only).
@@ -153,14 +154,14 @@ fn nodes(a: &Args) -> R<NodeData> {
     Ok(parse_node_data(&read(a.req("--nodes")?)?)?)
 }
 
-fn checkpoint(a: &Args, dom: &Domain) -> R<CheckpointDef> {
+/// The checkpoint of `--checkpoint`: a creation request (aligned against the domain),
+/// or, with `stored`, a definition as `virsh checkpoint-dumpxml` prints it.
+fn checkpoint(a: &Args, dom: &Domain, stored: bool) -> R<CheckpointDef> {
     let text = read(a.req("--checkpoint")?)?;
-    // A stored definition (with creationTime) is taken as it is; a request is aligned.
-    let redefine = text.contains("<creationTime>");
     Ok(api::checkpoint_def_from_xml(
         text.as_bytes(),
         Some(dom),
-        u32::from(redefine),
+        u32::from(stored),
         api::now(),
     )?)
 }
@@ -229,7 +230,7 @@ fn plan(a: &Args) -> R<ExitCode> {
     let dom = domain(a)?;
     match op {
         "create" => {
-            let def = checkpoint(a, &dom)?;
+            let def = checkpoint(a, &dom, false)?;
             let nd = match a.opt("--nodes") {
                 Some(_) => Some(nodes(a)?),
                 None => None,
@@ -237,7 +238,7 @@ fn plan(a: &Args) -> R<ExitCode> {
             print_tx(a, &create::add_actions(&dom, &def, nd.as_ref())?);
         }
         "delete" => {
-            let def = checkpoint(a, &dom)?;
+            let def = checkpoint(a, &dom, true)?;
             let plan = delete::discard_actions(&dom, &def, &nodes(a)?, a.flag("--ignore-missing"))?;
             print_with_reopen(a, &plan.actions, &plan.reopen);
             for m in &plan.missing {
@@ -322,7 +323,7 @@ fn plan(a: &Args) -> R<ExitCode> {
             );
         }
         "size" => {
-            let def = checkpoint(a, &dom)?;
+            let def = checkpoint(a, &dom, true)?;
             let plan = size::size_actions(&dom, &def, &nodes(a)?);
             if !plan.recovery.is_empty() {
                 print_tx(a, &plan.recovery);
