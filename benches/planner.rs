@@ -224,6 +224,19 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks
     }
+    if let Ok(which) = std::env::var("VCP_BENCH_ONE_PARSE") {
+        // One parse of the N=500 reply by `typed` or `value`: for
+        // `valgrind --tool=callgrind`, whose instruction counts do not depend on load.
+        let text = reply(500);
+        if which == "gen" {
+            black_box(&text);
+        } else if which == "value" {
+            black_box(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        } else {
+            black_box(parse_node_data(&text).unwrap());
+        }
+        return;
+    }
     if std::env::var_os("VCP_BENCH_PROFILE_PARSE").is_some() {
         // Only the typed parse, in a loop: for `perf record`.
         let text = reply(500);

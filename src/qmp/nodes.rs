@@ -6,6 +6,7 @@
 //! string `node-name`, an `image` object or a numeric `image.virtual-size` fails the
 //! whole parse.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -48,8 +49,8 @@ impl<'de> Deserialize<'de> for Bitmaps {
                 mut seq: A,
             ) -> std::result::Result<Bitmaps, A::Error> {
                 let mut out = Vec::with_capacity(16);
-                while let Some(raw) = seq.next_element::<Obj<RawBitmap<'de>>>()? {
-                    if let Some(b) = raw.0.and_then(bitmap) {
+                while let Some(entry) = seq.next_element::<BitmapEntry>()? {
+                    if let Some(b) = entry.0 {
                         out.push(b);
                     }
                 }
@@ -87,16 +88,123 @@ impl<'de> Deserialize<'de> for Bitmaps {
     }
 }
 
-fn bitmap(b: RawBitmap<'_>) -> Option<Bitmap> {
-    Some(Bitmap {
-        name: b.name.0?.into_owned(),
-        recording: b.recording.0.unwrap_or(false),
-        busy: b.busy.0.unwrap_or(false),
-        persistent: b.persistent.0.unwrap_or(false),
-        inconsistent: b.inconsistent.0.unwrap_or(false),
-        granularity: b.granularity.0.unwrap_or(0),
-        count: b.count.0.unwrap_or(0),
-    })
+/// The members of a bitmap entry that libvirt reads.
+enum BitmapKey {
+    Name,
+    Recording,
+    Busy,
+    Persistent,
+    Inconsistent,
+    Granularity,
+    Count,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for BitmapKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = BitmapKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_str<E>(self, v: &str) -> std::result::Result<BitmapKey, E> {
+                Ok(match v {
+                    "name" => BitmapKey::Name,
+                    "recording" => BitmapKey::Recording,
+                    "busy" => BitmapKey::Busy,
+                    "persistent" => BitmapKey::Persistent,
+                    "inconsistent" => BitmapKey::Inconsistent,
+                    "granularity" => BitmapKey::Granularity,
+                    "count" => BitmapKey::Count,
+                    _ => BitmapKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// One `dirty-bitmaps` entry read straight into a [`Bitmap`] (one is read per bitmap,
+/// so no intermediate record): `None` when it is not an object or has no string
+/// `name`; wrongly typed members count as absent (false / 0).
+struct BitmapEntry(Option<Bitmap>);
+
+impl<'de> Deserialize<'de> for BitmapEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BitmapEntry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<BitmapEntry, A::Error> {
+                let mut b = Bitmap::default();
+                let mut named = false;
+                while let Some(key) = map.next_key::<BitmapKey>()? {
+                    match key {
+                        BitmapKey::Name => {
+                            let n = map.next_value::<LStr<'de>>()?;
+                            named = n.0.is_some();
+                            b.name = n.0.map(Cow::into_owned).unwrap_or_default();
+                        }
+                        BitmapKey::Recording => {
+                            b.recording = map.next_value::<LBool>()?.0.unwrap_or(false)
+                        }
+                        BitmapKey::Busy => b.busy = map.next_value::<LBool>()?.0.unwrap_or(false),
+                        BitmapKey::Persistent => {
+                            b.persistent = map.next_value::<LBool>()?.0.unwrap_or(false)
+                        }
+                        BitmapKey::Inconsistent => {
+                            b.inconsistent = map.next_value::<LBool>()?.0.unwrap_or(false)
+                        }
+                        BitmapKey::Granularity => {
+                            b.granularity = map.next_value::<LU64>()?.0.unwrap_or(0)
+                        }
+                        BitmapKey::Count => b.count = map.next_value::<LU64>()?.0.unwrap_or(0),
+                        BitmapKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BitmapEntry(named.then_some(b)))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<BitmapEntry, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(BitmapEntry(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<BitmapEntry, E> {
+                Ok(BitmapEntry(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -127,25 +235,6 @@ struct RawQcow2<'a> {
     compat: Scalar<'a>,
     #[serde(rename = "extended-l2", borrow, default)]
     extended_l2: Scalar<'a>,
-}
-
-/// Kept small (typed members, not [`Scalar`]): one is read per bitmap.
-#[derive(Deserialize, Default)]
-struct RawBitmap<'a> {
-    #[serde(borrow, default)]
-    name: LStr<'a>,
-    #[serde(default)]
-    recording: LBool,
-    #[serde(default)]
-    busy: LBool,
-    #[serde(default)]
-    persistent: LBool,
-    #[serde(default)]
-    inconsistent: LBool,
-    #[serde(default)]
-    granularity: LU64,
-    #[serde(default)]
-    count: LU64,
 }
 
 #[derive(Deserialize, Default)]
