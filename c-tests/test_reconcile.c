@@ -73,6 +73,34 @@ check_online(void)
     vcp_free(actions);
     vcp_free(resolution);
 
+    {
+        vcp_checkpoint_delete_plan *plan = vcp_checkpoint_list_plan_delete(list, "c2", VCP_CHECKPOINT_DELETE_CHILDREN);
+        char **missing = NULL;
+        TAP_OK(plan && vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 0, &actions,
+                                                                   &reopen, NULL, 0) == 0 &&
+               strcmp(actions, "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":"
+                               "{\"node\":\"libvirt-6-format\",\"name\":\"c3\"}}]") == 0,
+               "delete plan: c3 is discarded first, from the node data read before it");
+        vcp_free(actions);
+        vcp_string_list_free(reopen);
+        actions = NULL;
+        TAP_OK(vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 1, &actions,
+                                                          &reopen, NULL, 0) == -1 && actions == NULL &&
+               tap_err_is(VCP_ERR_INTERNAL_ERROR,
+                          "internal error: bitmap 'c2' not found in backing chain of 'vda'"),
+               "delete plan: then c2, whose bitmap is gone: libvirt's error");
+        TAP_OK(vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 1, &actions, &reopen,
+                                                          &missing, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING) == 0 &&
+               strcmp(actions, "[]") == 0 && missing && strcmp(missing[0], "vda") == 0,
+               "delete plan: with IGNORE_MISSING the stuck delete goes through");
+        vcp_free(actions);
+        vcp_string_list_free(reopen);
+        vcp_string_list_free(missing);
+        TAP_OK(vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 2, &actions,
+                                                          &reopen, NULL, 0) == -1 &&
+               tap_err_code() == VCP_ERR_INVALID_ARG, "delete plan: index out of range");
+        vcp_checkpoint_delete_plan_free(plan);
+    }
     TAP_OK(vcp_reconcile_fix_actions(dom, list, nodes, &actions, &reopen, 0) == 0 &&
            strcmp(actions, "[]") == 0 && reopen && !reopen[0],
            "fix: c2 has no copy left to remove; nothing else is touched");

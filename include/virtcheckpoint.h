@@ -770,6 +770,24 @@ int vcp_checkpoint_list_apply_delete(vcp_checkpoint_list *list,
                                      unsigned int flags);
 
 /**
+ * The discard transaction for checkpoint `index` of the plan's discard list (in
+ * order), planned against `nodes` read just before it, as libvirt reads the node data
+ * again before each one: stores the actions in `*actions` and the backing layers to
+ * reopen in `*reopen` (deepest first), as `vcp_checkpoint_discard_actions()` does.
+ * `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING` (then `*missing` lists the disks
+ * whose bitmap was already gone). Returns 0 or -1.
+ */
+int vcp_checkpoint_delete_plan_discard_actions(const vcp_checkpoint_delete_plan *plan,
+                                               const vcp_checkpoint_list *list,
+                                               const vcp_domain *dom,
+                                               const vcp_node_data *nodes,
+                                               size_t index,
+                                               char **actions,
+                                               char ***reopen,
+                                               char ***missing,
+                                               unsigned int flags);
+
+/**
  * Frees a string or buffer returned by this library. NULL is accepted.
  *
  * # Safety

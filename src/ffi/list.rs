@@ -423,3 +423,45 @@ mod tests {
         );
     }
 }
+
+/// The discard transaction for checkpoint `index` of the plan's discard list (in
+/// order), planned against `nodes` read just before it, as libvirt reads the node data
+/// again before each one: stores the actions in `*actions` and the backing layers to
+/// reopen in `*reopen` (deepest first), as `vcp_checkpoint_discard_actions()` does.
+/// `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING` (then `*missing` lists the disks
+/// whose bitmap was already gone). Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_delete_plan_discard_actions(
+    plan: *const vcp_checkpoint_delete_plan,
+    list: *const vcp_checkpoint_list,
+    dom: *const super::domain::vcp_domain,
+    nodes: *const super::nodes::vcp_node_data,
+    index: usize,
+    actions: *mut *mut c_char,
+    reopen: *mut *mut *mut c_char,
+    missing: *mut *mut *mut c_char,
+    flags: c_uint,
+) -> c_int {
+    const F: &str = "vcp_checkpoint_delete_plan_discard_actions";
+    boundary(F, || {
+        // SAFETY: handles from the caller.
+        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
+        let list = &unsafe { arg_ref(list, "list", F) }?.0;
+        let name = plan.discard.get(index).ok_or_else(|| {
+            crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::Qemu,
+                format_args!(
+                    "discard index {index} out of range (the plan discards {})",
+                    plan.discard.len()
+                ),
+            )
+        })?;
+        let def = list.get(name)?;
+        // SAFETY: handles from the caller.
+        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
+        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
+        // SAFETY: out-parameters from the caller.
+        unsafe { super::plan::write_discard(dom, def, nodes, actions, reopen, missing, flags, F) }?;
+        Ok(0)
+    })
+}

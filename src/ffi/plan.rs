@@ -173,46 +173,66 @@ pub unsafe extern "C" fn vcp_checkpoint_discard_actions(
 ) -> c_int {
     const F: &str = "vcp_checkpoint_discard_actions";
     boundary(F, || {
-        check_flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, F)?;
         // SAFETY: handles from the caller.
         let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
         let def = &unsafe { arg_ref(def, "def", F) }?.0;
         let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let out = arg_out(actions, "actions", F)?;
-        let reopen_out = arg_out(reopen, "reopen", F)?;
-        let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
-        if tolerate {
-            arg_out(missing, "missing", F)?;
-        }
-        let plan = delete::discard_actions(dom, def, nodes, tolerate)?;
-        let reopen_nodes: Vec<&str> = plan.reopen.iter().map(|r| r.format_node.as_str()).collect();
-        let reopen_list = c_string_list(&reopen_nodes)?;
-        let missing_list = if tolerate {
-            match c_string_list(&plan.missing) {
-                Ok(l) => l,
-                Err(e) => {
-                    // SAFETY: allocated above, not handed out.
-                    unsafe { super::memory::vcp_string_list_free(reopen_list) };
-                    return Err(e);
-                }
-            }
-        } else {
-            std::ptr::null_mut()
-        };
-        // SAFETY: checked out-parameters; on failure the lists are freed.
-        unsafe {
-            if let Err(e) = write_actions(out, &plan.actions) {
-                super::memory::vcp_string_list_free(reopen_list);
-                super::memory::vcp_string_list_free(missing_list);
-                return Err(e);
-            }
-            write_out(reopen_out, reopen_list);
-            if tolerate {
-                write_out(missing, missing_list);
-            }
-        }
+        // SAFETY: out-parameters from the caller.
+        unsafe { write_discard(dom, def, nodes, actions, reopen, missing, flags, F) }?;
         Ok(0)
     })
+}
+
+/// The body of `vcp_checkpoint_discard_actions()`, shared with the delete plan.
+///
+/// # Safety
+/// The out-parameters are NULL or writable.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn write_discard(
+    dom: &Domain,
+    def: &crate::model::checkpoint::CheckpointDef,
+    nodes: &crate::model::nodes::NodeData,
+    actions: *mut *mut c_char,
+    reopen: *mut *mut *mut c_char,
+    missing: *mut *mut *mut c_char,
+    flags: c_uint,
+    func: &str,
+) -> Result<()> {
+    check_flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, func)?;
+    let out = arg_out(actions, "actions", func)?;
+    let reopen_out = arg_out(reopen, "reopen", func)?;
+    let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
+    if tolerate {
+        arg_out(missing, "missing", func)?;
+    }
+    let plan = delete::discard_actions(dom, def, nodes, tolerate)?;
+    let reopen_nodes: Vec<&str> = plan.reopen.iter().map(|r| r.format_node.as_str()).collect();
+    let reopen_list = c_string_list(&reopen_nodes)?;
+    let missing_list = if tolerate {
+        match c_string_list(&plan.missing) {
+            Ok(l) => l,
+            Err(e) => {
+                // SAFETY: allocated above, not handed out.
+                unsafe { super::memory::vcp_string_list_free(reopen_list) };
+                return Err(e);
+            }
+        }
+    } else {
+        std::ptr::null_mut()
+    };
+    // SAFETY: checked out-parameters; on failure the lists are freed.
+    unsafe {
+        if let Err(e) = write_actions(out, &plan.actions) {
+            super::memory::vcp_string_list_free(reopen_list);
+            super::memory::vcp_string_list_free(missing_list);
+            return Err(e);
+        }
+        write_out(reopen_out, reopen_list);
+        if tolerate {
+            write_out(missing, missing_list);
+        }
+    }
+    Ok(())
 }
 
 /// The `blockdev-reopen` command libvirt sends for a qcow2 backing layer of `dom`
