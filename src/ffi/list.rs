@@ -400,30 +400,6 @@ pub unsafe extern "C" fn vcp_checkpoint_list_apply_delete(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn c_flags_equal_the_store_flags() {
-        use crate::store::list;
-        assert_eq!(VCP_CHECKPOINT_LIST_ROOTS, list::LIST_ROOTS);
-        assert_eq!(VCP_CHECKPOINT_LIST_DESCENDANTS, list::LIST_DESCENDANTS);
-        assert_eq!(VCP_CHECKPOINT_LIST_TOPOLOGICAL, list::LIST_TOPOLOGICAL);
-        assert_eq!(VCP_CHECKPOINT_LIST_LEAVES, list::LIST_LEAVES);
-        assert_eq!(VCP_CHECKPOINT_LIST_NO_LEAVES, list::LIST_NO_LEAVES);
-        assert_eq!(VCP_CHECKPOINT_DELETE_CHILDREN, list::DELETE_CHILDREN);
-        assert_eq!(
-            VCP_CHECKPOINT_DELETE_METADATA_ONLY,
-            list::DELETE_METADATA_ONLY
-        );
-        assert_eq!(
-            VCP_CHECKPOINT_DELETE_CHILDREN_ONLY,
-            list::DELETE_CHILDREN_ONLY
-        );
-    }
-}
-
 /// The discard transaction for checkpoint `index` of the plan's discard list (in
 /// order), planned against `nodes` read just before it, as libvirt reads the node data
 /// again before each one: stores the actions in `*actions` and the backing layers to
@@ -464,4 +440,28 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_discard_actions(
         unsafe { super::plan::write_discard(dom, def, nodes, actions, reopen, missing, flags, F) }?;
         Ok(0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_flags_equal_the_store_flags() {
+        use crate::store::list;
+        assert_eq!(VCP_CHECKPOINT_LIST_ROOTS, list::LIST_ROOTS);
+        assert_eq!(VCP_CHECKPOINT_LIST_DESCENDANTS, list::LIST_DESCENDANTS);
+        assert_eq!(VCP_CHECKPOINT_LIST_TOPOLOGICAL, list::LIST_TOPOLOGICAL);
+        assert_eq!(VCP_CHECKPOINT_LIST_LEAVES, list::LIST_LEAVES);
+        assert_eq!(VCP_CHECKPOINT_LIST_NO_LEAVES, list::LIST_NO_LEAVES);
+        assert_eq!(VCP_CHECKPOINT_DELETE_CHILDREN, list::DELETE_CHILDREN);
+        assert_eq!(
+            VCP_CHECKPOINT_DELETE_METADATA_ONLY,
+            list::DELETE_METADATA_ONLY
+        );
+        assert_eq!(
+            VCP_CHECKPOINT_DELETE_CHILDREN_ONLY,
+            list::DELETE_CHILDREN_ONLY
+        );
+    }
 }
