@@ -43,3 +43,30 @@ pub fn detect_report(data: &NodeData) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qmp::nodes::parse_node_data;
+
+    #[test]
+    fn prints_v2_long_names_flags_and_sorted_snapshots() {
+        let json = r#"[
+          {"node-name":"libvirt-1-format","image":{"virtual-size":1,
+            "format-specific":{"type":"qcow2","data":{"compat":"0.10"}},
+            "snapshots":[{"name":"b2","vm-state-size":0},{"name":"a1","vm-state-size":5}]},
+           "dirty-bitmaps":[{"name":"current","recording":true,"persistent":true,
+              "inconsistent":true,"granularity":65536,"count":0},
+             {"name":"top-transient-inactive","busy":true,"granularity":512,"count":1024}]},
+          {"node-name":"libvirt-1-storage","image":{"virtual-size":1}},
+          {"node-name":"libvirt-30-format","image":{"virtual-size":1}},
+          {"node-name":"pflash0","image":{"virtual-size":1}}]"#;
+        let nd = parse_node_data(json).unwrap();
+        assert_eq!(
+            detect_report(&nd),
+            "libvirt-1-format:\n qcow2 v2\n  current: record:1 busy:0 persist:1 inconsist:1 gran:65536 dirty:0\n \
+             top-transient-inactive: record:0 busy:1 persist:0 inconsist:0 gran:512 dirty:1024\n \
+             internal snapshots: 'a1'(*) 'b2'"
+        );
+    }
+}
