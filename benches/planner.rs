@@ -225,9 +225,11 @@ fn main() {
         return; // `cargo test --benches` asks for the list of benchmarks
     }
     if let Ok(which) = std::env::var("VCP_BENCH_ONE_PARSE") {
-        // One parse of the N=500 reply by `typed` or `value`: for
-        // `valgrind --tool=callgrind`, whose instruction counts do not depend on load.
-        let text = reply(500);
+        // One parse (of the N = VCP_BENCH_N, default 500, reply) by `typed` or `value`, or
+        // only the reply's generation (`gen`): for `valgrind --tool=callgrind`, whose
+        // instruction counts do not depend on the machine's load.
+        let n = std::env::var("VCP_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+        let text = reply(n);
         if which == "gen" {
             black_box(&text);
         } else if which == "value" {
