@@ -228,7 +228,10 @@ fn main() {
         // One parse (of the N = VCP_BENCH_N, default 500, reply) by `typed` or `value`, or
         // only the reply's generation (`gen`): for `valgrind --tool=callgrind`, whose
         // instruction counts do not depend on the machine's load.
-        let n = std::env::var("VCP_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+        let n = std::env::var("VCP_BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
         let text = reply(n);
         if which == "gen" {
             black_box(&text);
