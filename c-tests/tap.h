@@ -54,6 +54,17 @@ tap_read_file(const char *dir, const char *name)
     return buf;
 }
 
+/* The test data folder given as argv[1]; exits with a usage message without it. */
+static inline const char *
+tap_datadir(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s TESTDATA_DIR\n", argv[0]);
+        exit(EXIT_FAILURE);
+    }
+    return argv[1];
+}
+
 /* The last error's code, or 0. */
 static inline int
 tap_err_code(void)

@@ -162,11 +162,7 @@ check_malformed(void)
 int
 main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s TESTDATA_DIR\n", argv[0]);
-        return EXIT_FAILURE;
-    }
-    datadir = argv[1];
+    datadir = tap_datadir(argc, argv);
     check_vector("empty");
     check_vector("basic");
     check_vector("snapshots");
