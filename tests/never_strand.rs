@@ -367,13 +367,20 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
             .unwrap()
             .is_empty()
     );
-    let (_, removed) = apply_fix_metadata(&mut list, &plan).unwrap();
-    assert_eq!(removed, ["c1"]);
-    for r in removed {
-        meta.remove(&r).unwrap();
-    }
+    assert!(
+        out.contains("# metadata: checkpoint c1 is broken on every disk and is dropped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("applied: 2 bitmap removal(s), 0 checkpoint(s) rewritten, 1 dropped"),
+        "{out}"
+    );
+    // The metadata files followed the fix: c1's file is gone, the check is clean.
+    assert!(!dir.join("vm/c1.xml").exists());
+    let (reloaded, _) = meta.load().unwrap();
+    assert!(reloaded.is_empty());
     let nodes = tools::inspect(&dom, false).unwrap();
-    assert!(reconcile(&dom, &list, &nodes).is_clean());
+    assert!(reconcile(&dom, &reloaded, &nodes).is_clean());
     let (code, table, _) = vcp(&[
         "check",
         "--domain",
@@ -385,6 +392,20 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
         "--offline",
     ]);
     assert_eq!(code, 0, "{table}");
+    let (code, out, _) = vcp(&[
+        "fix",
+        "--domain",
+        &dom_xml,
+        "--metadata",
+        d,
+        "--name",
+        "vm",
+        "--offline",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "nothing to fix\n"));
+    // The in-memory list of this test follows the same plan.
+    let (_, removed) = apply_fix_metadata(&mut list, &plan).unwrap();
+    assert_eq!(removed, ["c1"]);
 
     // A new chain starts and its backups are exact.
     let mut vm = Vm::start(&dir, disks).unwrap();

@@ -11,7 +11,9 @@ use virtcheckpoint::model::checkpoint::CheckpointDef;
 use virtcheckpoint::model::domain::Domain;
 use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
 use virtcheckpoint::plan::delete::Reopen;
-use virtcheckpoint::plan::reconcile::{fix_actions, fix_commands, fix_plan, reconcile};
+use virtcheckpoint::plan::reconcile::{
+    apply_fix_metadata, fix_actions, fix_commands, fix_plan, reconcile,
+};
 use virtcheckpoint::plan::resolve::resolve_backup;
 use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 use virtcheckpoint::plan::{commit, copy, create, delete, pull, size};
@@ -45,8 +47,11 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        checkpoints x disks x layers, one symbol per state
   vcp tree  --metadata DIR --name VM   the checkpoint tree (* marks the current one)
   vcp fix   --domain D --metadata DIR --name VM (--nodes N | --offline [--in-use]) [--apply]
-                                       remove orphan and broken bitmaps, never a valid one;
-                                       prints the plan; --apply runs it (offline only)
+                                       remove orphan and broken bitmaps, never a valid one,
+                                       and bring the metadata in line (a checkpoint stops
+                                       claiming its broken disks, one broken everywhere is
+                                       dropped); prints the plan; --apply runs it and
+                                       rewrites the metadata files (offline only)
 
 D: live or status domain XML; C: checkpoint XML (create: the request; delete and
 size: the stored definition, as checkpoint-dumpxml prints it); N: query-named-block-nodes reply
@@ -368,15 +373,16 @@ fn check(a: &Args) -> R<ExitCode> {
 
 fn fix(a: &Args) -> R<ExitCode> {
     let (dom, nd) = bitmaps_for(a, &domain(a)?)?;
-    let list = metadata(a)?;
+    let mut list = metadata(a)?;
     let rep = reconcile(&dom, &list, &nd);
-    let plan = fix_plan(&rep, &dom);
-    if plan.removals.is_empty() {
+    if rep.is_clean() {
         println!("nothing to fix");
         return Ok(ExitCode::SUCCESS);
     }
+    let plan = fix_plan(&rep, &dom);
+    let apply = a.flag("--apply");
     if a.flag("--offline") {
-        if a.flag("--in-use") && a.flag("--apply") {
+        if a.flag("--in-use") && apply {
             return Err(Fail::Usage(
                 "--apply cannot change the images of a running domain; plan online instead".into(),
             ));
@@ -384,15 +390,12 @@ fn fix(a: &Args) -> R<ExitCode> {
         let cmds = fix_commands(&plan);
         for c in &cmds {
             println!("{}", c.join(" "));
-            if a.flag("--apply") {
+            if apply {
                 tools::run(c)?;
             }
         }
-        if a.flag("--apply") {
-            println!("applied {} command(s)", cmds.len());
-        }
     } else {
-        if a.flag("--apply") {
+        if apply {
             return Err(Fail::Usage(
                 "--apply runs offline plans only; send the printed QMP to QEMU".into(),
             ));
@@ -400,10 +403,26 @@ fn fix(a: &Args) -> R<ExitCode> {
         let (actions, reopen) = fix_actions(&plan, &dom);
         print_with_reopen(a, &actions, &reopen);
     }
-    if !plan.broken.is_empty() {
-        eprintln!(
-            "note: broken checkpoints (drop their metadata with a metadata-only delete, or keep them for the disks where they are valid): {}",
-            plan.broken.join(", ")
+    for (cp, disk) in &plan.uncover {
+        println!("# metadata: checkpoint {cp} no longer claims disk {disk}");
+    }
+    for cp in &plan.drop {
+        println!("# metadata: checkpoint {cp} is broken on every disk and is dropped");
+    }
+    if apply {
+        let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
+        let (changed, removed) = apply_fix_metadata(&mut list, &plan)?;
+        for c in &changed {
+            md.save(list.get(c)?)?;
+        }
+        for r in &removed {
+            md.remove(r)?;
+        }
+        println!(
+            "applied: {} bitmap removal(s), {} checkpoint(s) rewritten, {} dropped",
+            plan.removals.len(),
+            changed.len(),
+            removed.len()
         );
     }
     Ok(ExitCode::SUCCESS)
