@@ -182,6 +182,34 @@ fn plans_only() {
         store_node: "libvirt-5-format".into(),
         export_bitmap: None,
     }];
+    let chk = |name: &str| virtcheckpoint::model::checkpoint::CheckpointDef {
+        name: name.into(),
+        disks: vec![virtcheckpoint::model::checkpoint::CheckpointDisk {
+            name: "vda".into(),
+            kind: virtcheckpoint::model::checkpoint::DiskCheckpointKind::Bitmap,
+            bitmap: Some(name.into()),
+            size: None,
+        }],
+        ..Default::default()
+    };
+    if let Ok(actions) = virtcheckpoint::plan::create::add_actions(&dom, &chk("chk5"), Some(&nodes))
+    {
+        show(
+            "checkpoint chk5 (one new bitmap, nothing else touched)",
+            &actions,
+        );
+    }
+    if let Ok(plan) =
+        virtcheckpoint::plan::delete::discard_actions(&dom, &chk("chk1"), &nodes, false)
+    {
+        show("delete chk1 from both layers", &plan.actions);
+        for r in &plan.reopen {
+            println!(
+                "     (reopen {} read-write before, read-only after)",
+                r.format_node
+            );
+        }
+    }
     if let Ok(plan) = virtcheckpoint::plan::backup::backup_actions(
         &dom,
         virtcheckpoint::plan::backup::BackupMode::Push,
