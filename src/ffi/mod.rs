@@ -280,6 +280,31 @@ pub(crate) unsafe fn write_string(out: *mut *mut c_char, s: &str) -> Result<()> 
     Ok(())
 }
 
+/// Writes each text to its out-parameter (NULL ones skipped), all or nothing.
+pub(crate) fn write_strings(outs: &[*mut *mut c_char], texts: &[String]) -> Result<()> {
+    let mut made = Vec::new();
+    for (o, t) in outs.iter().zip(texts) {
+        if o.is_null() {
+            continue;
+        }
+        match memory::c_string(t) {
+            Ok(p) => made.push((*o, p)),
+            Err(e) => {
+                for (_, p) in made {
+                    // SAFETY: allocated above, not handed out.
+                    unsafe { memory::vcp_free(p.cast()) };
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (o, p) in made {
+        // SAFETY: non-NULL out-parameters given by the caller.
+        unsafe { write_out(o, p) };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

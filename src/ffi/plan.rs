@@ -11,7 +11,7 @@ use super::memory::c_string_list;
 use super::nodes::vcp_node_data;
 use super::{
     arg_mut, arg_opt_ref, arg_opt_str, arg_opt_str_list, arg_out, arg_ref, arg_slice, arg_str,
-    boundary, check_flags, write_out, write_string,
+    boundary, check_flags, write_out, write_string, write_strings,
 };
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::domain::{Disk, Domain};
@@ -19,7 +19,7 @@ use crate::plan::backup::{BackupDisk, BackupMode, backup_actions, backup_bitmap_
 use crate::plan::merge::{MergeSpec, bitmap_merge_actions};
 use crate::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 use crate::plan::{chain, commit, copy, create, delete, pull, redefine, size};
-use crate::qmp::action::{Action, actions_json, reopen_command};
+use crate::qmp::action::{Action, actions_json, commands_json, reopen_command};
 
 /// `vcp_backup_begin_actions()`: push mode (QEMU writes into the store nodes).
 pub const VCP_BACKUP_PUSH: c_int = 0;
@@ -444,20 +444,13 @@ pub unsafe extern "C" fn vcp_backup_begin_actions(
         let out = arg_out(actions, "actions", F)?;
         let exists = |name: &str| known.as_ref().is_none_or(|k| k.contains(&name));
         let plan = backup_actions(dom, mode, &list, nodes, &exists, new_def)?;
-        let cleanup_text =
-            crate::qmp::json::Json::Arr(plan.cleanup.iter().map(Action::to_command).collect())
-                .to_compact();
-        // SAFETY: checked out-parameters; `actions` is freed if `cleanup` fails.
-        unsafe {
-            write_actions(out, &plan.actions)?;
-            if !cleanup.is_null()
-                && let Err(e) = write_string(cleanup, &cleanup_text)
-            {
-                super::memory::vcp_free((*out).cast());
-                *out = std::ptr::null_mut();
-                return Err(e);
-            }
-        }
+        write_strings(
+            &[out, cleanup],
+            &[
+                actions_json(&plan.actions).to_compact(),
+                commands_json(&plan.cleanup).to_compact(),
+            ],
+        )?;
         Ok(0)
     })
 }
@@ -638,30 +631,14 @@ pub unsafe extern "C" fn vcp_checkpoint_size_actions(
             arg_out(cleanup, "cleanup", F)?,
         );
         let plan = size::size_actions(dom, def, nodes);
-        let texts = [
-            actions_json(&plan.recovery).to_compact(),
-            actions_json(&plan.merge).to_compact(),
-            actions_json(&plan.cleanup).to_compact(),
-        ];
-        let mut made = Vec::new();
-        for t in &texts {
-            match super::memory::c_string(t) {
-                Ok(p) => made.push(p),
-                Err(e) => {
-                    for p in made {
-                        // SAFETY: allocated above, not handed out.
-                        unsafe { super::memory::vcp_free(p.cast()) };
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        // SAFETY: checked out-parameters.
-        unsafe {
-            write_out(r, made[0]);
-            write_out(m, made[1]);
-            write_out(c, made[2]);
-        }
+        write_strings(
+            &[r, m, c],
+            &[
+                actions_json(&plan.recovery).to_compact(),
+                actions_json(&plan.merge).to_compact(),
+                actions_json(&plan.cleanup).to_compact(),
+            ],
+        )?;
         Ok(0)
     })
 }

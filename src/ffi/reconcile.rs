@@ -6,21 +6,21 @@ use std::path::Path;
 use super::checkpoint::vcp_checkpoint_def;
 use super::domain::vcp_domain;
 use super::list::vcp_checkpoint_list;
-use super::memory::{c_string_list, vcp_free, vcp_string_list_free};
+use super::memory::{c_string_list, vcp_string_list_free};
 use super::nodes::vcp_node_data;
 use super::plan::{
     VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, backup_disks, backup_mode, vcp_backup_disk,
 };
 use super::{
     arg_mut, arg_opt_ref, arg_opt_str, arg_out, arg_ref, arg_str, boundary, check_flags,
-    into_handle, write_out, write_string,
+    into_handle, write_out, write_string, write_strings,
 };
-use crate::error::{Error, ErrorDomain, Result};
+use crate::error::{Error, ErrorDomain};
 use crate::model::nodes::NodeData;
 use crate::plan::offline;
 use crate::plan::reconcile::{apply_fix_metadata, fix_actions, fix_commands, fix_plan, reconcile};
 use crate::plan::resolve::resolve_backup;
-use crate::qmp::action::{Action, actions_json};
+use crate::qmp::action::{actions_json, commands_json};
 use crate::qmp::json::Json;
 use crate::store::dir::MetadataDir;
 use crate::{report, tools};
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn vcp_reconcile_fix_actions(
         let out = arg_out(actions, "actions", F)?;
         let reopen_out = arg_out(reopen, "reopen", F)?;
         let plan = fix_plan(&reconcile(dom, list, nodes), dom);
-        let (acts, reopens): (Vec<Action>, _) = fix_actions(&plan, dom);
+        let (acts, reopens) = fix_actions(&plan, dom);
         let names: Vec<&str> = reopens.iter().map(|r| r.format_node.as_str()).collect();
         let arr = c_string_list(&names)?;
         // SAFETY: checked out-parameters; the list is freed if the string fails.
@@ -269,37 +269,12 @@ pub unsafe extern "C" fn vcp_backup_resolve_actions(
         let (decided, plan) = resolve_backup(dom, mode, &list_disks, nodes, list, from, new_def)?;
         let texts = [
             actions_json(&plan.actions).to_compact(),
-            Json::Arr(plan.cleanup.iter().map(Action::to_command).collect()).to_compact(),
+            commands_json(&plan.cleanup).to_compact(),
             report::resolution_json(&decided).to_compact(),
         ];
         write_strings(&[out, cleanup, resolution], &texts)?;
         Ok(0)
     })
-}
-
-/// Writes each text to its out-parameter (NULL ones skipped), all or nothing.
-fn write_strings(outs: &[*mut *mut c_char], texts: &[String]) -> Result<()> {
-    let mut made = Vec::new();
-    for (o, t) in outs.iter().zip(texts) {
-        if o.is_null() {
-            continue;
-        }
-        match super::memory::c_string(t) {
-            Ok(p) => made.push((*o, p)),
-            Err(e) => {
-                for (_, p) in made {
-                    // SAFETY: allocated above, not handed out.
-                    unsafe { vcp_free(p.cast()) };
-                }
-                return Err(e);
-            }
-        }
-    }
-    for (o, p) in made {
-        // SAFETY: non-NULL out-parameters given by the caller.
-        unsafe { write_out(o, p) };
-    }
-    Ok(())
 }
 
 /// Creating checkpoint `def` on a shut-off domain: in `*commands` a JSON array of

@@ -199,6 +199,11 @@ pub fn actions_json(actions: &[Action]) -> Json {
     Json::Arr(actions.iter().map(Action::to_json).collect())
 }
 
+/// The actions as an array of stand-alone commands (`{"execute":…,"arguments":…}`).
+pub fn commands_json(actions: &[Action]) -> Json {
+    Json::Arr(actions.iter().map(Action::to_command).collect())
+}
+
 /// `{"execute":"transaction","arguments":{"actions":[...]}}`.
 pub fn transaction(actions: &[Action]) -> Json {
     Json::Obj(vec![
