@@ -119,105 +119,25 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     }
 }
 
-/// Declares a one-type lenient member: `$name` holds `Option<$t>`, set only when the
-/// JSON value has that type (`$visit` produces it); any other value is skipped.
-macro_rules! lenient_scalar {
-    ($(#[$doc:meta])* $name:ident, $t:ty, $($visit:item)*) => {
-        $(#[$doc])*
-        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-        pub(crate) struct $name(pub(crate) Option<$t>);
+/// A boolean member; absent or of another type: `None`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LBool(pub(crate) Option<bool>);
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Option<$t>;
-
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("any JSON value")
-                    }
-
-                    fn visit_bool<E>(self, _v: bool) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_i64<E>(self, _v: i64) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_u64<E>(self, _v: u64) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    drain_compound! {}
-                }
-                struct W;
-                impl<'de> Visitor<'de> for W {
-                    type Value = Option<$t>;
-
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("any JSON value")
-                    }
-
-                    $($visit)*
-
-                    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                        Ok(None)
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        V.visit_map(map)
-                    }
-                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                        V.visit_seq(seq)
-                    }
-                }
-                d.deserialize_any(W).map($name)
-            }
-        }
-    };
+impl<'de> Deserialize<'de> for LBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(LBool(Scalar::deserialize(d)?.as_bool()))
+    }
 }
 
-lenient_scalar!(
-    /// A boolean member; absent or of another type: `None`.
-    LBool,
-    bool,
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-);
+/// An unsigned number member; absent, negative, fractional or of another type: `None`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LU64(pub(crate) Option<u64>);
 
-lenient_scalar!(
-    /// An unsigned number member; absent, negative, fractional or of another type: `None`.
-    LU64,
-    u64,
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+impl<'de> Deserialize<'de> for LU64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(LU64(Scalar::deserialize(d)?.as_u64()))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(u64::try_from(v).ok())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-);
+}
 
 /// A string member, borrowed from the input when it has no escapes; absent or of
 /// another type: `None`.

@@ -25,67 +25,7 @@ struct RawNode<'a> {
     #[serde(borrow, default)]
     image: Obj<RawImage<'a>>,
     #[serde(rename = "dirty-bitmaps", default)]
-    dirty_bitmaps: Bitmaps,
-}
-
-/// The `dirty-bitmaps` array, each entry converted as soon as it is read (no array of
-/// raw records is built); entries that are not objects or lack a string `name` are
-/// skipped, and a value that is not an array counts as no bitmaps.
-#[derive(Default)]
-struct Bitmaps(Vec<Bitmap>);
-
-impl<'de> Deserialize<'de> for Bitmaps {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Bitmaps;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<Bitmaps, A::Error> {
-                let mut out = Vec::with_capacity(16);
-                while let Some(entry) = seq.next_element::<BitmapEntry>()? {
-                    if let Some(b) = entry.0 {
-                        out.push(b);
-                    }
-                }
-                Ok(Bitmaps(out))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Bitmaps, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Bitmaps::default())
-            }
-
-            fn visit_bool<E>(self, _: bool) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-            fn visit_str<E>(self, _: &str) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-            fn visit_unit<E>(self) -> std::result::Result<Bitmaps, E> {
-                Ok(Bitmaps::default())
-            }
-        }
-        d.deserialize_any(V)
-    }
+    dirty_bitmaps: Arr<Obj<BitmapFields>>,
 }
 
 /// The members of a bitmap entry that libvirt reads.
@@ -127,44 +67,40 @@ impl<'de> Deserialize<'de> for BitmapKey {
     }
 }
 
-/// One `dirty-bitmaps` entry read straight into a [`Bitmap`] (one is read per bitmap,
-/// so no intermediate record): `None` when it is not an object or has no string
-/// `name`; wrongly typed members count as absent (false / 0).
-struct BitmapEntry(Option<Bitmap>);
+/// The members of one `dirty-bitmaps` object, read straight into a [`Bitmap`] (one is
+/// read per bitmap, so no intermediate record): `None` without a string `name`;
+/// wrongly typed members count as absent (false / 0). Non-objects are skipped by the
+/// surrounding [`Obj`].
+struct BitmapFields(Option<Bitmap>);
 
-impl<'de> Deserialize<'de> for BitmapEntry {
+impl<'de> Deserialize<'de> for BitmapFields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = BitmapEntry;
+            type Value = BitmapFields;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
+                f.write_str("a dirty bitmap object")
             }
 
             fn visit_map<A: MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> std::result::Result<BitmapEntry, A::Error> {
+            ) -> std::result::Result<BitmapFields, A::Error> {
                 let mut b = Bitmap::default();
                 let mut named = false;
                 while let Some(key) = map.next_key::<BitmapKey>()? {
+                    let flag = |v: LBool| v.0.unwrap_or(false);
                     match key {
                         BitmapKey::Name => {
                             let n = map.next_value::<LStr<'de>>()?;
                             named = n.0.is_some();
                             b.name = n.0.map(Cow::into_owned).unwrap_or_default();
                         }
-                        BitmapKey::Recording => {
-                            b.recording = map.next_value::<LBool>()?.0.unwrap_or(false)
-                        }
-                        BitmapKey::Busy => b.busy = map.next_value::<LBool>()?.0.unwrap_or(false),
-                        BitmapKey::Persistent => {
-                            b.persistent = map.next_value::<LBool>()?.0.unwrap_or(false)
-                        }
-                        BitmapKey::Inconsistent => {
-                            b.inconsistent = map.next_value::<LBool>()?.0.unwrap_or(false)
-                        }
+                        BitmapKey::Recording => b.recording = flag(map.next_value()?),
+                        BitmapKey::Busy => b.busy = flag(map.next_value()?),
+                        BitmapKey::Persistent => b.persistent = flag(map.next_value()?),
+                        BitmapKey::Inconsistent => b.inconsistent = flag(map.next_value()?),
                         BitmapKey::Granularity => {
                             b.granularity = map.next_value::<LU64>()?.0.unwrap_or(0)
                         }
@@ -174,36 +110,10 @@ impl<'de> Deserialize<'de> for BitmapEntry {
                         }
                     }
                 }
-                Ok(BitmapEntry(named.then_some(b)))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<BitmapEntry, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(BitmapEntry(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
-            }
-            fn visit_str<E>(self, _: &str) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
-            }
-            fn visit_unit<E>(self) -> std::result::Result<BitmapEntry, E> {
-                Ok(BitmapEntry(None))
+                Ok(BitmapFields(named.then_some(b)))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_map(V)
     }
 }
 
@@ -366,7 +276,12 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
         qcow2_extended_l2 = data.extended_l2.as_bool().unwrap_or(false);
     }
 
-    let bitmaps = raw.dirty_bitmaps.0;
+    let bitmaps = raw
+        .dirty_bitmaps
+        .0
+        .into_iter()
+        .filter_map(|entry| entry.0.and_then(|fields| fields.0))
+        .collect();
 
     let snapshots = image
         .snapshots
