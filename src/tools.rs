@@ -46,6 +46,36 @@ fn in_use_error(file: &str, stderr: &str) -> Error {
     )
 }
 
+/// Runs a QEMU tool about image `file` and returns its standard output. A failure is
+/// reported with the tool's own message; a lock held by another process as
+/// VIR_ERR_OPERATION_INVALID naming the image (QEMU's `[path]` when it gives one).
+fn checked_output(cmd: &mut Command, file: &str) -> Result<Vec<u8>> {
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .map_err(|e| sys(format_args!("cannot run {prog}"), &e))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("lock") {
+        let named = stderr
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map_or(file, |(path, _)| path);
+        return Err(in_use_error(named, &stderr));
+    }
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Err(Error::internal(format_args!(
+        "'{prog} {}' failed: {}",
+        args.join(" "),
+        stderr.trim()
+    )))
+}
+
 /// Turns the JSON array of `qemu-img info --output=json --backing-chain` into nodes
 /// keyed by the disk chain's format node names (image i of the array is chain layer
 /// i). With `in_use`, the `in-use` flag means "open by the running QEMU", not
@@ -126,24 +156,11 @@ pub fn inspect(dom: &Domain, in_use: bool) -> Result<NodeData> {
         if in_use {
             cmd.arg("-U");
         }
-        let out = cmd
-            .arg(top)
-            .output()
-            .map_err(|e| sys("cannot run qemu-img", &e))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if stderr.contains("lock") {
-                return Err(in_use_error(top, &stderr));
-            }
-            return Err(Error::internal(format_args!(
-                "qemu-img info {top} failed: {}",
-                stderr.trim()
-            )));
-        }
+        let out = checked_output(cmd.arg(top), top)?;
         nodes_from_image_info(
             &dom,
             &disk.target,
-            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out),
             in_use,
             &mut nodes,
         )?;
@@ -157,26 +174,12 @@ pub fn run(argv: &[String]) -> Result<()> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| Error::internal("empty command"))?;
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| sys(format_args!("cannot run {prog}"), &e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("lock") {
-        let file = argv
-            .get(argv.len().saturating_sub(2))
-            .cloned()
-            .unwrap_or_default();
-        return Err(in_use_error(&file, &stderr));
-    }
-    Err(Error::internal(format_args!(
-        "'{}' failed: {}",
-        argv.join(" "),
-        stderr.trim()
-    )))
+    let file = args
+        .iter()
+        .rev()
+        .find(|a| !a.starts_with('-'))
+        .map_or("", String::as_str);
+    checked_output(Command::new(prog).args(args), file).map(drop)
 }
 
 /// Sums the dirty extents of a JSON `qemu-img map` of an NBD export read with
@@ -198,20 +201,10 @@ pub fn dirty_bytes_from_map(map_json: &str) -> Result<u64> {
 /// `qemu-nbd` on a private socket and mapped with `qemu-img map`.
 pub fn dirty_bytes(file: &str, bitmap: &str) -> Result<u64> {
     // Refuse an image another process holds before exporting it.
-    let probe = Command::new("qemu-img")
-        .args(["info", "--output=json", file])
-        .output()
-        .map_err(|e| sys("cannot run qemu-img", &e))?;
-    if !probe.status.success() {
-        let stderr = String::from_utf8_lossy(&probe.stderr);
-        if stderr.contains("lock") {
-            return Err(in_use_error(file, &stderr));
-        }
-        return Err(Error::internal(format_args!(
-            "qemu-img info {file} failed: {}",
-            stderr.trim()
-        )));
-    }
+    checked_output(
+        Command::new("qemu-img").args(["info", "--output=json", file]),
+        file,
+    )?;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("vcp-nbd-{}-{seq}", std::process::id()));
