@@ -10,6 +10,7 @@ use virtcheckpoint::api::checkpoint_def_from_xml;
 use virtcheckpoint::model::checkpoint::CheckpointDef;
 use virtcheckpoint::model::domain::Domain;
 use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, BackupPlan, backup_actions};
+use virtcheckpoint::plan::delete::Reopen;
 use virtcheckpoint::plan::reconcile::{
     FixPlan, apply_fix_metadata, fix_actions, fix_plan, reconcile,
 };
@@ -209,17 +210,19 @@ pub fn snapshot_unmanaged(vm: &mut Vm, target: &str, overlay: &Path) -> Result<(
 /// (reopening a backing layer read-write for it).
 pub fn remove_behind_back(vm: &mut Vm, target: &str, layer: usize, name: &str) -> Result<()> {
     let node = vm.disk(target).chain[layer].format_node();
-    if layer > 0 {
-        reopen(vm, target, &node, false)?;
-    }
-    let r = vm.qmp.execute(
-        "block-dirty-bitmap-remove",
-        Some(json!({"node": node, "name": name})),
-    );
-    if layer > 0 {
-        reopen(vm, target, &node, true)?;
-    }
-    r.map(drop)
+    let layers = if layer > 0 {
+        vec![layer_reopen(vm, target, layer)]
+    } else {
+        Vec::new()
+    };
+    with_reopened(vm, &layers, |vm| {
+        vm.qmp
+            .execute(
+                "block-dirty-bitmap-remove",
+                Some(json!({"node": node, "name": name})),
+            )
+            .map(drop)
+    })
 }
 
 /// Reconciles online and applies the fix: one removal transaction (backing layers
@@ -235,16 +238,7 @@ pub fn fix_online(
     let rep = reconcile(&dom, list, &nodes);
     let plan = fix_plan(&rep, &dom);
     let (actions, reopens) = fix_actions(&plan, &dom);
-    for r in &reopens {
-        let t = target_of(vm, &r.format_node);
-        reopen(vm, &t, &r.format_node, false)?;
-    }
-    let sent = vm.transaction(&actions);
-    for r in &reopens {
-        let t = target_of(vm, &r.format_node);
-        reopen(vm, &t, &r.format_node, true)?;
-    }
-    sent?;
+    with_reopened(vm, &reopens, |vm| vm.transaction(&actions))?;
     let (changed, removed) = lib(apply_fix_metadata(list, &plan))?;
     if let Some(md) = meta {
         for c in &changed {
@@ -301,30 +295,42 @@ pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>
     Ok(actions)
 }
 
-/// The reopen commands of one image of disk `target` (read-write or read-only).
-fn reopen(vm: &mut Vm, target: &str, format_node: &str, read_only: bool) -> Result<()> {
-    let chain = vm.disk(target).chain.clone();
-    let pos = chain
-        .iter()
-        .position(|i| i.format_node() == format_node)
-        .ok_or_else(|| HarnessError::Other(format!("{format_node} not in {target}")))?;
-    let backing = chain.get(pos + 1).map(Image::format_node);
-    let cmd = reopen_command(
-        format_node,
-        &chain[pos].storage_node(),
-        backing.as_deref(),
-        read_only,
-    );
-    vm.qmp.execute_text(&cmd.to_compact())?;
-    Ok(())
+/// The reopen description of layer `layer` of disk `target`, as the library's plans
+/// give it for the layers they touch.
+fn layer_reopen(vm: &Vm, target: &str, layer: usize) -> Reopen {
+    let chain = &vm.disk(target).chain;
+    Reopen {
+        format_node: chain[layer].format_node(),
+        storage_node: chain[layer].storage_node(),
+        backing_node: chain.get(layer + 1).map(Image::format_node),
+    }
 }
 
-fn target_of(vm: &Vm, node: &str) -> String {
-    vm.disks
-        .iter()
-        .find(|d| d.chain.iter().any(|i| i.format_node() == node))
-        .map(|d| d.target.clone())
-        .unwrap_or_default()
+/// Runs `work` with `layers` reopened read-write, as libvirt does around a delete, a
+/// fix or a non-active commit; they are reopened read-only afterwards even when `work`
+/// failed.
+fn with_reopened<T>(
+    vm: &mut Vm,
+    layers: &[Reopen],
+    work: impl FnOnce(&mut Vm) -> Result<T>,
+) -> Result<T> {
+    let send = |vm: &mut Vm, r: &Reopen, read_only: bool| {
+        let cmd = reopen_command(
+            &r.format_node,
+            &r.storage_node,
+            r.backing_node.as_deref(),
+            read_only,
+        );
+        vm.qmp.execute_text(&cmd.to_compact()).map(drop)
+    };
+    for r in layers {
+        send(vm, r, false)?;
+    }
+    let out = work(vm);
+    for r in layers {
+        send(vm, r, true)?;
+    }
+    out
 }
 
 /// Deletes checkpoint `name` with `flags` (`DELETE_*`): for each checkpoint to discard,
@@ -343,16 +349,7 @@ pub fn delete_checkpoint(
         let nodes = vm.nodes()?;
         let def = lib(list.get(cp))?.clone();
         let d = lib(delete::discard_actions(&vm.domain(), &def, &nodes, false))?;
-        for r in &d.reopen {
-            let t = target_of(vm, &r.format_node);
-            reopen(vm, &t, &r.format_node, false)?;
-        }
-        let result = vm.transaction(&d.actions);
-        for r in &d.reopen {
-            let t = target_of(vm, &r.format_node);
-            reopen(vm, &t, &r.format_node, true)?;
-        }
-        result?;
+        with_reopened(vm, &d.reopen, |vm| vm.transaction(&d.actions))?;
         sent.push(d.actions);
     }
     lib(list.apply_delete(&plan))?;
@@ -418,11 +415,8 @@ pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Resul
     if active {
         vm.transaction(&actions)?;
     } else {
-        let base_node = chain[base].format_node();
-        reopen(vm, target, &base_node, false)?;
-        let r = vm.transaction(&actions);
-        reopen(vm, target, &base_node, true)?;
-        r?;
+        let base_layer = [layer_reopen(vm, target, top)];
+        with_reopened(vm, &base_layer, |vm| vm.transaction(&actions))?;
     }
     // As libvirt does once the bitmaps are merged: the committed images leave QEMU
     // (their files keep their bitmaps).
