@@ -295,15 +295,9 @@ pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>
     Ok(actions)
 }
 
-/// The reopen description of layer `layer` of disk `target`, as the library's plans
-/// give it for the layers they touch.
+/// The reopen description of layer `layer` of disk `target`.
 fn layer_reopen(vm: &Vm, target: &str, layer: usize) -> Reopen {
-    let chain = &vm.disk(target).chain;
-    Reopen {
-        format_node: chain[layer].format_node(),
-        storage_node: chain[layer].storage_node(),
-        backing_node: chain.get(layer + 1).map(Image::format_node),
-    }
+    Reopen::of(vm.domain().disk(target).expect("known disk"), layer)
 }
 
 /// Runs `work` with `layers` reopened read-write, as libvirt does around a delete, a

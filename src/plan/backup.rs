@@ -99,18 +99,7 @@ pub fn backup_actions(
         plan.actions = create::add_actions(dom, def, Some(nodes))?;
     }
     for bd in disks {
-        let disk = dom.disk(&bd.target).ok_or_else(|| {
-            Error::invalid_arg(
-                ErrorDomain::Qemu,
-                format_args!("no disk named '{}'", bd.target),
-            )
-        })?;
-        let top = disk.top().ok_or_else(|| {
-            Error::config_unsupported(
-                ErrorDomain::Qemu,
-                format_args!("disk '{}' is empty or readonly", bd.target),
-            )
-        })?;
+        let (disk, top) = super::disk_top(dom, &bd.target)?;
         let tmp = temporary_bitmap_name(bd);
         let mut bitmap = None;
         if let Some(chk) = bd.incremental.as_deref() {

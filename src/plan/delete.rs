@@ -4,7 +4,7 @@
 
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::{Domain, Image};
+use crate::model::domain::{Disk, Domain, Image};
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
@@ -17,6 +17,17 @@ pub struct Reopen {
     pub storage_node: String,
     /// The format node of the image below it, if any.
     pub backing_node: Option<String>,
+}
+
+impl Reopen {
+    /// Layer `layer` of `disk`'s chain.
+    pub fn of(disk: &Disk, layer: usize) -> Reopen {
+        Reopen {
+            format_node: disk.chain[layer].format_node.clone(),
+            storage_node: disk.chain[layer].storage_node.clone(),
+            backing_node: disk.chain.get(layer + 1).map(|b| b.format_node.clone()),
+        }
+    }
 }
 
 /// The plan for discarding one checkpoint's bitmaps.
@@ -83,14 +94,8 @@ pub fn discard_actions(
         match discard_disk_bitmaps(&disk.chain, nodes, bitmap, &disk.target) {
             Ok((actions, reopen)) => {
                 plan.actions.extend(actions);
-                for i in reopen {
-                    let image = &disk.chain[i];
-                    plan.reopen.push(Reopen {
-                        format_node: image.format_node.clone(),
-                        storage_node: image.storage_node.clone(),
-                        backing_node: disk.chain.get(i + 1).map(|b| b.format_node.clone()),
-                    });
-                }
+                plan.reopen
+                    .extend(reopen.into_iter().map(|i| Reopen::of(disk, i)));
             }
             Err(_) if tolerate_missing => plan.missing.push(disk.target.clone()),
             Err(e) => return Err(e),

@@ -152,10 +152,7 @@ pub fn snapshot_commands(
     overlay_file: &str,
     nodes: &NodeData,
 ) -> Result<Vec<Argv>> {
-    let disk = dom.disk(target).ok_or_else(|| {
-        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
-    })?;
-    let top = disk.top().ok_or_else(|| {
+    let top = super::disk(dom, target)?.top().ok_or_else(|| {
         Error::config_unsupported(ErrorDomain::Qemu, format_args!("disk '{target}' is empty"))
     })?;
     let mut out = vec![argv(&[
@@ -194,9 +191,7 @@ pub fn commit_commands(
     base: usize,
     nodes: &NodeData,
 ) -> Result<Vec<Argv>> {
-    let disk = dom.disk(target).ok_or_else(|| {
-        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
-    })?;
+    let disk = super::disk(dom, target)?;
     let actions = super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?;
     let mut out = vec![argv(&[
         "qemu-img",

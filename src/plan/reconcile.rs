@@ -268,14 +268,7 @@ pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
             continue;
         }
         if let Some(d) = dom.disk(&r.disk) {
-            reopen.insert(
-                0,
-                Reopen {
-                    format_node: r.node.clone(),
-                    storage_node: d.chain[r.layer].storage_node.clone(),
-                    backing_node: d.chain.get(r.layer + 1).map(|b| b.format_node.clone()),
-                },
-            );
+            reopen.insert(0, Reopen::of(d, r.layer));
         }
     }
     (actions, reopen)

@@ -1,6 +1,6 @@
 //! External snapshot bitmap propagation (qemuSnapshotDiskBitmapsPropagate, SPEC 11).
 
-use crate::error::{Error, ErrorDomain, Result};
+use crate::error::Result;
 use crate::model::domain::Domain;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
@@ -24,18 +24,7 @@ pub fn snapshot_bitmap_actions(
 ) -> Result<Vec<Action>> {
     let mut actions = Vec::new();
     for sd in disks {
-        let disk = dom.disk(&sd.target).ok_or_else(|| {
-            Error::invalid_arg(
-                ErrorDomain::Qemu,
-                format_args!("no disk named '{}'", sd.target),
-            )
-        })?;
-        let top = disk.top().ok_or_else(|| {
-            Error::config_unsupported(
-                ErrorDomain::Qemu,
-                format_args!("disk '{}' is empty or readonly", sd.target),
-            )
-        })?;
+        let (_, top) = super::disk_top(dom, &sd.target)?;
         if let Some(node) = nodes.get(&top.format_node) {
             for b in node.bitmaps.iter().filter(|b| b.is_healthy()) {
                 actions.push(Action::BitmapAdd {
