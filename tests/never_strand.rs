@@ -9,7 +9,7 @@ use std::process::Command;
 
 use vcp_harness::flows::{self, backup_push, create_checkpoint};
 use vcp_harness::img::{self, clusters};
-use vcp_harness::vm::{Image, Vm, VmDisk};
+use vcp_harness::vm::{Vm, fresh_disks};
 use virtcheckpoint::plan::chain::ChainState;
 use virtcheckpoint::plan::reconcile::{apply_fix_metadata, fix_commands, fix_plan, reconcile};
 use virtcheckpoint::plan::resolve::{FullReason, Resolution};
@@ -29,22 +29,7 @@ fn scene(name: &str) -> PathBuf {
 }
 
 fn vm(dir: &Path, targets: &[&str]) -> Vm {
-    let disks = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let path = dir.join(format!("{t}-base.qcow2"));
-            img::create(&path, 8 * MIB, None).unwrap();
-            VmDisk {
-                target: (*t).into(),
-                chain: vec![Image {
-                    path,
-                    index: i as u32 + 1,
-                }],
-            }
-        })
-        .collect();
-    Vm::start(dir, disks).unwrap()
+    Vm::start(dir, fresh_disks(dir, targets, 8 * MIB).unwrap()).unwrap()
 }
 
 /// Libvirt-style live domain XML for the VM's disks (with `index` attributes).

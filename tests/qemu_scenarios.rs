@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint};
 use vcp_harness::img::{self, clusters};
-use vcp_harness::vm::{Image, Vm, VmDisk};
+use vcp_harness::vm::{Vm, fresh_disks};
 use virtcheckpoint::plan::chain::{ChainState, chain_state};
 use virtcheckpoint::plan::redefine::redefine_validate;
 use virtcheckpoint::store::dir::MetadataDir;
@@ -46,19 +46,7 @@ impl Scene {
 
     /// A VM with one disk per target, each one fresh qcow2 image.
     fn vm(&self, targets: &[&str]) -> Vm {
-        let mut disks = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
-            let path = self.path(&format!("{t}-base.qcow2"));
-            img::create(&path, DISK, None).unwrap();
-            disks.push(VmDisk {
-                target: (*t).into(),
-                chain: vec![Image {
-                    path,
-                    index: i as u32 + 1,
-                }],
-            });
-        }
-        Vm::start(&self.dir, disks).unwrap()
+        Vm::start(&self.dir, fresh_disks(&self.dir, targets, DISK).unwrap()).unwrap()
     }
 }
 

@@ -43,6 +43,26 @@ pub struct VmDisk {
     pub chain: Vec<Image>,
 }
 
+/// One fresh, empty qcow2 image of `size` bytes per target, `<dir>/<target>-base.qcow2`,
+/// numbered `libvirt-1-…`, `libvirt-2-…` in order.
+pub fn fresh_disks(dir: &Path, targets: &[&str], size: u64) -> Result<Vec<VmDisk>> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let path = dir.join(format!("{t}-base.qcow2"));
+            crate::img::create(&path, size, None)?;
+            Ok(VmDisk {
+                target: (*t).into(),
+                chain: vec![Image {
+                    path,
+                    index: i as u32 + 1,
+                }],
+            })
+        })
+        .collect()
+}
+
 /// A running QEMU.
 pub struct Vm {
     child: Option<Child>,
