@@ -22,20 +22,9 @@ pub fn state_name(s: ChainState) -> &'static str {
     }
 }
 
-fn layer_of(s: ChainState) -> Option<usize> {
-    match s {
-        ChainState::Valid => None,
-        ChainState::MissingTop => Some(0),
-        ChainState::Gap { missing } => Some(missing),
-        ChainState::Inconsistent { layer }
-        | ChainState::NotRecording { layer }
-        | ChainState::NotPersistent { layer } => Some(layer),
-    }
-}
-
 /// The symbol of one layer of one checkpoint's chain.
 fn symbol(state: ChainState, layer: usize, present: bool) -> char {
-    if layer_of(state) == Some(layer) {
+    if state.layer() == Some(layer) {
         return match state {
             ChainState::MissingTop | ChainState::Gap { .. } => 'X',
             ChainState::Inconsistent { .. } => '!',
@@ -160,7 +149,7 @@ pub fn json(report: &Report, fix: &FixPlan) -> Json {
                                     ("disk", Json::from(d.disk.as_str())),
                                     ("state", state_name(d.state).into()),
                                 ];
-                                if let Some(l) = layer_of(d.state) {
+                                if let Some(l) = d.state.layer() {
                                     m.push(("layer", (l as u64).into()));
                                 }
                                 m.push((

@@ -39,6 +39,18 @@ impl ChainState {
     pub fn is_valid(self) -> bool {
         self == ChainState::Valid
     }
+
+    /// The layer (0 = top) at fault, if any.
+    pub fn layer(self) -> Option<usize> {
+        match self {
+            ChainState::Valid => None,
+            ChainState::MissingTop => Some(0),
+            ChainState::Gap { missing } => Some(missing),
+            ChainState::Inconsistent { layer }
+            | ChainState::NotRecording { layer }
+            | ChainState::NotPersistent { layer } => Some(layer),
+        }
+    }
 }
 
 /// Walks `chain` (top first) for bitmap `name`. The first problem found from the top
