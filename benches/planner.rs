@@ -11,15 +11,14 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
-use virtcheckpoint::model::domain::{Disk, Domain, Image};
-use virtcheckpoint::parse_node_data;
-use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
-use virtcheckpoint::plan::{commit, create, delete, size};
-
 #[path = "common/alloc.rs"]
 mod alloc;
 use alloc::{Counting, peak_of};
+use virtcheckpoint::{
+    BackupDisk, BackupMode, CheckpointDef, CheckpointDisk, Disk, DiskCheckpointKind, Domain, Image,
+    backup_begin_actions, blockcommit_bitmap_actions, checkpoint_add_actions,
+    checkpoint_discard_actions, parse_node_data, size_actions,
+};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -170,10 +169,10 @@ fn run(n: usize) -> (f64, f64) {
     let fresh = checkpoint(&newest_name);
     let per_disk = |d: Duration| ms(d) / DISKS as f64;
     let t_create = best(20, || {
-        create::add_actions(&dom, &fresh, Some(&nodes)).unwrap()
+        checkpoint_add_actions(&dom, &fresh, Some(&nodes)).unwrap()
     });
     let t_delete = best(20, || {
-        delete::discard_actions(&dom, &oldest, &nodes, false).unwrap()
+        checkpoint_discard_actions(&dom, &oldest, &nodes, false).unwrap()
     });
     let disks: Vec<BackupDisk> = dom
         .disks
@@ -186,13 +185,13 @@ fn run(n: usize) -> (f64, f64) {
         })
         .collect();
     let t_backup = best(20, || {
-        backup_actions(&dom, BackupMode::Push, &disks, &nodes, &|_| true, None).unwrap()
+        backup_begin_actions(&dom, BackupMode::Push, &disks, &nodes, &|_| true, None).unwrap()
     });
     let t_commit = best(10, || {
         dom.disks
             .iter()
             .map(|d| {
-                commit::blockcommit_bitmap_actions(&d.chain, 4, 12, false, &nodes)
+                blockcommit_bitmap_actions(&d.chain, 4, 12, false, &nodes)
                     .unwrap()
                     .len()
             })
@@ -202,12 +201,12 @@ fn run(n: usize) -> (f64, f64) {
         .disks
         .iter()
         .map(|d| {
-            commit::blockcommit_bitmap_actions(&d.chain, 4, 12, false, &nodes)
+            blockcommit_bitmap_actions(&d.chain, 4, 12, false, &nodes)
                 .unwrap()
                 .len()
         })
         .sum();
-    let t_size = best(20, || size::size_actions(&dom, &oldest, &nodes));
+    let t_size = best(20, || size_actions(&dom, &oldest, &nodes));
     println!(
         "  plans per disk: create {:.4} ms, delete oldest {:.4} ms, backup from oldest {:.4} ms, \
          commit layers 4..12 {:.4} ms ({commit_actions} actions), size {:.4} ms (goal < 2 ms each)",

@@ -9,13 +9,12 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Instant;
 
-use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::{CheckpointList, LIST_TOPOLOGICAL};
-
 #[path = "common/alloc.rs"]
 mod alloc;
 use alloc::{Counting, peak_of};
+use virtcheckpoint::{
+    CheckpointDef, CheckpointDisk, CheckpointList, DiskCheckpointKind, ListOptions, MetadataDir,
+};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -89,7 +88,7 @@ fn main() {
     let mut best = f64::MAX;
     for _ in 0..10 {
         let t = Instant::now();
-        black_box(loaded.list(None, LIST_TOPOLOGICAL).unwrap());
+        black_box(loaded.list(None, ListOptions::TOPOLOGICAL).unwrap());
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(

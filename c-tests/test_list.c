@@ -190,13 +190,15 @@ main(void)
     TAP_OK(plan && vcp_checkpoint_list_apply_delete(loaded, plan, base, "vm", 0) == 0, "delete f on disk");
     vcp_checkpoint_delete_plan_free(plan);
     vcp_checkpoint_list_free(loaded);
-    loaded = vcp_checkpoint_list_load(base, "vm", NULL, 0);
+    loaded = vcp_checkpoint_list_load(base, "vm", &arr, 0);
+    TAP_OK(arr && !arr[0], "no problems: an empty list");
+    vcp_string_list_free(arr);
     TAP_OK(loaded && strcmp(names(loaded, NULL, VCP_CHECKPOINT_LIST_TOPOLOGICAL), "a,g") == 0 &&
            vcp_checkpoint_list_get_parent(loaded, "g", &s) == 0 && s && strcmp(s, "a") == 0,
            "reloaded: g re-parented to a on disk, f's file gone");
     vcp_free(s);
     vcp_checkpoint_list_free(loaded);
-    TAP_OK(vcp_checkpoint_list_load(base, "../etc", NULL, 0) == NULL && tap_err_code() == VCP_ERR_INVALID_ARG,
+    TAP_OK(vcp_checkpoint_list_load(base, "../etc", &arr, 0) == NULL && tap_err_code() == VCP_ERR_INVALID_ARG,
            "a domain name that escapes the folder is refused");
 
     snprintf(path, sizeof(path), "%s/vm/a.xml", base);

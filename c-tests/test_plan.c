@@ -184,7 +184,8 @@ check_discard(void)
     char **reopen = NULL, **missing = NULL;
     vcp_checkpoint_def *gone = chk("zzz", dom);
 
-    TAP_OK(vcp_checkpoint_discard_actions(dom, def, nd, &actions, &reopen, NULL, 0) == 0 &&
+    TAP_OK(vcp_checkpoint_discard_actions(dom, def, nd, &actions, &reopen, &missing, 0) == 0 &&
+           missing && !missing[0] &&
            same_transaction(actions, "libvirt-9.0-qmp/13_checkpoint_delete_chk1_after_snapshot.txt", 0),
            "delete chk1 across a snapshot: removal on both layers, as libvirt sent");
     TAP_OK(reopen && reopen[0] && strcmp(reopen[0], "libvirt-1-format") == 0 && !reopen[1],
@@ -201,11 +202,18 @@ check_discard(void)
     free(want_ro);
     vcp_free(actions);
     vcp_string_list_free(reopen);
+    vcp_string_list_free(missing);
 
     actions = NULL;
     reopen = NULL;
+    missing = NULL;
     TAP_OK(vcp_checkpoint_discard_actions(dom, gone, nd, &actions, &reopen, NULL, 0) == -1 &&
            actions == NULL && reopen == NULL &&
+           tap_err_is(VCP_ERR_INVALID_ARG,
+                      "invalid argument: missing in vcp_checkpoint_discard_actions must not be NULL"),
+           "delete: a NULL out-parameter is refused before anything is planned");
+    TAP_OK(vcp_checkpoint_discard_actions(dom, gone, nd, &actions, &reopen, &missing, 0) == -1 &&
+           actions == NULL && reopen == NULL && missing == NULL &&
            tap_err_is(VCP_ERR_INTERNAL_ERROR,
                       "internal error: bitmap 'zzz' not found in backing chain of 'vda'"),
            "delete: libvirt's error when the bitmap is nowhere");
@@ -274,18 +282,20 @@ check_backup(void)
     vcp_free(actions);
     vcp_free(cleanup);
     actions = NULL;
+    cleanup = NULL;
     TAP_OK(vcp_backup_begin_actions(dom, nd, VCP_BACKUP_PUSH, &bad, 1, known, NULL,
-                                    &actions, NULL, 0) == -1 && actions == NULL &&
+                                    &actions, &cleanup, 0) == -1 && actions == NULL && cleanup == NULL &&
            tap_err_is(VCP_ERR_NO_DOMAIN_CHECKPOINT,
                       "Domain checkpoint not found: Checkpoint 'chk9' for incremental backup of disk 'vda' not found"),
            "backup from an unknown checkpoint");
-    TAP_OK(vcp_backup_begin_actions(dom, nd, 7, &disk, 1, NULL, NULL, &actions, NULL, 0) == -1 &&
+    TAP_OK(vcp_backup_begin_actions(dom, nd, 7, &disk, 1, NULL, NULL, &actions, &cleanup, 0) == -1 &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "backup: unknown mode refused");
-    TAP_OK(vcp_backup_begin_actions(dom, nd, VCP_BACKUP_PULL, &disk, 1, NULL, NULL, &actions, NULL, 0) == 0 &&
+    TAP_OK(vcp_backup_begin_actions(dom, nd, VCP_BACKUP_PULL, &disk, 1, NULL, NULL, &actions, &cleanup, 0) == 0 &&
            strstr(actions, "\"node\":\"libvirt-2-format\",\"name\":\"backup-vda\",\"persistent\":false") &&
            strstr(actions, "\"sync\":\"none\",\"auto-finalize\""),
            "pull backup: temporary bitmap on the scratch node, sync none");
     vcp_free(actions);
+    vcp_free(cleanup);
 
     TAP_OK(vcp_backup_bitmap_actions(fake, "vda", snaps, "a", "target_node", "target-bitmap-name",
                                      &actions, 0) == 0 &&

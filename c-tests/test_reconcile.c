@@ -4,6 +4,17 @@
 #include "virtcheckpoint.h"
 #include "tap.h"
 
+/* The number of problems vcp_reconcile() reports (its JSON report freed). */
+static int
+problems(const vcp_domain *dom, const vcp_checkpoint_list *list, const vcp_node_data *nodes,
+         unsigned int flags)
+{
+    char *report = NULL;
+    int n = vcp_reconcile(dom, list, nodes, &report, flags);
+    vcp_free(report);
+    return n;
+}
+
 static const char *datadir;
 
 static vcp_checkpoint_def *
@@ -46,7 +57,7 @@ check_online(void)
     vcp_domain *dom = xml ? vcp_domain_parse_xml(xml, 0) : NULL;
     vcp_node_data *nodes = json ? vcp_node_data_parse_json(json, 0) : NULL;
     vcp_checkpoint_list *list = chain_list(1, 1);
-    char *report = NULL, *actions = NULL, *resolution = NULL, *parent = NULL;
+    char *report = NULL, *actions = NULL, *cleanup = NULL, *resolution = NULL, *parent = NULL;
     char **reopen = NULL;
     vcp_backup_disk disk = { "vda", NULL, "libvirt-9-format", NULL };
 
@@ -59,33 +70,39 @@ check_online(void)
     vcp_free(report);
 
     TAP_OK(vcp_backup_resolve_actions(dom, nodes, list, "c2", VCP_BACKUP_PUSH, &disk, 1, NULL,
-                                      &actions, NULL, &resolution, 0) == 0 &&
+                                      &actions, &cleanup, &resolution, 0) == 0 &&
            strcmp(resolution, "[{\"disk\":\"vda\",\"mode\":\"full\",\"reason\":\"missing\"}]") == 0 &&
            strstr(actions, "\"sync\":\"full\""),
            "resolver: a backup from c2 falls back to full on vda, with the reason");
     vcp_free(actions);
+    vcp_free(cleanup);
     vcp_free(resolution);
     TAP_OK(vcp_backup_resolve_actions(dom, nodes, list, "c1", VCP_BACKUP_PUSH, &disk, 1, NULL,
-                                      &actions, NULL, &resolution, 0) == 0 &&
+                                      &actions, &cleanup, &resolution, 0) == 0 &&
            strcmp(resolution, "[{\"disk\":\"vda\",\"mode\":\"incremental\"}]") == 0 &&
            strstr(actions, "\"sync\":\"incremental\",\"bitmap\":\"backup-vda\""),
            "resolver: from c1 it stays incremental");
     vcp_free(actions);
+    vcp_free(cleanup);
     vcp_free(resolution);
 
     {
         vcp_checkpoint_delete_plan *plan = vcp_checkpoint_list_plan_delete(list, "c2", VCP_CHECKPOINT_DELETE_CHILDREN);
         char **missing = NULL;
         TAP_OK(plan && vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 0, &actions,
-                                                                   &reopen, NULL, 0) == 0 &&
+                                                                   &reopen, &missing, 0) == 0 &&
+               missing && !missing[0] &&
                strcmp(actions, "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":"
                                "{\"node\":\"libvirt-6-format\",\"name\":\"c3\"}}]") == 0,
                "delete plan: c3 is discarded first, from the node data read before it");
         vcp_free(actions);
         vcp_string_list_free(reopen);
+        vcp_string_list_free(missing);
         actions = NULL;
+        missing = NULL;
         TAP_OK(vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 1, &actions,
-                                                          &reopen, NULL, 0) == -1 && actions == NULL &&
+                                                          &reopen, &missing, 0) == -1 && actions == NULL &&
+               missing == NULL &&
                tap_err_is(VCP_ERR_INTERNAL_ERROR,
                           "internal error: bitmap 'c2' not found in backing chain of 'vda'"),
                "delete plan: then c2, whose bitmap is gone: libvirt's error");
@@ -97,7 +114,7 @@ check_online(void)
         vcp_string_list_free(reopen);
         vcp_string_list_free(missing);
         TAP_OK(vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 2, &actions,
-                                                          &reopen, NULL, 0) == -1 &&
+                                                          &reopen, &missing, 0) == -1 &&
                tap_err_code() == VCP_ERR_INVALID_ARG, "delete plan: index out of range");
         vcp_checkpoint_delete_plan_free(plan);
     }
@@ -112,19 +129,19 @@ check_online(void)
            strcmp(parent, "c1") == 0,
            "fix metadata: c2 dropped, c3 re-parented to c1 (2 checkpoints changed)");
     vcp_free(parent);
-    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 0) == 0, "clean afterwards");
+    TAP_OK(problems(dom, list, nodes, 0) == 0, "clean afterwards");
     vcp_checkpoint_list_free(list);
 
     /* c3's bitmap without metadata: an orphan, removed by the fix. */
     list = chain_list(0, 0);
-    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 0) == 1, "c3 without metadata is one problem");
+    TAP_OK(problems(dom, list, nodes, 0) == 1, "c3 without metadata is one problem");
     TAP_OK(vcp_reconcile_fix_actions(dom, list, nodes, &actions, &reopen, 0) == 0 &&
            strcmp(actions, "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":"
                            "{\"node\":\"libvirt-6-format\",\"name\":\"c3\"}}]") == 0,
            "fix: the orphan is removed, c1 kept");
     vcp_free(actions);
     vcp_string_list_free(reopen);
-    TAP_OK(vcp_reconcile(dom, list, nodes, NULL, 1) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
+    TAP_OK(problems(dom, list, nodes, 1) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
            "unknown flag refused");
     vcp_checkpoint_list_free(list);
     vcp_node_data_free(nodes);
@@ -171,13 +188,16 @@ check_offline(void)
            strcmp(cmds, "[[\"qemu-img\",\"bitmap\",\"--add\",\"top.qcow2\",\"c3\"]]") == 0,
            "offline create");
     vcp_free(cmds);
-    TAP_OK(c2 && vcp_offline_delete_commands(dom, c2, nodes, &cmds, NULL, 0) == 0 &&
+    TAP_OK(c2 && vcp_offline_delete_commands(dom, c2, nodes, &cmds, &missing, 0) == 0 &&
+           missing && !missing[0] &&
            strcmp(cmds, "[[\"qemu-img\",\"bitmap\",\"--remove\",\"top.qcow2\",\"c2\"],"
                         "[\"qemu-img\",\"bitmap\",\"--remove\",\"base.qcow2\",\"c2\"]]") == 0,
            "offline delete removes c2 from both layers");
     vcp_free(cmds);
+    vcp_string_list_free(missing);
     cmds = NULL;
-    TAP_OK(vcp_offline_delete_commands(dom, c9, nodes, &cmds, NULL, 0) == -1 && cmds == NULL &&
+    missing = NULL;
+    TAP_OK(vcp_offline_delete_commands(dom, c9, nodes, &cmds, &missing, 0) == -1 && cmds == NULL &&
            tap_err_is(VCP_ERR_INTERNAL_ERROR, "internal error: bitmap 'c9' not found in backing chain of 'vda'"),
            "offline delete of a bitmap that is nowhere: libvirt's error");
     TAP_OK(vcp_offline_delete_commands(dom, c9, nodes, &cmds, &missing,

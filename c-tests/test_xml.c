@@ -34,15 +34,14 @@ check_status_xml(void)
     char *xml = tap_read_file(datadir, "libvirt-9.0-qmp/33_status_xml_three_layers.xml");
     vcp_domain *dom = xml ? vcp_domain_parse_xml(xml, 0) : NULL;
     char **nodes = NULL;
-    size_t n = 0;
 
     TAP_OK(dom != NULL, "libvirt 9.0 status XML parses");
-    TAP_OK(dom && vcp_domain_get_disk_chain(dom, "vda", &nodes, &n) == 0 && n == 3 &&
+    TAP_OK(dom && vcp_domain_get_disk_chain(dom, "vda", &nodes) == 3 &&
            strcmp(nodes[0], "libvirt-3-format") == 0 && strcmp(nodes[1], "libvirt-2-format") == 0 &&
            strcmp(nodes[2], "libvirt-1-format") == 0,
            "vda's chain carries libvirt's node names, top first");
     vcp_string_list_free(nodes);
-    TAP_OK(dom && vcp_domain_get_disk_chain(dom, "vdz", &nodes, &n) == -1 &&
+    TAP_OK(dom && vcp_domain_get_disk_chain(dom, "vdz", &nodes) == -1 &&
            tap_err_is(VCP_ERR_INVALID_ARG, "invalid argument: no disk named 'vdz'"),
            "unknown disk is refused");
     vcp_domain_free(dom);
@@ -54,7 +53,6 @@ check_builder(void)
 {
     vcp_domain *dom = vcp_domain_new("built", NULL);
     char **targets = NULL;
-    size_t n = 0;
     vcp_checkpoint_def *def;
     char *actions = NULL;
 
@@ -65,14 +63,15 @@ check_builder(void)
                                         "libvirt-1-format", "libvirt-1-storage", 0) == 0,
            "builder: a disk with a two-layer chain");
     TAP_OK(vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) == -1 &&
-           tap_err_code() == VCP_ERR_INVALID_ARG, "builder: duplicate target refused");
+           tap_err_is(VCP_ERR_XML_ERROR, "XML error: target 'vda' duplicated for disk sources"),
+           "builder: duplicate target refused as libvirt's parser refuses it");
     TAP_OK(vcp_domain_add_disk(dom, "hdc", "cdrom", "ide", VCP_DISK_READONLY) == 0,
            "builder: a read-only cdrom without media");
     TAP_OK(vcp_domain_add_disk(dom, "x", NULL, NULL, 0x100) == -1 &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "builder: unknown flag refused");
     TAP_OK(vcp_domain_disk_append_image(dom, "nope", "/x", "qcow2", "n", NULL, 0) == -1,
            "builder: image for an unknown disk refused");
-    TAP_OK(vcp_domain_get_disks(dom, &targets, &n) == 0 && n == 2 &&
+    TAP_OK(vcp_domain_get_disks(dom, &targets) == 2 &&
            strcmp(targets[0], "vda") == 0 && strcmp(targets[1], "hdc") == 0,
            "builder: disks in order");
     vcp_string_list_free(targets);
@@ -123,8 +122,12 @@ check_align(void)
            strcmp(name, "vdb") == 0 && type == VCP_CHECKPOINT_TYPE_NO && bitmap == NULL,
            "accessors: disk 1 is vdb, type no, no bitmap");
     vcp_free(name);
-    TAP_OK(def && vcp_checkpoint_def_get_disk(def, 3, &name, NULL, NULL) == -1 &&
+    TAP_OK(def && vcp_checkpoint_def_get_disk(def, 3, &name, &type, &bitmap) == -1 &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "accessors: index out of range");
+    TAP_OK(def && vcp_checkpoint_def_get_disk(def, 0, &name, NULL, &bitmap) == -1 &&
+           tap_err_is(VCP_ERR_INVALID_ARG,
+                      "invalid argument: kind in vcp_checkpoint_def_get_disk must not be NULL"),
+           "accessors: every out-parameter is required (the header's one rule)");
     vcp_checkpoint_def_free(def);
 
 #define ALIGN_FAILS(xml, d, msg, what) \

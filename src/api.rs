@@ -1,11 +1,10 @@
-//! Compositions the C ABI and the command line share: parse, then prepare with the
-//! planner's rules. Each is what one libvirt entry point does before it talks to QEMU.
+//! Parse, then prepare with the planner's rules. Each is what one libvirt entry point does before it talks to QEMU.
 
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::Domain;
 use crate::plan::align::{align_disks, assign_bitmap_names};
-use crate::xml::checkpoint::{PARSE_REDEFINE, parse_checkpoint};
+use crate::xml::checkpoint::{ParseOptions, parse_checkpoint};
 use crate::xml::domain::domain_from_element;
 use crate::xml::tree;
 
@@ -26,11 +25,11 @@ pub fn now() -> i64 {
 pub fn checkpoint_def_from_xml(
     xml: &[u8],
     dom: Option<&Domain>,
-    flags: u32,
+    opts: ParseOptions,
     now: i64,
 ) -> Result<CheckpointDef> {
-    let mut def = parse_checkpoint(xml, flags, now)?;
-    if flags & PARSE_REDEFINE != 0 {
+    let mut def = parse_checkpoint(xml, opts, now)?;
+    if opts.redefine {
         match &def.domain_xml {
             Some(text) => {
                 let root = tree::parse(text, ErrorDomain::DomainCheckpoint)?;

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value;
-use virtcheckpoint::model::domain::Image;
-use virtcheckpoint::plan::{chain, commit, copy, delete, merge};
-use virtcheckpoint::qmp::action::{Action, actions_json};
-use virtcheckpoint::qmp::print::detect_report;
-use virtcheckpoint::{NodeData, parse_node_data};
 
 mod support;
 use support::xml2xml;
+use virtcheckpoint::{
+    Action, Image, MergeSpec, NodeData, actions_json, bitmap_chain_is_valid, bitmap_merge_actions,
+    blockcommit_bitmap_actions, blockcopy_bitmap_actions, detect_report, discard_disk_bitmaps,
+    parse_node_data,
+};
 
 struct Ctx {
     dir: PathBuf,
@@ -135,7 +135,7 @@ fn run_detect(ctx: &Ctx, case: &Value) -> Outcome {
 
 fn run_validate(ctx: &Ctx, case: &Value) -> Outcome {
     let nd = ctx.nodes(s(case, "nodedata")?)?;
-    let got = chain::bitmap_chain_is_valid(&ctx.chain()?, s(case, "bitmap")?, &nd);
+    let got = bitmap_chain_is_valid(&ctx.chain()?, s(case, "bitmap")?, &nd);
     let want = case["expect"].as_bool().ok_or("case lacks 'expect'")?;
     if got == want {
         Ok(())
@@ -147,8 +147,8 @@ fn run_validate(ctx: &Ctx, case: &Value) -> Outcome {
 fn run_backup(ctx: &Ctx, case: &Value) -> Outcome {
     let nd = ctx.nodes(s(case, "nodedata")?)?;
     let chain = ctx.chain()?;
-    let actions = merge::bitmap_merge_actions(
-        &merge::MergeSpec {
+    let actions = bitmap_merge_actions(
+        &MergeSpec {
             chain: &chain,
             base: None,
             target: s(case, "target_node")?,
@@ -164,25 +164,21 @@ fn run_backup(ctx: &Ctx, case: &Value) -> Outcome {
 fn run_delete(ctx: &Ctx, case: &Value) -> Outcome {
     let nd = ctx.nodes(s(case, "nodedata")?)?;
     let chain = ctx.chain()?;
-    let out = match delete::discard_disk_bitmaps(
-        &chain,
-        &nd,
-        s(case, "delete_bitmap")?,
-        s(case, "disk_dst")?,
-    ) {
-        Ok((actions, reopen)) => {
-            let mut out = pretty(&actions);
-            if !reopen.is_empty() {
-                out.push_str("reopen nodes:\n");
-                for i in reopen {
-                    out.push_str(&chain[i].format_node);
-                    out.push('\n');
+    let out =
+        match discard_disk_bitmaps(&chain, &nd, s(case, "delete_bitmap")?, s(case, "disk_dst")?) {
+            Ok((actions, reopen)) => {
+                let mut out = pretty(&actions);
+                if !reopen.is_empty() {
+                    out.push_str("reopen nodes:\n");
+                    for i in reopen {
+                        out.push_str(&chain[i].format_node);
+                        out.push('\n');
+                    }
                 }
+                out
             }
-            out
-        }
-        Err(_) => "NULL\n".to_owned(),
-    };
+            Err(_) => "NULL\n".to_owned(),
+        };
     compare(&out, &ctx.read(s(case, "expected")?)?)
 }
 
@@ -190,7 +186,7 @@ fn run_blockcopy(ctx: &Ctx, case: &Value) -> Outcome {
     let nd = ctx.nodes(s(case, "nodedata")?)?;
     let chain = ctx.chain()?;
     let shallow = case["shallow"].as_bool().unwrap_or(false);
-    let actions = copy::blockcopy_bitmap_actions(&chain, s(case, "mirror_node")?, shallow, &nd);
+    let actions = blockcopy_bitmap_actions(&chain, s(case, "mirror_node")?, shallow, &nd);
     let out = if actions.is_empty() {
         String::new()
     } else {
@@ -205,8 +201,8 @@ fn run_blockcommit(ctx: &Ctx, case: &Value) -> Outcome {
     let top = ctx.position(case["top"].as_u64().ok_or("case lacks 'top'")?)?;
     let base = ctx.position(case["base"].as_u64().ok_or("case lacks 'base'")?)?;
     let active = case["active"].as_bool().unwrap_or(top == 0);
-    let actions = commit::blockcommit_bitmap_actions(&chain, top, base, active, &nd)
-        .map_err(|e| e.to_string())?;
+    let actions =
+        blockcommit_bitmap_actions(&chain, top, base, active, &nd).map_err(|e| e.to_string())?;
     let mut out = "merge bitmpas:\n".to_owned();
     if !actions.is_empty() {
         out.push_str(&pretty(&actions));

@@ -3,18 +3,13 @@
 //! what libvirt sent, its errors read as libvirt's did, and its XML as libvirt wrote it.
 
 use std::path::PathBuf;
-
-use virtcheckpoint::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
-use virtcheckpoint::model::domain::{Disk, Domain, Image};
-use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
-use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use virtcheckpoint::plan::{create, delete, redefine};
-use virtcheckpoint::qmp::action::{reopen_command, transaction};
-use virtcheckpoint::xml::checkpoint::{
-    FORMAT_NO_DOMAIN, FORMAT_SECURE, PARSE_REDEFINE, format_checkpoint, parse_checkpoint,
+use virtcheckpoint::{
+    BackupDisk, BackupMode, CheckpointDef, CheckpointDisk, Disk, DiskCheckpointKind, Domain,
+    FormatOptions, Image, NodeData, ParseOptions, SnapshotDisk, backup_begin_actions,
+    checkpoint_add_actions, checkpoint_discard_actions, format_checkpoint, parse_checkpoint,
+    parse_domain, parse_node_data, redefine_validate, reopen_command, snapshot_bitmap_actions,
+    transaction,
 };
-use virtcheckpoint::xml::domain::parse_domain;
-use virtcheckpoint::{NodeData, parse_node_data};
 
 fn data(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -138,14 +133,14 @@ fn create_matches_libvirt() {
         ("30_", "33_", "c3"),
     ] {
         let dom = status_domain(status);
-        let actions = create::add_actions(&dom, &checkpoint(name), None).unwrap();
+        let actions = checkpoint_add_actions(&dom, &checkpoint(name), None).unwrap();
         assert_eq!(
             vec![transaction(&actions).to_compact()],
             sent(&record(rec), "transaction"),
             "{rec}"
         );
     }
-    let actions = create::add_actions(&lvtest(&[1]), &checkpoint("chk1"), None).unwrap();
+    let actions = checkpoint_add_actions(&lvtest(&[1]), &checkpoint("chk1"), None).unwrap();
     assert_eq!(
         vec![transaction(&actions).to_compact()],
         sent(&record("02_"), "transaction")
@@ -155,33 +150,34 @@ fn create_matches_libvirt() {
 #[test]
 fn create_refuses_what_qemu_would() {
     let nd = replies("08_");
-    let e = create::add_actions(&lvtest(&[1]), &checkpoint("chk1"), Some(&nd)).unwrap_err();
+    let e = checkpoint_add_actions(&lvtest(&[1]), &checkpoint("chk1"), Some(&nd)).unwrap_err();
     assert_eq!(
         e.message(),
         "operation failed: bitmap 'chk1' already exists on node 'libvirt-1-format' of disk 'vda'"
     );
     let mut bad = checkpoint("x");
     bad.disks[0].bitmap = Some("y".into());
-    let e = create::add_actions(&lvtest(&[1]), &bad, None).unwrap_err();
+    let e = checkpoint_add_actions(&lvtest(&[1]), &bad, None).unwrap_err();
     assert_eq!(
         e.message(),
         "unsupported configuration: bitmap for disk 'vda' must match checkpoint name 'x'"
     );
     let mut raw = lvtest(&[1]);
     raw.disks[0].chain[0].format = "raw".into();
-    let e = create::add_actions(&raw, &checkpoint("x"), None).unwrap_err();
+    let e = checkpoint_add_actions(&raw, &checkpoint("x"), None).unwrap_err();
     assert_eq!(
         e.message(),
         "unsupported configuration: checkpoint for disk vda unsupported for storage type raw"
     );
     let long = "n".repeat(1024);
-    assert!(create::add_actions(&lvtest(&[1]), &checkpoint(&long), None).is_err());
+    assert!(checkpoint_add_actions(&lvtest(&[1]), &checkpoint(&long), None).is_err());
 }
 
 #[test]
 fn delete_matches_libvirt() {
-    let plan = delete::discard_actions(&lvtest(&[1]), &checkpoint("chk2"), &replies("08_"), false)
-        .unwrap();
+    let plan =
+        checkpoint_discard_actions(&lvtest(&[1]), &checkpoint("chk2"), &replies("08_"), false)
+            .unwrap();
     assert!(plan.reopen.is_empty());
     assert_eq!(
         vec![transaction(&plan.actions).to_compact()],
@@ -189,7 +185,7 @@ fn delete_matches_libvirt() {
     );
 
     // After the snapshot: the backing layer must be reopened read-write, then read-only.
-    let plan = delete::discard_actions(
+    let plan = checkpoint_discard_actions(
         &lvtest(&[4, 1]),
         &checkpoint("chk1"),
         &replies("13_"),
@@ -227,20 +223,20 @@ fn failures_read_as_libvirts() {
         "libvirt-6-format"
     );
     let nd = replies("69_");
-    let e = delete::discard_actions(&dom, &checkpoint("c2"), &nd, false).unwrap_err();
+    let e = checkpoint_discard_actions(&dom, &checkpoint("c2"), &nd, false).unwrap_err();
     assert_eq!(
         e.message(),
         "internal error: bitmap 'c2' not found in backing chain of 'vda'"
     );
     assert!(record("69_").contains(e.message()));
 
-    let e = redefine::redefine_validate(&dom, &checkpoint("c2"), &replies("70_")).unwrap_err();
+    let e = redefine_validate(&dom, &checkpoint("c2"), &replies("70_")).unwrap_err();
     assert_eq!(
         e.message(),
         "checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'"
     );
     assert!(record("70_").contains(e.message()));
-    redefine::redefine_validate(&dom, &checkpoint("c1"), &replies("70_")).unwrap();
+    redefine_validate(&dom, &checkpoint("c1"), &replies("70_")).unwrap();
 
     let disks = [BackupDisk {
         target: "vda".into(),
@@ -248,7 +244,7 @@ fn failures_read_as_libvirts() {
         store_node: "libvirt-4-format".into(),
         export_bitmap: None,
     }];
-    let e = backup_actions(
+    let e = backup_begin_actions(
         &dom,
         BackupMode::Push,
         &disks,
@@ -271,7 +267,7 @@ fn backups_match_libvirt() {
     let known = |c: &str| ["chk1", "chk2", "chk3", "chk4"].contains(&c);
 
     let rec = record("06_");
-    let plan = backup_actions(
+    let plan = backup_begin_actions(
         &lvtest(&[1]),
         BackupMode::Push,
         &[push("vda", Some("chk1"), "libvirt-2-format")],
@@ -291,7 +287,7 @@ fn backups_match_libvirt() {
         .collect();
     assert_eq!(cleanup, sent(&rec, "block-dirty-bitmap-remove"));
 
-    let plan = backup_actions(
+    let plan = backup_begin_actions(
         &lvtest(&[1]),
         BackupMode::Push,
         &[push("vda", None, "libvirt-3-format")],
@@ -308,7 +304,7 @@ fn backups_match_libvirt() {
     assert!(sent(&record("07_"), "block-dirty-bitmap-remove").is_empty());
 
     let rec = record("12_");
-    let plan = backup_actions(
+    let plan = backup_begin_actions(
         &lvtest(&[4, 1]),
         BackupMode::Push,
         &[push("vda", Some("chk1"), "libvirt-5-format")],
@@ -328,7 +324,7 @@ fn backups_match_libvirt() {
         .collect();
     assert_eq!(cleanup, sent(&rec, "block-dirty-bitmap-remove"));
 
-    let e = backup_actions(
+    let e = backup_begin_actions(
         &lvtest(&[1]),
         BackupMode::Push,
         &[push("vda", Some("nope"), "x")],
@@ -368,11 +364,28 @@ fn snapshot_propagation_matches_libvirt() {
 fn checkpoint_xml_round_trips_as_libvirt_wrote_it() {
     for (full, nodom) in [("34_", "35_"), ("37_", "38_"), ("40_", "41_")] {
         let xml = data(&find("libvirt-9.0-qmp", full, ".xml"));
-        let def = parse_checkpoint(xml.as_bytes(), PARSE_REDEFINE, 0).unwrap();
-        assert_eq!(format_checkpoint(&def, FORMAT_SECURE), xml, "{full}");
+        let def = parse_checkpoint(xml.as_bytes(), ParseOptions { redefine: true }, 0).unwrap();
+        assert_eq!(
+            format_checkpoint(
+                &def,
+                FormatOptions {
+                    secure: true,
+                    ..Default::default()
+                }
+            ),
+            xml,
+            "{full}"
+        );
         let no_dom = data(&find("libvirt-9.0-qmp", nodom, ".xml"));
         assert_eq!(
-            format_checkpoint(&def, FORMAT_SECURE | FORMAT_NO_DOMAIN),
+            format_checkpoint(
+                &def,
+                FormatOptions {
+                    secure: true,
+                    no_domain: true,
+                    ..Default::default()
+                }
+            ),
             no_dom,
             "{nodom}"
         );

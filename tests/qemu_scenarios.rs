@@ -10,10 +10,9 @@ use std::time::Instant;
 use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint};
 use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Vm, fresh_disks};
-use virtcheckpoint::plan::chain::{ChainState, chain_state};
-use virtcheckpoint::plan::redefine::redefine_validate;
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::CheckpointList;
+use virtcheckpoint::{
+    ChainState, CheckpointList, DeleteOptions, MetadataDir, chain_state, redefine_validate,
+};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -172,7 +171,7 @@ fn b_backups_across_an_external_snapshot_are_exact() {
     let older = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "from-c1").unwrap();
     let newer = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "from-c2").unwrap();
     let merge = older.actions.iter().find_map(|a| match a {
-        virtcheckpoint::qmp::action::Action::BitmapMerge { bitmaps, .. } => Some(bitmaps.len()),
+        virtcheckpoint::Action::BitmapMerge { bitmaps, .. } => Some(bitmaps.len()),
         _ => None,
     });
     assert_eq!(merge, Some(2), "c1 is merged from both layers");
@@ -295,7 +294,7 @@ fn c_delete_middle_and_across_a_snapshot_removes_every_layer() {
     create_checkpoint(&mut vm, &mut list, "c4").unwrap();
 
     // The middle checkpoint c2: on both layers (the backing one is reopened read-write).
-    let sent = delete_checkpoint(&mut vm, &mut list, "c2", 0).unwrap();
+    let sent = delete_checkpoint(&mut vm, &mut list, "c2", DeleteOptions::default()).unwrap();
     assert_eq!(
         sent[0].len(),
         2,
@@ -303,7 +302,7 @@ fn c_delete_middle_and_across_a_snapshot_removes_every_layer() {
     );
     assert_eq!(list.parent("c3").unwrap(), Some("c1"), "c3 re-parented");
     // c1 spans the snapshot as well.
-    delete_checkpoint(&mut vm, &mut list, "c1", 0).unwrap();
+    delete_checkpoint(&mut vm, &mut list, "c1", DeleteOptions::default()).unwrap();
     assert_eq!(list.parent("c3").unwrap(), None);
     let inc = backup_push(&mut vm, &mut list, Some("c3"), None, &s.dir, "from-c3").unwrap();
     vm.quit().unwrap();
@@ -533,8 +532,8 @@ fn h_crash_makes_bitmaps_inconsistent_and_the_chain_restarts() {
     assert!(backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "refused").is_err());
 
     // Deleting still works (inconsistent bitmaps can be removed), and a new chain starts.
-    delete_checkpoint(&mut vm, &mut list, "c2", 0).unwrap();
-    delete_checkpoint(&mut vm, &mut list, "c1", 0).unwrap();
+    delete_checkpoint(&mut vm, &mut list, "c2", DeleteOptions::default()).unwrap();
+    delete_checkpoint(&mut vm, &mut list, "c1", DeleteOptions::default()).unwrap();
     assert!(list.is_empty());
     create_checkpoint(&mut vm, &mut list, "fresh").unwrap();
     let w = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);

@@ -2,10 +2,7 @@
 //! either parses or returns a libvirt-style error. Deterministic: a fixed-seed PRNG.
 
 use std::path::PathBuf;
-
-use virtcheckpoint::xml::checkpoint::{PARSE_REDEFINE, parse_checkpoint};
-use virtcheckpoint::xml::domain::parse_domain;
-use virtcheckpoint::{ErrorCode, parse_node_data};
+use virtcheckpoint::{ErrorCode, ParseOptions, parse_checkpoint, parse_domain, parse_node_data};
 
 struct Rng(u64);
 
@@ -87,7 +84,13 @@ fn mutated_checkpoint_xml_never_panics() {
     let (mut ok, mut refused) = (0, 0);
     for i in 0..3000 {
         let m = mutate(&mut rng, &inputs[i % inputs.len()]);
-        match parse_checkpoint(&m, if i % 2 == 0 { PARSE_REDEFINE } else { 0 }, 7) {
+        match parse_checkpoint(
+            &m,
+            ParseOptions {
+                redefine: i % 2 == 0,
+            },
+            7,
+        ) {
             Ok(_) => ok += 1,
             Err(e) => {
                 assert!(

@@ -4,12 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use virtcheckpoint::model::checkpoint::CheckpointDef;
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::{CheckpointList, DELETE_CHILDREN, LIST_TOPOLOGICAL};
-use virtcheckpoint::xml::checkpoint::{
-    FORMAT_SECURE, PARSE_REDEFINE, format_checkpoint, parse_checkpoint,
+use virtcheckpoint::{
+    CheckpointDef, CheckpointList, DeleteOptions, FormatOptions, ListOptions, MetadataDir,
+    ParseOptions, format_checkpoint, parse_checkpoint,
 };
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -42,7 +39,7 @@ fn libvirt_files_load_and_save_byte_identical() {
     let (list, problems) = md.load().unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
-        list.list(None, LIST_TOPOLOGICAL).unwrap(),
+        list.list(None, ListOptions::TOPOLOGICAL).unwrap(),
         ["c1", "c2", "c3"]
     );
     assert_eq!(list.current(), Some("c3"), "the only leaf is current");
@@ -74,14 +71,20 @@ fn broken_and_foreign_files_are_reported_and_skipped() {
     };
     md.save(&good).unwrap();
     good.name = "other".into();
-    let full = format_checkpoint(&good, FORMAT_SECURE);
+    let full = format_checkpoint(
+        &good,
+        FormatOptions {
+            secure: true,
+            ..Default::default()
+        },
+    );
     std::fs::write(md.path().join("half.xml"), &full[..full.len() / 2]).unwrap();
     std::fs::write(md.path().join("garbage.xml"), b"\x00\xffnot xml").unwrap();
     std::fs::write(md.path().join("mismatch.xml"), &full).unwrap();
     std::fs::write(md.path().join(".vcp-tmp-x.xml"), "partial").unwrap();
     std::fs::write(md.path().join("README"), "not a checkpoint file").unwrap();
     let (list, problems) = md.load().unwrap();
-    assert_eq!(list.list(None, 0).unwrap(), ["good"]);
+    assert_eq!(list.list(None, ListOptions::default()).unwrap(), ["good"]);
     let mut reported: Vec<String> = problems
         .iter()
         .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
@@ -203,10 +206,10 @@ fn sigkill_during_saves_never_loses_or_tears_a_file() {
             }
             *seen = generation;
             let text = std::fs::read(md.path().join(format!("c{i}.xml"))).unwrap();
-            parse_checkpoint(&text, PARSE_REDEFINE, 0).unwrap();
+            parse_checkpoint(&text, ParseOptions { redefine: true }, 0).unwrap();
         }
         assert_eq!(
-            list.list(None, LIST_TOPOLOGICAL).unwrap().len(),
+            list.list(None, ListOptions::TOPOLOGICAL).unwrap().len(),
             CRASH_NAMES
         );
     }
@@ -240,7 +243,13 @@ fn eight_threads_with_their_own_lists() {
                     md.save(list.get(&format!("t{t}-c{i}")).unwrap()).unwrap();
                 }
                 let plan = list
-                    .plan_delete(&format!("t{t}-c100"), DELETE_CHILDREN)
+                    .plan_delete(
+                        &format!("t{t}-c100"),
+                        DeleteOptions {
+                            children: true,
+                            ..Default::default()
+                        },
+                    )
                     .unwrap();
                 assert_eq!(plan.removed.len(), 50);
                 list.apply_delete(&plan).unwrap();
@@ -250,8 +259,8 @@ fn eight_threads_with_their_own_lists() {
                 let (loaded, problems) = md.load().unwrap();
                 assert!(problems.is_empty(), "{problems:?}");
                 assert_eq!(
-                    loaded.list(None, LIST_TOPOLOGICAL).unwrap(),
-                    list.list(None, LIST_TOPOLOGICAL).unwrap()
+                    loaded.list(None, ListOptions::TOPOLOGICAL).unwrap(),
+                    list.list(None, ListOptions::TOPOLOGICAL).unwrap()
                 );
                 assert_eq!(loaded.current(), Some(format!("t{t}-c99").as_str()));
             })

@@ -5,25 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use virtcheckpoint::NodeData;
-use virtcheckpoint::api::checkpoint_def_from_xml;
-use virtcheckpoint::model::checkpoint::CheckpointDef;
-use virtcheckpoint::model::domain::Domain;
-use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, BackupPlan, backup_actions};
-use virtcheckpoint::plan::delete::Reopen;
-use virtcheckpoint::plan::reconcile::{
-    FixPlan, apply_fix_metadata, fix_actions, fix_plan, reconcile,
-};
-use virtcheckpoint::plan::resolve::{Resolution, resolve_backup};
-use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use virtcheckpoint::plan::{commit, copy, create, delete, size};
-use virtcheckpoint::qmp::action::{Action, reopen_command};
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::CheckpointList;
 
 use crate::img;
 use crate::vm::{Image, Vm};
 use crate::{HarnessError, Result};
+use virtcheckpoint::{
+    Action, BackupDisk, BackupMode, BackupPlan, CheckpointDef, CheckpointList, DeleteOptions,
+    Domain, FixPlan, MetadataDir, NodeData, ParseOptions, Reopen, Resolution, SnapshotDisk,
+    activewrite_actions, apply_fix, backup_begin_actions, blockcommit_bitmap_actions,
+    blockcopy_bitmap_actions, checkpoint_add_actions, checkpoint_def_from_xml,
+    checkpoint_discard_actions, fix_actions, fix_plan, reconcile, reopen_command, resolve_backup,
+    size_actions, sizes_from_nodes, snapshot_bitmap_actions,
+};
 
 fn lib<T>(r: virtcheckpoint::Result<T>) -> Result<T> {
     r.map_err(|e| HarnessError::Other(e.to_string()))
@@ -36,8 +29,8 @@ pub fn definition(vm: &Vm, name: &str, disks_xml: &str) -> Result<CheckpointDef>
     lib(checkpoint_def_from_xml(
         xml.as_bytes(),
         Some(&vm.domain()),
-        0,
-        virtcheckpoint::api::now(),
+        ParseOptions::default(),
+        virtcheckpoint::now(),
     ))
 }
 
@@ -59,7 +52,7 @@ pub fn create_checkpoint_on(
 ) -> Result<Vec<Action>> {
     let def = definition(vm, name, disks_xml)?;
     let nodes = vm.nodes()?;
-    let actions = lib(create::add_actions(&vm.domain(), &def, Some(&nodes)))?;
+    let actions = lib(checkpoint_add_actions(&vm.domain(), &def, Some(&nodes)))?;
     vm.transaction(&actions)?;
     lib(list.add_created(def))?;
     Ok(actions)
@@ -100,7 +93,7 @@ pub fn backup_push(
                 d
             })
             .collect();
-        lib(backup_actions(
+        lib(backup_begin_actions(
             dom,
             BackupMode::Push,
             &disks,
@@ -131,7 +124,7 @@ pub fn backup_resolved(
             BackupMode::Push,
             disks,
             nodes,
-            list,
+            &list.topological(),
             from,
             None,
         ))?;
@@ -235,19 +228,11 @@ pub fn fix_online(
 ) -> Result<FixPlan> {
     let nodes = vm.nodes()?;
     let dom = vm.domain();
-    let rep = reconcile(&dom, list, &nodes);
+    let rep = reconcile(&dom, &list.topological(), &nodes);
     let plan = fix_plan(&rep, &dom);
     let (actions, reopens) = fix_actions(&plan, &dom);
     with_reopened(vm, &reopens, |vm| vm.transaction(&actions))?;
-    let (changed, removed) = lib(apply_fix_metadata(list, &plan))?;
-    if let Some(md) = meta {
-        for c in &changed {
-            lib(md.save(lib(list.get(c))?))?;
-        }
-        for r in &removed {
-            lib(md.remove(r))?;
-        }
-    }
+    lib(apply_fix(list, &plan, meta))?;
     Ok(plan)
 }
 
@@ -327,7 +312,7 @@ fn with_reopened<T>(
     out
 }
 
-/// Deletes checkpoint `name` with `flags` (`DELETE_*`): for each checkpoint to discard,
+/// Deletes checkpoint `name` with `opts`: for each checkpoint to discard,
 /// the node data is read again, the read-only layers holding the bitmap are reopened
 /// read-write around the removal transaction, then the tree is updated. Returns the
 /// transactions sent.
@@ -335,14 +320,19 @@ pub fn delete_checkpoint(
     vm: &mut Vm,
     list: &mut CheckpointList,
     name: &str,
-    flags: u32,
+    opts: DeleteOptions,
 ) -> Result<Vec<Vec<Action>>> {
-    let plan = lib(list.plan_delete(name, flags))?;
+    let plan = lib(list.plan_delete(name, opts))?;
     let mut sent = Vec::new();
     for cp in &plan.discard {
         let nodes = vm.nodes()?;
         let def = lib(list.get(cp))?.clone();
-        let d = lib(delete::discard_actions(&vm.domain(), &def, &nodes, false))?;
+        let d = lib(checkpoint_discard_actions(
+            &vm.domain(),
+            &def,
+            &nodes,
+            false,
+        ))?;
         with_reopened(vm, &d.reopen, |vm| vm.transaction(&d.actions))?;
         sent.push(d.actions);
     }
@@ -359,11 +349,11 @@ pub fn checkpoint_size(
 ) -> Result<Vec<(String, Option<u64>)>> {
     let def = lib(list.get(name))?.clone();
     let nodes = vm.nodes()?;
-    let plan = size::size_actions(&vm.domain(), &def, &nodes);
+    let plan = size_actions(&vm.domain(), &def, &nodes);
     vm.transaction(&plan.recovery)?;
     vm.transaction(&plan.merge)?;
     let after = vm.nodes()?;
-    let sizes = size::sizes_from_nodes(&plan, &after);
+    let sizes = sizes_from_nodes(&plan, &after);
     vm.transaction(&plan.cleanup)?;
     Ok(sizes)
 }
@@ -387,12 +377,12 @@ pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Resul
     vm.qmp.execute("block-commit", Some(args))?;
     if active {
         vm.wait_ready(&job)?;
-        vm.transaction(&commit::commit_pivot_actions(&chain[base].format_node()))?;
+        vm.transaction(&activewrite_actions(&chain[base].format_node()))?;
         vm.qmp.execute("job-complete", Some(json!({"id": job})))?;
     }
     vm.finish_job(&job)?;
     let nodes = vm.nodes()?;
-    let actions = lib(commit::blockcommit_bitmap_actions(
+    let actions = lib(blockcommit_bitmap_actions(
         &disk_before.chain,
         top,
         base,
@@ -443,11 +433,11 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
         ),
     )?;
     vm.wait_ready(&job)?;
-    vm.transaction(&copy::copy_pivot_actions(&mirror))?;
+    vm.transaction(&activewrite_actions(&mirror))?;
     vm.qmp.execute("job-complete", Some(json!({"id": job})))?;
     vm.finish_job(&job)?;
     let nodes = vm.nodes()?;
-    let actions = copy::blockcopy_bitmap_actions(&disk_before.chain, &mirror, shallow, &nodes);
+    let actions = blockcopy_bitmap_actions(&disk_before.chain, &mirror, shallow, &nodes);
     vm.transaction(&actions)?;
     let left = if shallow { &chain[..1] } else { &chain[..] };
     for image in left {
@@ -495,7 +485,7 @@ pub fn backup_pull<T>(
         store_node: scratch.clone(),
         export_bitmap: None,
     }];
-    let plan = lib(backup_actions(
+    let plan = lib(backup_begin_actions(
         &vm.domain(),
         BackupMode::Pull,
         &disks,

@@ -5,12 +5,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use virtcheckpoint::model::domain::{Disk, Domain, Image as ModelImage};
-use virtcheckpoint::qmp::action::{Action, transaction};
-use virtcheckpoint::{NodeData, parse_node_data};
 
 use crate::qmp::Qmp;
 use crate::{HarnessError, Result, io};
+use virtcheckpoint::{
+    Action, Disk, Domain, Image as ModelImage, NodeData, parse_node_data, transaction,
+};
 
 /// One image of a disk chain: its file and libvirt's node index
 /// (`libvirt-<index>-format` / `-storage`).

@@ -1,6 +1,10 @@
 //! A domain's disks and their backing chains, with QEMU node names: what the planner
 //! needs to know of libvirt's domain definition.
 
+use std::borrow::Cow;
+
+use crate::error::{Error, ErrorDomain, Result};
+
 /// One image of a disk's backing chain.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Image {
@@ -56,6 +60,41 @@ impl Disk {
     pub fn is_empty(&self) -> bool {
         self.chain.is_empty() || self.chain[0].source.is_empty()
     }
+
+    /// The part of the chain from layer `top_node` down, and the layer of `base_node`
+    /// within it (None = to the end): the range a generic merge reads. The base must be
+    /// below the top.
+    pub fn chain_between(
+        &self,
+        top_node: &str,
+        base_node: Option<&str>,
+    ) -> Result<(&[Image], Option<usize>)> {
+        let top = self.layer_of(top_node)?;
+        let base = base_node.map(|b| self.layer_of(b)).transpose()?;
+        if base.is_some_and(|b| b <= top) {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                "base_node must be below top_node",
+            ));
+        }
+        Ok((&self.chain[top..], base.map(|b| b - top)))
+    }
+
+    /// The layer (0 = top) whose format node is `node`, or VIR_ERR_INVALID_ARG.
+    pub fn layer_of(&self, node: &str) -> Result<usize> {
+        self.chain
+            .iter()
+            .position(|i| i.format_node == node)
+            .ok_or_else(|| {
+                Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    format_args!(
+                        "node '{node}' is not in the backing chain of disk '{}'",
+                        self.target
+                    ),
+                )
+            })
+    }
 }
 
 /// A domain: its identity and its disks in definition order.
@@ -73,6 +112,79 @@ impl Domain {
     /// The disk with that target.
     pub fn disk(&self, target: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.target == target)
+    }
+
+    /// The disk with that target, or [`Error::no_disk`].
+    pub fn find_disk(&self, target: &str) -> Result<&Disk> {
+        self.disk(target).ok_or_else(|| Error::no_disk(target))
+    }
+
+    /// Adds a disk without media; its images follow with [`Domain::append_image`].
+    /// An empty or duplicated target is refused with the error libvirt's domain parser
+    /// gives (VIR_ERR_XML_ERROR "target '%s' duplicated for disk sources").
+    pub fn add_disk(&mut self, disk: Disk) -> Result<()> {
+        if disk.target.is_empty() {
+            return Err(Error::xml(
+                ErrorDomain::Domain,
+                "missing target dev of a disk",
+            ));
+        }
+        if self.disk(&disk.target).is_some() {
+            return Err(Error::xml(
+                ErrorDomain::Domain,
+                format_args!("target '{}' duplicated for disk sources", disk.target),
+            ));
+        }
+        self.disks.push(disk);
+        Ok(())
+    }
+
+    /// Appends `image` below the last image of disk `target`'s chain. An image needs
+    /// a format node name.
+    pub fn append_image(&mut self, target: &str, image: Image) -> Result<()> {
+        if image.format_node.is_empty() {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Domain,
+                "empty format node name",
+            ));
+        }
+        let disk = self
+            .disks
+            .iter_mut()
+            .find(|d| d.target == target)
+            .ok_or_else(|| Error::no_disk(target))?;
+        disk.chain.push(image);
+        Ok(())
+    }
+
+    /// The disk and layer whose format node is `node`.
+    pub fn find_node(&self, node: &str) -> Result<(&Disk, usize)> {
+        self.disks
+            .iter()
+            .find_map(|d| d.layer_of(node).ok().map(|l| (d, l)))
+            .ok_or_else(|| {
+                Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    format_args!("node '{node}' is not in any disk's backing chain"),
+                )
+            })
+    }
+
+    /// The domain as a shut-off domain's plans see it: an image without a node name
+    /// (an inactive definition has none) is keyed by its file path instead. Borrowed
+    /// when every image has a node name already (a running domain).
+    pub fn keyed_by_file(&self) -> Cow<'_, Domain> {
+        let unkeyed = |d: &Disk| d.chain.iter().any(|i| i.format_node.is_empty());
+        if !self.disks.iter().any(unkeyed) {
+            return Cow::Borrowed(self);
+        }
+        let mut d = self.clone();
+        for image in d.disks.iter_mut().flat_map(|k| k.chain.iter_mut()) {
+            if image.format_node.is_empty() {
+                image.format_node = image.source.clone();
+            }
+        }
+        Cow::Owned(d)
     }
 
     /// libvirt's `virDomainDiskByName` without ambiguity: a target, or a source path

@@ -122,6 +122,16 @@ impl NodeData {
         self.index.get(name).map(|&i| &self.nodes[i])
     }
 
+    /// The node named `name`, or VIR_ERR_INVALID_ARG "node '%s' not found in node data".
+    pub fn find(&self, name: &str) -> crate::error::Result<&Node> {
+        self.get(name).ok_or_else(|| {
+            crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::Qemu,
+                format_args!("node '{name}' not found in node data"),
+            )
+        })
+    }
+
     /// The bitmap `bitmap` on node `node`, if both exist.
     pub fn bitmap(&self, node: &str, bitmap: &str) -> Option<&Bitmap> {
         let i = *self.index.get(node)?;

@@ -20,19 +20,6 @@ fn check_range(chain: &[Image], top: usize, base: usize) -> Result<()> {
     Ok(())
 }
 
-/// Active commit, before `job-complete`: a transient, enabled
-/// `libvirt-tmp-activewrite` on the base records writes that land there before the
-/// merge.
-pub fn commit_pivot_actions(base_node: &str) -> Vec<Action> {
-    vec![Action::BitmapAdd {
-        node: base_node.to_owned(),
-        name: TMP_ACTIVEWRITE.to_owned(),
-        persistent: false,
-        disabled: false,
-        granularity: 0,
-    }]
-}
-
 /// After the commit of `chain[top..base]` into `chain[base]` (indices into the disk's
 /// chain before the commit; `active` when `top` is the active layer): every bitmap
 /// valid from `top` is created on the base if missing and filled from each layer in

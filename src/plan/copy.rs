@@ -1,22 +1,9 @@
 //! Block copy (qemuBlockBitmapsHandleBlockcopy; SPEC 9).
 
-use super::TMP_ACTIVEWRITE;
 use super::merge::{MergeSpec, bitmap_merge_actions};
 use crate::model::domain::Image;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
-
-/// Before `job-complete` of the pivot: a transient, enabled activewrite bitmap on the
-/// mirror's top.
-pub fn copy_pivot_actions(mirror_node: &str) -> Vec<Action> {
-    vec![Action::BitmapAdd {
-        node: mirror_node.to_owned(),
-        name: TMP_ACTIVEWRITE.to_owned(),
-        persistent: false,
-        disabled: false,
-        granularity: 0,
-    }]
-}
 
 /// After the pivot: every bitmap valid from the old top is created on the mirror unless
 /// already there, and filled from the old chain's layers (only the top when

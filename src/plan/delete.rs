@@ -6,7 +6,8 @@ use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::{Disk, Domain, Image};
 use crate::model::nodes::NodeData;
-use crate::qmp::action::Action;
+use crate::qmp::action::{Action, reopen_command};
+use crate::qmp::json::Json;
 
 /// A backing image to reopen read-write before the transaction and read-only after.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +29,28 @@ impl Reopen {
             backing_node: disk.chain.get(layer + 1).map(|b| b.format_node.clone()),
         }
     }
+
+    /// The image of `dom` whose format node is `node`.
+    pub fn of_node(dom: &Domain, node: &str) -> Result<Reopen> {
+        let (disk, layer) = dom.find_node(node)?;
+        Ok(Reopen::of(disk, layer))
+    }
+
+    /// The `blockdev-reopen` command libvirt sends for this image: read-write
+    /// (`read_only` false) before the change, read-only after it.
+    pub fn command(&self, read_only: bool) -> Json {
+        reopen_command(
+            &self.format_node,
+            &self.storage_node,
+            self.backing_node.as_deref(),
+            read_only,
+        )
+    }
 }
 
 /// The plan for discarding one checkpoint's bitmaps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeletePlan {
+pub struct DiscardPlan {
     /// The transaction's actions.
     pub actions: Vec<Action>,
     /// Images to reopen, deepest first.
@@ -76,8 +94,8 @@ pub fn discard_actions(
     def: &CheckpointDef,
     nodes: &NodeData,
     tolerate_missing: bool,
-) -> Result<DeletePlan> {
-    let mut plan = DeletePlan::default();
+) -> Result<DiscardPlan> {
+    let mut plan = DiscardPlan::default();
     for cd in def.bitmap_disks() {
         let Some(disk) = dom.disk(&cd.name) else {
             continue;

@@ -3,21 +3,21 @@
 //! [`merge::bitmap_merge_actions`], and every validity question through
 //! [`chain::chain_state`].
 
-pub mod align;
-pub mod backup;
-pub mod chain;
-pub mod commit;
-pub mod copy;
-pub mod create;
-pub mod delete;
-pub mod merge;
-pub mod offline;
-pub mod pull;
-pub mod reconcile;
-pub mod redefine;
-pub mod resolve;
-pub mod size;
-pub mod snapshot;
+pub(crate) mod align;
+pub(crate) mod backup;
+pub(crate) mod chain;
+pub(crate) mod commit;
+pub(crate) mod copy;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod merge;
+pub(crate) mod offline;
+pub(crate) mod pull;
+pub(crate) mod reconcile;
+pub(crate) mod redefine;
+pub(crate) mod resolve;
+pub(crate) mod size;
+pub(crate) mod snapshot;
 
 /// Temporary bitmap recording writes that reach the base (commit) or mirror (copy)
 /// between the pivot and the merge.
@@ -27,19 +27,26 @@ pub const TMP_SIZE: &str = "libvirt-tmp-size-xml";
 
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::domain::{Disk, Domain, Image};
+use crate::qmp::action::Action;
 
-/// Disk `target` of `dom`, or VIR_ERR_INVALID_ARG "no disk named '%s'" (the wording of
-/// libvirt's backup code).
-pub(crate) fn disk<'a>(dom: &'a Domain, target: &str) -> Result<&'a Disk> {
-    dom.disk(target).ok_or_else(|| {
-        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
-    })
+/// The transaction sent before `job-complete` of an active block commit (on the base)
+/// or a block copy pivot (on the mirror): a transient, enabled
+/// `libvirt-tmp-activewrite` bitmap on `node` that records the writes reaching it
+/// between the pivot and the bitmap merge (qemuBlockPivot).
+pub fn activewrite_actions(node: &str) -> Vec<Action> {
+    vec![Action::BitmapAdd {
+        node: node.to_owned(),
+        name: TMP_ACTIVEWRITE.to_owned(),
+        persistent: false,
+        disabled: false,
+        granularity: 0,
+    }]
 }
 
 /// Disk `target` and its active image; a disk without media is
 /// VIR_ERR_CONFIG_UNSUPPORTED "disk '%s' is empty or readonly".
 pub(crate) fn disk_top<'a>(dom: &'a Domain, target: &str) -> Result<(&'a Disk, &'a Image)> {
-    let d = disk(dom, target)?;
+    let d = dom.find_disk(target)?;
     let top = d.top().ok_or_else(|| {
         Error::config_unsupported(
             ErrorDomain::Qemu,

@@ -1,7 +1,9 @@
 //! Checkpoint operations on a shut-off domain, as `qemu-img` argument vectors: the same
 //! plans as online (same checks, same bitmaps), written for `qemu-img bitmap` instead
 //! of a QMP transaction. libvirt only documents these steps for administrators; here
-//! they are planned, so an offline domain's chain can be kept right too.
+//! they are planned, so an offline domain's chain can be kept right too. Images
+//! without node names (an inactive definition) are keyed by their file path, as the
+//! node data read with `qemu-img info` is.
 
 use super::{create, delete, size};
 use crate::error::{Error, ErrorDomain, Result};
@@ -28,6 +30,21 @@ fn file_of<'a>(dom: &'a Domain, node: &str) -> Result<(&'a str, &'a str)> {
 
 fn argv(parts: &[&str]) -> Argv {
     parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Argument vectors as a JSON array of string arrays.
+pub fn argv_json(cmds: &[Argv]) -> crate::qmp::json::Json {
+    use crate::qmp::json::Json;
+    Json::Arr(
+        cmds.iter()
+            .map(|c| Json::Arr(c.iter().map(|a| a.as_str().into()).collect()))
+            .collect(),
+    )
+}
+
+/// `qemu-img bitmap --remove FILE NAME`.
+pub fn remove_argv(file: &str, name: &str) -> Argv {
+    argv(&["qemu-img", "bitmap", "--remove", file, name])
 }
 
 /// Translates bitmap actions (planned against `dom`, whose format node names key the
@@ -57,7 +74,7 @@ pub fn to_qemu_img(actions: &[Action], dom: &Domain) -> Result<Vec<Argv>> {
             }
             Action::BitmapRemove { node, name } => {
                 let (file, _) = file_of(dom, node)?;
-                out.push(argv(&["qemu-img", "bitmap", "--remove", file, name]));
+                out.push(remove_argv(file, name));
             }
             Action::BitmapMerge {
                 node,
@@ -98,6 +115,7 @@ pub fn to_qemu_img(actions: &[Action], dom: &Domain) -> Result<Vec<Argv>> {
 /// Creating checkpoint `def` offline: `qemu-img bitmap --add TOP NAME` per disk, after
 /// the same checks as online (`nodes` from the images' `qemu-img info`).
 pub fn create_commands(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Result<Vec<Argv>> {
+    let dom = &*dom.keyed_by_file();
     to_qemu_img(&create::add_actions(dom, def, Some(nodes))?, dom)
 }
 
@@ -110,6 +128,7 @@ pub fn delete_commands(
     nodes: &NodeData,
     tolerate_missing: bool,
 ) -> Result<(Vec<Argv>, Vec<String>)> {
+    let dom = &*dom.keyed_by_file();
     let plan = delete::discard_actions(dom, def, nodes, tolerate_missing)?;
     Ok((to_qemu_img(&plan.actions, dom)?, plan.missing))
 }
@@ -128,6 +147,7 @@ pub struct SizeCommands {
 /// The size query offline: run `merge`, measure `libvirt-tmp-size-xml` on each disk's
 /// top image (`tools::dirty_bytes`), run `cleanup`.
 pub fn size_commands(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Result<SizeCommands> {
+    let dom = &*dom.keyed_by_file();
     let plan = size::size_actions(dom, def, nodes);
     let mut merge = to_qemu_img(&plan.recovery, dom)?;
     merge.extend(to_qemu_img(&plan.merge, dom)?);
@@ -152,7 +172,8 @@ pub fn snapshot_commands(
     overlay_file: &str,
     nodes: &NodeData,
 ) -> Result<Vec<Argv>> {
-    let top = super::disk(dom, target)?.top().ok_or_else(|| {
+    let dom = &*dom.keyed_by_file();
+    let top = dom.find_disk(target)?.top().ok_or_else(|| {
         Error::config_unsupported(ErrorDomain::Qemu, format_args!("disk '{target}' is empty"))
     })?;
     let mut out = vec![argv(&[
@@ -191,7 +212,8 @@ pub fn commit_commands(
     base: usize,
     nodes: &NodeData,
 ) -> Result<Vec<Argv>> {
-    let disk = super::disk(dom, target)?;
+    let dom = &*dom.keyed_by_file();
+    let disk = dom.find_disk(target)?;
     let actions = super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?;
     let mut out = vec![argv(&[
         "qemu-img",

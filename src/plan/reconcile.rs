@@ -6,10 +6,10 @@ use super::TMP_ACTIVEWRITE;
 use super::TMP_SIZE;
 use super::chain::{ChainState, chain_state};
 use super::delete::Reopen;
+use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::Domain;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
-use crate::store::list::CheckpointList;
 
 /// The state of one checkpoint on one disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many problems the report names: broken chains (one per checkpoint and
+    /// disk) plus orphan bitmaps. Zero when clean.
+    pub fn problems(&self) -> usize {
+        self.orphans.len()
+            + self
+                .checkpoints
+                .iter()
+                .flat_map(|c| &c.disks)
+                .filter(|d| !d.state.is_valid())
+                .count()
+    }
+
     /// Whether metadata and bitmaps agree everywhere.
     pub fn is_clean(&self) -> bool {
         self.orphans.is_empty() && self.checkpoints.iter().all(CheckpointCheck::is_ok)
@@ -100,15 +112,15 @@ pub struct FixPlan {
     pub drop: Vec<String>,
 }
 
-/// Compares `list` with the bitmaps in `nodes` (online: a `query-named-block-nodes`
-/// reply; offline: the images' `qemu-img info`, see `tools`).
-pub fn reconcile(dom: &Domain, list: &CheckpointList, nodes: &NodeData) -> Report {
+/// Compares the checkpoints `defs` (parents before children, as
+/// `CheckpointList::topological` gives them) with the bitmaps in `nodes` (online: a
+/// `query-named-block-nodes` reply; offline: the images' `qemu-img info`). Images of a
+/// shut-off domain without node names are keyed by file, as in the node data.
+pub fn reconcile(dom: &Domain, defs: &[&CheckpointDef], nodes: &NodeData) -> Report {
+    let dom = dom.keyed_by_file();
     let mut report = Report::default();
-    let order = list
-        .list(None, crate::store::list::LIST_TOPOLOGICAL)
-        .unwrap_or_default();
-    for name in order {
-        let Ok(def) = list.get(name) else { continue };
+    for def in defs {
+        let name = def.name.as_str();
         let mut check = CheckpointCheck {
             name: name.to_owned(),
             disks: Vec::new(),
@@ -135,7 +147,7 @@ pub fn reconcile(dom: &Domain, list: &CheckpointList, nodes: &NodeData) -> Repor
                 continue;
             };
             for b in &node.bitmaps {
-                if !list.contains(&b.name) {
+                if !defs.iter().any(|d| d.name == b.name) {
                     report.orphans.push(Orphan {
                         disk: disk.target.clone(),
                         layer,
@@ -158,6 +170,7 @@ pub fn is_temporary(name: &str) -> bool {
 /// The fix: remove every orphan that no job holds, and every copy of a broken
 /// checkpoint's bitmap on the disks where it is broken. A valid chain is never touched.
 pub fn fix_plan(report: &Report, dom: &Domain) -> FixPlan {
+    let dom = dom.keyed_by_file();
     let mut plan = FixPlan::default();
     let file = |disk: &str, layer: usize| {
         dom.disk(disk)
@@ -215,45 +228,6 @@ pub fn fix_plan(report: &Report, dom: &Domain) -> FixPlan {
     plan
 }
 
-/// Brings the metadata in line with a fix once its removals were carried out: broken
-/// disks are no longer claimed, wholly broken checkpoints are dropped. Returns the
-/// checkpoints whose metadata changed (write them again) and those removed (delete
-/// their files).
-pub fn apply_fix_metadata(
-    list: &mut CheckpointList,
-    plan: &FixPlan,
-) -> crate::error::Result<(Vec<String>, Vec<String>)> {
-    let mut changed = Vec::new();
-    for (name, disk) in &plan.uncover {
-        let mut def = list.get(name)?.clone();
-        for d in def.disks.iter_mut().filter(|d| d.name == *disk) {
-            d.kind = crate::model::checkpoint::DiskCheckpointKind::No;
-            d.bitmap = None;
-            d.size = None;
-        }
-        list.replace_def(def)?;
-        if !changed.contains(name) {
-            changed.push(name.clone());
-        }
-    }
-    let mut removed = Vec::new();
-    for name in &plan.drop {
-        if !list.contains(name) {
-            continue;
-        }
-        let del = list.plan_delete(name, crate::store::list::DELETE_METADATA_ONLY)?;
-        let rewrite = list.apply_delete(&del)?;
-        for r in rewrite {
-            if !changed.contains(&r) {
-                changed.push(r);
-            }
-        }
-        removed.extend(del.removed);
-    }
-    changed.retain(|c| list.contains(c));
-    Ok((changed, removed))
-}
-
 /// The fix as one QMP transaction for a running domain, with the read-only backing
 /// layers to reopen read-write around it (deepest first), as a delete does.
 pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
@@ -279,14 +253,6 @@ pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
 pub fn fix_commands(plan: &FixPlan) -> Vec<Vec<String>> {
     plan.removals
         .iter()
-        .map(|r| {
-            vec![
-                "qemu-img".into(),
-                "bitmap".into(),
-                "--remove".into(),
-                r.file.clone(),
-                r.name.clone(),
-            ]
-        })
+        .map(|r| super::offline::remove_argv(&r.file, &r.name))
         .collect()
 }

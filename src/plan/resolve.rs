@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::Domain;
 use crate::model::nodes::NodeData;
-use crate::store::list::CheckpointList;
 
 /// Why a disk is backed up in full.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +37,11 @@ pub fn resolve_backup(
     mode: BackupMode,
     disks: &[BackupDisk],
     nodes: &NodeData,
-    list: &CheckpointList,
+    checkpoints: &[&CheckpointDef],
     from: &str,
     new_checkpoint: Option<&CheckpointDef>,
 ) -> Result<(Vec<(String, Resolution)>, BackupPlan)> {
-    let def = list.get(from).ok();
+    let def = checkpoints.iter().find(|d| d.name == from);
     let mut decided = Vec::with_capacity(disks.len());
     let mut resolved = Vec::with_capacity(disks.len());
     for bd in disks {
@@ -69,7 +68,7 @@ pub fn resolve_backup(
         mode,
         &resolved,
         nodes,
-        &|c| list.contains(c),
+        &|c| checkpoints.iter().any(|d| d.name == c),
         new_checkpoint,
     )?;
     Ok((decided, plan))

@@ -73,6 +73,22 @@ pub fn sizes_from_nodes(plan: &SizePlan, after: &NodeData) -> Vec<(String, Optio
         .collect()
 }
 
+/// Step two of the size query: re-derives the plan from `before` (the node data the
+/// plan was made from), reads each measured disk's size from `after` (read after the
+/// merge transaction) and stores it in `def`; other disks get none. Returns the number
+/// of disks measured.
+pub fn read_sizes(
+    dom: &Domain,
+    def: &mut CheckpointDef,
+    before: &NodeData,
+    after: &NodeData,
+) -> usize {
+    let plan = size_actions(dom, def, before);
+    let sizes = sizes_from_nodes(&plan, after);
+    apply_sizes(def, &sizes);
+    sizes.iter().filter(|(_, s)| s.is_some()).count()
+}
+
 /// Writes the sizes into the definition (disks without one get none).
 pub fn apply_sizes(def: &mut CheckpointDef, sizes: &[(String, Option<u64>)]) {
     for d in &mut def.disks {

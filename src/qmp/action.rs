@@ -215,6 +215,24 @@ pub fn transaction(actions: &[Action]) -> Json {
     ])
 }
 
+/// Wraps a JSON array of actions as libvirt sends it:
+/// `{"execute":"transaction","arguments":{"actions":<actions>}}`. Text that is not a
+/// JSON array is VIR_ERR_INVALID_ARG.
+pub fn wrap_transaction(actions: &str) -> crate::error::Result<String> {
+    let trimmed = actions.trim();
+    let is_array =
+        trimmed.starts_with('[') && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
+    if !is_array {
+        return Err(crate::error::Error::invalid_arg(
+            crate::error::ErrorDomain::Qemu,
+            "actions must be a JSON array",
+        ));
+    }
+    Ok(format!(
+        "{{\"execute\":\"transaction\",\"arguments\":{{\"actions\":{trimmed}}}}}"
+    ))
+}
+
 /// A `blockdev-reopen` of one qcow2 format node, as libvirt sends it around a delete or
 /// a commit: `read_only` false before, true after.
 pub fn reopen_command(

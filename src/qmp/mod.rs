@@ -2,6 +2,7 @@
 //! and writing transaction actions as the JSON text libvirt sends.
 
 pub mod action;
+pub mod image_info;
 pub mod json;
 mod lenient;
 pub mod nodes;

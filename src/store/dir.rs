@@ -10,30 +10,33 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::list::CheckpointList;
-use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 use crate::xml::checkpoint::{
-    FORMAT_SECURE, PARSE_REDEFINE, format_checkpoint, is_valid_checkpoint_name, parse_checkpoint,
+    FormatOptions, ParseOptions, format_checkpoint, is_valid_checkpoint_name, parse_checkpoint,
 };
 
 /// Prefix of temporary files; never a valid checkpoint name (leading '.').
 const TMP_PREFIX: &str = ".vcp-tmp-";
 
 fn system(what: impl std::fmt::Display, e: &std::io::Error) -> Error {
-    Error::new(
-        ErrorCode::SystemError,
-        ErrorDomain::Qemu,
-        format_args!("{what}: {e}"),
-    )
+    Error::system(ErrorDomain::Qemu, what, e)
 }
 
-/// A file found on load that is not a usable checkpoint, and why.
+/// A file found on load that is not a usable checkpoint, and why. Displayed as
+/// `"<path>: <reason>"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadProblem {
     /// The file.
     pub path: PathBuf,
     /// What is wrong with it.
     pub reason: String,
+}
+
+impl std::fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
 }
 
 /// A domain's checkpoint metadata folder.
@@ -84,6 +87,12 @@ impl MetadataDir {
 
     /// Writes the checkpoint's file atomically and durably.
     pub fn save(&self, def: &CheckpointDef) -> Result<()> {
+        self.commit(&[def], &[])
+    }
+
+    /// Writes the complete new version of `def` next to its file, durably, under a
+    /// temporary name; returns (temporary, final) paths. Nothing visible changes.
+    fn stage(&self, def: &CheckpointDef) -> Result<(PathBuf, PathBuf)> {
         let path = self.file_for(&def.name)?;
         if def.creation_time <= 0 {
             // libvirt cannot load a checkpoint file without <creationTime>.
@@ -92,21 +101,20 @@ impl MetadataDir {
                 format_args!("checkpoint {} has no creation time", def.name),
             ));
         }
-        fs::create_dir_all(&self.dir).map_err(|e| {
-            system(
-                format_args!("cannot create folder '{}'", self.dir.display()),
-                &e,
-            )
-        })?;
-        let text = format_checkpoint(def, FORMAT_SECURE);
+        let text = format_checkpoint(
+            def,
+            FormatOptions {
+                secure: true,
+                ..FormatOptions::default()
+            },
+        );
         // One temporary name per checkpoint: a save killed half-way leaves at most
         // one leftover per checkpoint, which the next save of it replaces.
         let tmp = self.dir.join(format!("{TMP_PREFIX}{}.xml", def.name));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
+            f.sync_all()
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
@@ -115,20 +123,69 @@ impl MetadataDir {
                 &e,
             ));
         }
-        self.sync_dir()
+        Ok((tmp, path))
+    }
+
+    /// Writes `saves` and removes the files of `removes` as one change: every new
+    /// version is staged (written and synced under a temporary name) first, so that a
+    /// failure there (a full disk, a bad name, no permission) leaves every file as it
+    /// was; then the staged files are renamed into place, the removed ones deleted, and
+    /// the folder synced.
+    pub fn commit(&self, saves: &[&CheckpointDef], removes: &[String]) -> Result<()> {
+        for name in removes {
+            self.file_for(name)?;
+        }
+        if !saves.is_empty() {
+            fs::create_dir_all(&self.dir).map_err(|e| {
+                system(
+                    format_args!("cannot create folder '{}'", self.dir.display()),
+                    &e,
+                )
+            })?;
+        }
+        let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(saves.len());
+        for def in saves {
+            match self.stage(def) {
+                Ok(s) => staged.push(s),
+                Err(e) => {
+                    for (tmp, _) in &staged {
+                        let _ = fs::remove_file(tmp);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            if let Err(e) = fs::rename(tmp, path) {
+                for (t, _) in &staged[i..] {
+                    let _ = fs::remove_file(t);
+                }
+                return Err(system(
+                    format_args!("unable to save metadata '{}'", path.display()),
+                    &e,
+                ));
+            }
+        }
+        let mut changed = !staged.is_empty();
+        for name in removes {
+            let path = self.file_for(name)?;
+            match fs::remove_file(&path) {
+                Ok(()) => changed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(system(
+                        format_args!("failed to remove checkpoint metadata '{}'", path.display()),
+                        &e,
+                    ));
+                }
+            }
+        }
+        if changed { self.sync_dir() } else { Ok(()) }
     }
 
     /// Removes the checkpoint's file (a missing file is not an error).
     pub fn remove(&self, name: &str) -> Result<()> {
-        let path = self.file_for(name)?;
-        match fs::remove_file(&path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(system(
-                format_args!("failed to remove checkpoint metadata '{}'", path.display()),
-                &e,
-            )),
-        }
+        self.commit(&[], &[name.to_owned()])
     }
 
     /// Loads every `*.xml` file of the folder into a list (relations rebuilt, current
@@ -176,7 +233,7 @@ impl MetadataDir {
                     path,
                     reason: format!("cannot read: {e}"),
                 }),
-                Ok(bytes) => match parse_checkpoint(&bytes, PARSE_REDEFINE, 0) {
+                Ok(bytes) => match parse_checkpoint(&bytes, ParseOptions { redefine: true }, 0) {
                     Err(e) => problems.push(LoadProblem {
                         path,
                         reason: e.to_string(),

@@ -11,23 +11,52 @@ use std::collections::HashMap;
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 
-/// List flag: only roots; with a start checkpoint, all descendants instead of children.
-pub const LIST_ROOTS: u32 = 1 << 0;
-/// List flag: with a start checkpoint, all descendants (same bit as [`LIST_ROOTS`]).
-pub const LIST_DESCENDANTS: u32 = 1 << 0;
-/// List flag: parents before children.
-pub const LIST_TOPOLOGICAL: u32 = 1 << 1;
-/// List flag: only checkpoints without children.
-pub const LIST_LEAVES: u32 = 1 << 2;
-/// List flag: only checkpoints with children.
-pub const LIST_NO_LEAVES: u32 = 1 << 3;
+/// Which checkpoints a listing returns (libvirt's `VIR_DOMAIN_CHECKPOINT_LIST_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Without a start checkpoint: only roots (`LIST_ROOTS`).
+    pub roots: bool,
+    /// With a start checkpoint: all descendants, not only children
+    /// (`LIST_DESCENDANTS`, the same bit as `LIST_ROOTS` in libvirt).
+    pub descendants: bool,
+    /// Parents before children (`LIST_TOPOLOGICAL`).
+    pub topological: bool,
+    /// Only checkpoints without children (`LIST_LEAVES`).
+    pub leaves: bool,
+    /// Only checkpoints with children (`LIST_NO_LEAVES`).
+    pub no_leaves: bool,
+}
 
-/// Delete flag: discard the checkpoint's descendants too.
-pub const DELETE_CHILDREN: u32 = 1 << 0;
-/// Delete flag: change metadata only, discard no bitmap.
-pub const DELETE_METADATA_ONLY: u32 = 1 << 1;
-/// Delete flag: discard the descendants, keep the checkpoint.
-pub const DELETE_CHILDREN_ONLY: u32 = 1 << 2;
+impl ListOptions {
+    /// Every checkpoint, parents before children.
+    pub const TOPOLOGICAL: ListOptions = ListOptions {
+        roots: false,
+        descendants: false,
+        topological: true,
+        leaves: false,
+        no_leaves: false,
+    };
+}
+
+/// What a delete covers (libvirt's `VIR_DOMAIN_CHECKPOINT_DELETE_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Discard the checkpoint's descendants too (`DELETE_CHILDREN`).
+    pub children: bool,
+    /// Change metadata only, discard no bitmap (`DELETE_METADATA_ONLY`).
+    pub metadata_only: bool,
+    /// Discard the descendants, keep the checkpoint (`DELETE_CHILDREN_ONLY`).
+    pub children_only: bool,
+}
+
+impl DeleteOptions {
+    /// Metadata only, the checkpoint alone.
+    pub const METADATA_ONLY: DeleteOptions = DeleteOptions {
+        children: false,
+        metadata_only: true,
+        children_only: false,
+    };
+}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -50,8 +79,8 @@ pub struct CheckpointList {
 pub struct DeletePlan {
     /// The checkpoint named in the request.
     pub target: String,
-    /// The request's flags.
-    pub flags: u32,
+    /// The request's options.
+    pub options: DeleteOptions,
     /// Checkpoints whose bitmaps must be discarded, in order (deepest first, the
     /// target last unless CHILDREN_ONLY); empty with METADATA_ONLY.
     pub discard: Vec<String>,
@@ -258,14 +287,14 @@ impl CheckpointList {
 
     /// Names as `virDomainListAllCheckpoints` (`from` = None) or
     /// `virDomainCheckpointListAllChildren` (`from` = Some) list them, with libvirt's
-    /// `LIST_*` flags. The order is creation order, or parents before children with
-    /// [`LIST_TOPOLOGICAL`].
-    pub fn list(&self, from: Option<&str>, flags: u32) -> Result<Vec<&str>> {
+    /// filters. The order is creation order, or parents before children with
+    /// [`ListOptions::topological`].
+    pub fn list(&self, from: Option<&str>, opts: ListOptions) -> Result<Vec<&str>> {
         let mut picked = Vec::new();
         match from {
-            None if flags & LIST_ROOTS != 0 => picked.extend(self.roots.iter().copied()),
+            None if opts.roots => picked.extend(self.roots.iter().copied()),
             None => {
-                if flags & LIST_TOPOLOGICAL != 0 {
+                if opts.topological {
                     self.preorder(&self.roots, &mut picked);
                 } else {
                     picked.extend(self.index_order());
@@ -274,15 +303,14 @@ impl CheckpointList {
             Some(name) => {
                 let i = self.idx(name)?;
                 let children = &self.entry(i).children;
-                if flags & LIST_DESCENDANTS != 0 {
+                if opts.descendants {
                     self.preorder(children, &mut picked);
                 } else {
                     picked.extend(children.iter().copied());
                 }
             }
         }
-        let leaves = flags & LIST_LEAVES != 0;
-        let no_leaves = flags & LIST_NO_LEAVES != 0;
+        let (leaves, no_leaves) = (opts.leaves, opts.no_leaves);
         Ok(picked
             .into_iter()
             .filter(|&i| {
@@ -301,27 +329,17 @@ impl CheckpointList {
     }
 
     /// Plans `virDomainCheckpointDelete(name, flags)` without changing anything.
-    pub fn plan_delete(&self, name: &str, flags: u32) -> Result<DeletePlan> {
-        let allowed = DELETE_CHILDREN | DELETE_METADATA_ONLY | DELETE_CHILDREN_ONLY;
-        if flags & !allowed != 0 {
-            return Err(Error::invalid_arg(
-                ErrorDomain::Qemu,
-                format_args!(
-                    "unsupported flags (0x{:x}) in function qemuCheckpointDelete",
-                    flags & !allowed
-                ),
-            ));
-        }
+    pub fn plan_delete(&self, name: &str, opts: DeleteOptions) -> Result<DeletePlan> {
         let i = self.idx(name)?;
         let entry = self.entry(i);
         let mut plan = DeletePlan {
             target: name.to_owned(),
-            flags,
+            options: opts,
             ..Default::default()
         };
         let mut current = self.current;
         let mut removed = Vec::new();
-        if flags & (DELETE_CHILDREN | DELETE_CHILDREN_ONLY) != 0 {
+        if opts.children || opts.children_only {
             let mut desc = Vec::new();
             self.preorder(&entry.children, &mut desc);
             desc.reverse(); // deepest first
@@ -330,8 +348,8 @@ impl CheckpointList {
             }
             removed.extend(desc);
         }
-        if flags & DELETE_CHILDREN_ONLY == 0 {
-            if flags & DELETE_CHILDREN == 0 {
+        if !opts.children_only {
+            if !opts.children {
                 for &c in &entry.children {
                     plan.reparent.push((
                         self.entry(c).def.name.clone(),
@@ -348,7 +366,7 @@ impl CheckpointList {
             .iter()
             .map(|&r| self.entry(r).def.name.clone())
             .collect();
-        if flags & DELETE_METADATA_ONLY == 0 {
+        if !opts.metadata_only {
             plan.discard = plan.removed.clone();
         }
         plan.new_current = current.map(|c| self.entry(c).def.name.clone());
@@ -448,6 +466,28 @@ impl CheckpointList {
         }
     }
 
+    /// The definition of checkpoint `index` of `plan`'s discard list (in order).
+    pub fn discarded(&self, plan: &DeletePlan, index: usize) -> Result<&CheckpointDef> {
+        let name = plan.discard.get(index).ok_or_else(|| {
+            Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!(
+                    "discard index {index} out of range (the plan discards {})",
+                    plan.discard.len()
+                ),
+            )
+        })?;
+        self.get(name)
+    }
+
+    /// Every definition, parents before children: what the reconcile and the backup
+    /// resolver take.
+    pub fn topological(&self) -> Vec<&CheckpointDef> {
+        let mut order = Vec::with_capacity(self.index.len());
+        self.preorder(&self.roots, &mut order);
+        order.into_iter().map(|i| &self.entry(i).def).collect()
+    }
+
     /// Every definition, in creation order.
     pub fn defs(&self) -> impl Iterator<Item = &CheckpointDef> {
         self.index_order().map(|i| &self.entry(i).def)
@@ -501,32 +541,102 @@ mod tests {
     #[test]
     fn listing_flags() {
         let l = sample();
-        assert_eq!(l.list(None, 0).unwrap(), ["a", "b", "c", "d"]);
-        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["a"]);
         assert_eq!(
-            l.list(None, LIST_TOPOLOGICAL).unwrap(),
+            l.list(None, ListOptions::default()).unwrap(),
             ["a", "b", "c", "d"]
         );
-        assert_eq!(l.list(None, LIST_LEAVES).unwrap(), ["c", "d"]);
-        assert_eq!(l.list(None, LIST_NO_LEAVES).unwrap(), ["a", "b"]);
         assert_eq!(
-            l.list(None, LIST_LEAVES | LIST_NO_LEAVES).unwrap(),
+            l.list(
+                None,
+                ListOptions {
+                    roots: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["a"]
+        );
+        assert_eq!(
+            l.list(
+                None,
+                ListOptions {
+                    topological: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
             ["a", "b", "c", "d"]
         );
-        assert_eq!(l.list(Some("a"), 0).unwrap(), ["b"]);
         assert_eq!(
-            l.list(Some("a"), LIST_DESCENDANTS).unwrap(),
-            ["b", "c", "d"]
-        );
-        assert_eq!(
-            l.list(Some("a"), LIST_DESCENDANTS | LIST_LEAVES).unwrap(),
+            l.list(
+                None,
+                ListOptions {
+                    leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
             ["c", "d"]
         );
         assert_eq!(
-            l.list(Some("b"), LIST_NO_LEAVES).unwrap(),
+            l.list(
+                None,
+                ListOptions {
+                    no_leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            l.list(
+                None,
+                ListOptions {
+                    leaves: true,
+                    no_leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(l.list(Some("a"), ListOptions::default()).unwrap(), ["b"]);
+        assert_eq!(
+            l.list(
+                Some("a"),
+                ListOptions {
+                    descendants: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["b", "c", "d"]
+        );
+        assert_eq!(
+            l.list(
+                Some("a"),
+                ListOptions {
+                    descendants: true,
+                    leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["c", "d"]
+        );
+        assert_eq!(
+            l.list(
+                Some("b"),
+                ListOptions {
+                    no_leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
             Vec::<&str>::new()
         );
-        assert!(l.list(Some("zz"), 0).is_err());
+        assert!(l.list(Some("zz"), ListOptions::default()).is_err());
     }
 
     #[test]
@@ -544,7 +654,15 @@ mod tests {
         let mut w = def("w");
         w.parent = Some("z".into());
         l.redefine(w).unwrap();
-        let order = l.list(None, LIST_TOPOLOGICAL).unwrap();
+        let order = l
+            .list(
+                None,
+                ListOptions {
+                    topological: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         for (child, parent) in [("y", "x"), ("w", "z")] {
             let pos = |n| order.iter().position(|o| *o == n).unwrap();
             assert!(pos(parent) < pos(child), "{order:?}");
@@ -578,7 +696,10 @@ mod tests {
         b.description = Some("new".into());
         assert!(!l.redefine(b).unwrap(), "b's parent a is not current");
         assert_eq!(l.get("b").unwrap().description.as_deref(), Some("new"));
-        assert_eq!(l.list(Some("b"), 0).unwrap(), ["c", "d"]);
+        assert_eq!(
+            l.list(Some("b"), ListOptions::default()).unwrap(),
+            ["c", "d"]
+        );
         // A child of the current one becomes current.
         let mut e = def("e");
         e.parent = Some("d".into());
@@ -592,7 +713,7 @@ mod tests {
     #[test]
     fn delete_plain_reparents_children() {
         let mut l = sample();
-        let plan = l.plan_delete("b", 0).unwrap();
+        let plan = l.plan_delete("b", DeleteOptions::default()).unwrap();
         assert_eq!(plan.discard, ["b"]);
         assert_eq!(plan.removed, ["b"]);
         assert_eq!(
@@ -603,23 +724,44 @@ mod tests {
             ]
         );
         assert_eq!(plan.new_current.as_deref(), Some("d"));
-        let before = l.list(None, 0).unwrap().join(",");
+        let before = l.list(None, ListOptions::default()).unwrap().join(",");
         assert_eq!(before, "a,b,c,d", "planning changes nothing");
         let rewrite = l.apply_delete(&plan).unwrap();
         assert_eq!(rewrite, ["c", "d"]);
-        assert_eq!(l.list(Some("a"), 0).unwrap(), ["c", "d"]);
+        assert_eq!(
+            l.list(Some("a"), ListOptions::default()).unwrap(),
+            ["c", "d"]
+        );
         assert_eq!(l.get("c").unwrap().parent.as_deref(), Some("a"));
         // Deleting the current root: children become roots, no current.
-        let plan = l.plan_delete("a", 0).unwrap();
+        let plan = l.plan_delete("a", DeleteOptions::default()).unwrap();
         l.apply_delete(&plan).unwrap();
-        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["c", "d"]);
+        assert_eq!(
+            l.list(
+                None,
+                ListOptions {
+                    roots: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["c", "d"]
+        );
         assert_eq!(l.get("c").unwrap().parent, None);
     }
 
     #[test]
     fn delete_current_moves_current_to_parent() {
         let mut l = sample();
-        let plan = l.plan_delete("d", DELETE_METADATA_ONLY).unwrap();
+        let plan = l
+            .plan_delete(
+                "d",
+                DeleteOptions {
+                    metadata_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert!(plan.discard.is_empty());
         assert_eq!(plan.new_current.as_deref(), Some("b"));
         l.apply_delete(&plan).unwrap();
@@ -631,14 +773,30 @@ mod tests {
     #[test]
     fn delete_children_and_children_only() {
         let l = sample();
-        let plan = l.plan_delete("a", DELETE_CHILDREN).unwrap();
+        let plan = l
+            .plan_delete(
+                "a",
+                DeleteOptions {
+                    children: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert_eq!(
             plan.discard,
             ["d", "c", "b", "a"],
             "deepest first, target last"
         );
         assert_eq!(plan.new_current, None);
-        let plan = l.plan_delete("b", DELETE_CHILDREN_ONLY).unwrap();
+        let plan = l
+            .plan_delete(
+                "b",
+                DeleteOptions {
+                    children_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert_eq!(plan.discard, ["d", "c"]);
         assert_eq!(
             plan.new_current.as_deref(),
@@ -647,17 +805,32 @@ mod tests {
         );
         let mut l2 = l.clone();
         l2.apply_delete(&plan).unwrap();
-        assert_eq!(l2.list(None, 0).unwrap(), ["a", "b"]);
-        assert_eq!(l2.list(None, LIST_LEAVES).unwrap(), ["b"]);
+        assert_eq!(l2.list(None, ListOptions::default()).unwrap(), ["a", "b"]);
+        assert_eq!(
+            l2.list(
+                None,
+                ListOptions {
+                    leaves: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["b"]
+        );
         let plan = l
-            .plan_delete("b", DELETE_CHILDREN | DELETE_METADATA_ONLY)
+            .plan_delete(
+                "b",
+                DeleteOptions {
+                    children: true,
+                    metadata_only: true,
+                    ..Default::default()
+                },
+            )
             .unwrap();
         assert!(plan.discard.is_empty());
         assert_eq!(plan.removed, ["d", "c", "b"]);
         assert_eq!(plan.new_current.as_deref(), Some("a"));
-        let e = l.plan_delete("b", 8).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::InvalidArg);
-        assert!(l.plan_delete("zz", 0).is_err());
+        assert!(l.plan_delete("zz", DeleteOptions::default()).is_err());
     }
 
     #[test]
@@ -674,7 +847,17 @@ mod tests {
             defs.push(d);
         }
         let l = CheckpointList::from_defs(defs.clone());
-        assert_eq!(l.list(None, LIST_ROOTS).unwrap(), ["a", "x"]);
+        assert_eq!(
+            l.list(
+                None,
+                ListOptions {
+                    roots: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            ["a", "x"]
+        );
         assert_eq!(l.current(), None, "two leaves: no current");
         defs.pop();
         let l = CheckpointList::from_defs(defs.clone());
@@ -685,6 +868,17 @@ mod tests {
         let mut q = def("q");
         q.parent = Some("p".into());
         let l = CheckpointList::from_defs(vec![p, q]);
-        assert_eq!(l.list(None, LIST_TOPOLOGICAL).unwrap().len(), 2);
+        assert_eq!(
+            l.list(
+                None,
+                ListOptions {
+                    topological: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            2
+        );
     }
 }

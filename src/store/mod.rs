@@ -1,5 +1,84 @@
 //! Checkpoint bookkeeping: the tree of a domain's checkpoints with its "current" one
-//! ([`list`]), and its metadata files on disk ([`dir`]).
+//! ([`list`]), its metadata files on disk ([`dir`]), and the changes that touch both,
+//! each all or nothing.
 
-pub mod dir;
-pub mod list;
+pub(crate) mod dir;
+pub(crate) mod list;
+
+use crate::error::Result;
+use crate::model::checkpoint::{CheckpointDef, DiskCheckpointKind};
+use crate::plan::reconcile::FixPlan;
+use dir::MetadataDir;
+use list::{CheckpointList, DeleteOptions, DeletePlan};
+
+/// Applies a delete planned with [`CheckpointList::plan_delete`], once QEMU accepted
+/// its discards, to the tree and (when `dir` is given) to the metadata files:
+/// re-parented children are written again, removed checkpoints' files deleted. All or
+/// nothing: on any error the list is unchanged and so are the files (new versions are
+/// staged before anything is replaced).
+pub fn apply_delete(
+    list: &mut CheckpointList,
+    plan: &DeletePlan,
+    dir: Option<&MetadataDir>,
+) -> Result<()> {
+    let mut next = list.clone();
+    let rewrite = next.apply_delete(plan)?;
+    if let Some(dir) = dir {
+        let saves = rewrite
+            .iter()
+            .map(|n| next.get(n))
+            .collect::<Result<Vec<_>>>()?;
+        dir.commit(&saves, &plan.removed)?;
+    }
+    *list = next;
+    Ok(())
+}
+
+/// Brings the metadata in line with a reconcile fix once its removals were carried
+/// out: broken disks are no longer claimed (`checkpoint='no'`), checkpoints broken on
+/// every disk are dropped (their children re-parented). Applied to the tree and, when
+/// `dir` is given, to the files, all or nothing as [`apply_delete`]. Returns how many
+/// checkpoints were rewritten and how many dropped.
+pub fn apply_fix(
+    list: &mut CheckpointList,
+    fix: &FixPlan,
+    dir: Option<&MetadataDir>,
+) -> Result<(usize, usize)> {
+    let mut next = list.clone();
+    let mut changed: Vec<String> = Vec::new();
+    for (name, disk) in &fix.uncover {
+        let mut def = next.get(name)?.clone();
+        for d in def.disks.iter_mut().filter(|d| d.name == *disk) {
+            d.kind = DiskCheckpointKind::No;
+            d.bitmap = None;
+            d.size = None;
+        }
+        next.replace_def(def)?;
+        if !changed.contains(name) {
+            changed.push(name.clone());
+        }
+    }
+    let mut removed = Vec::new();
+    for name in &fix.drop {
+        if !next.contains(name) {
+            continue;
+        }
+        let del = next.plan_delete(name, DeleteOptions::METADATA_ONLY)?;
+        for r in next.apply_delete(&del)? {
+            if !changed.contains(&r) {
+                changed.push(r);
+            }
+        }
+        removed.extend(del.removed);
+    }
+    changed.retain(|c| next.contains(c));
+    if let Some(dir) = dir {
+        let saves = changed
+            .iter()
+            .map(|n| next.get(n))
+            .collect::<Result<Vec<&CheckpointDef>>>()?;
+        dir.commit(&saves, &removed)?;
+    }
+    *list = next;
+    Ok((changed.len(), removed.len()))
+}

@@ -13,14 +13,25 @@ use crate::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind
 
 const DOM: ErrorDomain = ErrorDomain::DomainCheckpoint;
 
-/// Parse flag: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_PARSE_REDEFINE`).
-pub const PARSE_REDEFINE: u32 = 1 << 0;
-/// Format flag: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
-pub const FORMAT_SECURE: u32 = 1 << 0;
-/// Format flag: leave out `<domain>` (`VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`).
-pub const FORMAT_NO_DOMAIN: u32 = 1 << 1;
-/// Format flag: print each disk's `size` (`VIR_DOMAIN_CHECKPOINT_XML_SIZE`).
-pub const FORMAT_SIZE: u32 = 1 << 2;
+/// How checkpoint XML is read (libvirt's `VIR_DOMAIN_CHECKPOINT_PARSE_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// The XML describes an existing checkpoint (`PARSE_REDEFINE`): name and
+    /// creation time are required, parent and `<domain>` are kept.
+    pub redefine: bool,
+}
+
+/// How checkpoint XML is written (libvirt's `VIR_DOMAIN_CHECKPOINT_XML_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FormatOptions {
+    /// Include security-sensitive data (`XML_SECURE`). The embedded `<domain>` is kept
+    /// verbatim, so this changes nothing today; it is accepted for libvirt's callers.
+    pub secure: bool,
+    /// Leave out `<domain>` (`XML_NO_DOMAIN`).
+    pub no_domain: bool,
+    /// Print each disk's `size` (`XML_SIZE`).
+    pub size: bool,
+}
 
 fn schema(detail: impl std::fmt::Display) -> Error {
     Error::new(
@@ -127,7 +138,7 @@ fn domain_text(src: &str, el: &Element) -> String {
 
 /// Parses checkpoint XML. `now` is the creation time to use when not redefining (and
 /// the default name). Nothing is aligned here; see `plan::align`.
-pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDef> {
+pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<CheckpointDef> {
     let src = utf8(xml, DOM)?;
     let root = parse_with_opaque(src, DOM, &["domain"])?;
     if root.name != "domaincheckpoint" {
@@ -147,7 +158,7 @@ pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDe
             "domain",
         ],
     )?;
-    let redefine = flags & PARSE_REDEFINE != 0;
+    let redefine = opts.redefine;
     let mut def = CheckpointDef::default();
 
     if let Some(n) = single(&root, "name")? {
@@ -219,8 +230,8 @@ pub fn parse_checkpoint(xml: &[u8], flags: u32, now: i64) -> Result<CheckpointDe
 }
 
 /// Formats a definition as libvirt does: 2-space indentation, single-quoted
-/// attributes, empty parts left out. `flags` are `FORMAT_*`.
-pub fn format_checkpoint(def: &CheckpointDef, flags: u32) -> String {
+/// attributes, empty parts left out.
+pub fn format_checkpoint(def: &CheckpointDef, opts: FormatOptions) -> String {
     let mut out = String::from("<domaincheckpoint>\n");
     let _ = writeln!(out, "  <name>{}</name>", escape(&def.name));
     if let Some(d) = &def.description {
@@ -246,7 +257,7 @@ pub fn format_checkpoint(def: &CheckpointDef, flags: u32) -> String {
             }
             if let Some(b) = &d.bitmap {
                 let _ = write!(out, " bitmap='{}'", escape(b));
-                if flags & FORMAT_SIZE != 0
+                if opts.size
                     && let Some(size) = d.size
                 {
                     let _ = write!(out, " size='{size}'");
@@ -256,7 +267,7 @@ pub fn format_checkpoint(def: &CheckpointDef, flags: u32) -> String {
         }
         out.push_str("  </disks>\n");
     }
-    if flags & FORMAT_NO_DOMAIN == 0
+    if !opts.no_domain
         && let Some(dom) = &def.domain_xml
     {
         out.push_str("  ");

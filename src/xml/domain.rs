@@ -137,14 +137,7 @@ pub fn domain_from_element(el: &Element) -> Result<Domain> {
     };
     if let Some(devices) = el.child("devices") {
         for d in devices.children_named("disk") {
-            let disk = parse_disk(d)?;
-            if dom.disk(&disk.target).is_some() {
-                return Err(Error::xml(
-                    DOM,
-                    format_args!("target '{}' duplicated for disk sources", disk.target),
-                ));
-            }
-            dom.disks.push(disk);
+            dom.add_disk(parse_disk(d)?)?;
         }
     }
     Ok(dom)

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use serde_json::Value;
-use virtcheckpoint::model::checkpoint::{CheckpointDisk, DiskCheckpointKind};
-use virtcheckpoint::xml::checkpoint::{
-    FORMAT_SECURE, FORMAT_SIZE, PARSE_REDEFINE, format_checkpoint, parse_checkpoint,
+use virtcheckpoint::{
+    CheckpointDisk, DiskCheckpointKind, FormatOptions, ParseOptions, format_checkpoint,
+    parse_checkpoint,
 };
 
 /// libvirt's qemudomaincheckpointxml2xmltest for one case of the manifest: parse,
@@ -18,10 +18,8 @@ pub fn xml2xml(dir: &Path, case: &Value) -> Result<(), String> {
         std::fs::read_to_string(dir.join(rel)).map_err(|e| format!("cannot read {rel}: {e}"))
     };
     let input = read("input")?;
-    let flags = if case["parse_redefine"].as_bool().unwrap_or(false) {
-        PARSE_REDEFINE
-    } else {
-        0
+    let flags = ParseOptions {
+        redefine: case["parse_redefine"].as_bool().unwrap_or(false),
     };
     let now = case["mock_creation_time"].as_i64().unwrap_or(0);
     let parsed = parse_checkpoint(input.as_bytes(), flags, now);
@@ -54,10 +52,13 @@ pub fn xml2xml(dir: &Path, case: &Value) -> Result<(), String> {
         }
         first.bitmap = Some(def.name.clone());
     }
-    let mut fmt = FORMAT_SECURE;
+    let mut fmt = FormatOptions {
+        secure: true,
+        ..Default::default()
+    };
     if case["size"].as_bool().unwrap_or(false) {
         def.disks[0].size = Some(1048576);
-        fmt |= FORMAT_SIZE;
+        fmt.size = true;
     }
     let out = format_checkpoint(&def, fmt);
     let expected = read("expected")?;

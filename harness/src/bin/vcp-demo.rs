@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use vcp_harness::flows::{self, PushBackup, backup_push, create_checkpoint};
 use vcp_harness::img;
 use vcp_harness::vm::{Image, Vm, VmDisk};
-use virtcheckpoint::qmp::action::{Action, transaction};
-use virtcheckpoint::store::list::CheckpointList;
+use virtcheckpoint::{Action, CheckpointList, transaction};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -167,40 +166,38 @@ fn plans_only() {
         println!("(recorded data not found)");
         return;
     };
-    let mut dom = virtcheckpoint::model::domain::Domain::default();
-    dom.disks.push(virtcheckpoint::model::domain::Disk {
+    let mut dom = virtcheckpoint::Domain::default();
+    dom.disks.push(virtcheckpoint::Disk {
         target: "vda".into(),
         chain: vec![
-            virtcheckpoint::model::domain::Image::qcow2_indexed("/img/vda.snap1.qcow2", 4),
-            virtcheckpoint::model::domain::Image::qcow2_indexed("/img/vda.qcow2", 1),
+            virtcheckpoint::Image::qcow2_indexed("/img/vda.snap1.qcow2", 4),
+            virtcheckpoint::Image::qcow2_indexed("/img/vda.qcow2", 1),
         ],
         ..Default::default()
     });
-    let disks = [virtcheckpoint::plan::backup::BackupDisk {
+    let disks = [virtcheckpoint::BackupDisk {
         target: "vda".into(),
         incremental: Some("chk1".into()),
         store_node: "libvirt-5-format".into(),
         export_bitmap: None,
     }];
-    let chk = |name: &str| virtcheckpoint::model::checkpoint::CheckpointDef {
+    let chk = |name: &str| virtcheckpoint::CheckpointDef {
         name: name.into(),
-        disks: vec![virtcheckpoint::model::checkpoint::CheckpointDisk {
+        disks: vec![virtcheckpoint::CheckpointDisk {
             name: "vda".into(),
-            kind: virtcheckpoint::model::checkpoint::DiskCheckpointKind::Bitmap,
+            kind: virtcheckpoint::DiskCheckpointKind::Bitmap,
             bitmap: Some(name.into()),
             size: None,
         }],
         ..Default::default()
     };
-    if let Ok(actions) = virtcheckpoint::plan::create::add_actions(&dom, &chk("chk5"), Some(&nodes))
-    {
+    if let Ok(actions) = virtcheckpoint::checkpoint_add_actions(&dom, &chk("chk5"), Some(&nodes)) {
         show(
             "checkpoint chk5 (one new bitmap, nothing else touched)",
             &actions,
         );
     }
-    if let Ok(plan) =
-        virtcheckpoint::plan::delete::discard_actions(&dom, &chk("chk1"), &nodes, false)
+    if let Ok(plan) = virtcheckpoint::checkpoint_discard_actions(&dom, &chk("chk1"), &nodes, false)
     {
         show("delete chk1 from both layers", &plan.actions);
         for r in &plan.reopen {
@@ -210,9 +207,9 @@ fn plans_only() {
             );
         }
     }
-    if let Ok(plan) = virtcheckpoint::plan::backup::backup_actions(
+    if let Ok(plan) = virtcheckpoint::backup_begin_actions(
         &dom,
-        virtcheckpoint::plan::backup::BackupMode::Push,
+        virtcheckpoint::BackupMode::Push,
         &disks,
         &nodes,
         &|_| true,

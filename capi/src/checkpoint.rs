@@ -2,20 +2,17 @@
 //! libvirt does.
 
 use std::ffi::{c_char, c_int, c_longlong, c_uint};
-use std::ptr;
 
-use super::domain::vcp_domain;
-use super::{
-    arg_bytes, arg_opt_ref, arg_out, arg_ref, boundary, check_flags, free_handle, into_handle,
-    write_out, write_string,
+use crate::domain::vcp_domain;
+use crate::{Outputs, count, free_handle, guard, into_handle, memory};
+use virtcheckpoint::{
+    CheckpointDef, DiskCheckpointKind, Error, ErrorDomain, FormatOptions, ParseOptions,
+    checkpoint_def_from_xml, format_checkpoint, now,
 };
-use crate::api;
-use crate::error::{Error, ErrorDomain};
-use crate::model::checkpoint::{CheckpointDef, DiskCheckpointKind};
-use crate::xml::checkpoint::format_checkpoint;
 
 /// A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
-/// `vcp_checkpoint_def_free()`.
+/// `vcp_checkpoint_def_free()`. Used by one thread at a time:
+/// `vcp_checkpoint_size_read()` changes it.
 pub struct vcp_checkpoint_def(pub(crate) CheckpointDef);
 
 /// Parse: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`).
@@ -54,14 +51,15 @@ pub unsafe extern "C" fn vcp_checkpoint_def_parse_xml(
     dom: *const vcp_domain,
     flags: c_uint,
 ) -> *mut vcp_checkpoint_def {
-    const F: &str = "vcp_checkpoint_def_parse_xml";
-    boundary(F, || {
-        check_flags(flags, VCP_CHECKPOINT_PARSE_REDEFINE, F)?;
+    guard!(|cx| {
+        cx.flags(flags, VCP_CHECKPOINT_PARSE_REDEFINE)?;
         // SAFETY: C string and optional handle from the caller.
-        let xml = unsafe { arg_bytes(xml, "xml", F) }?;
-        let dom = unsafe { arg_opt_ref(dom) }.map(|d| &d.0);
-        api::checkpoint_def_from_xml(xml, dom, flags, api::now())
-            .map(|d| into_handle(vcp_checkpoint_def(d)))
+        let (xml, dom) = unsafe { (cx.bytes(xml, "xml")?, cx.opt_handle(dom)) };
+        let opts = ParseOptions {
+            redefine: flags & VCP_CHECKPOINT_PARSE_REDEFINE != 0,
+        };
+        let def = checkpoint_def_from_xml(xml, dom.map(|d| &d.0), opts, now())?;
+        Ok(into_handle(vcp_checkpoint_def(def)))
     })
 }
 
@@ -73,21 +71,19 @@ pub unsafe extern "C" fn vcp_checkpoint_def_format_xml(
     def: *const vcp_checkpoint_def,
     flags: c_uint,
 ) -> *mut c_char {
-    const F: &str = "vcp_checkpoint_def_format_xml";
-    boundary(F, || {
-        check_flags(
+    guard!(|cx| {
+        cx.flags(
             flags,
             VCP_CHECKPOINT_XML_SECURE | VCP_CHECKPOINT_XML_NO_DOMAIN | VCP_CHECKPOINT_XML_SIZE,
-            F,
         )?;
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let mut out = ptr::null_mut();
-        // The C flags have libvirt's values, which the formatter uses too.
-        let text = format_checkpoint(def, flags);
-        // SAFETY: local out-parameter.
-        unsafe { write_string(&mut out, &text) }?;
-        Ok(out)
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let opts = FormatOptions {
+            secure: flags & VCP_CHECKPOINT_XML_SECURE != 0,
+            no_domain: flags & VCP_CHECKPOINT_XML_NO_DOMAIN != 0,
+            size: flags & VCP_CHECKPOINT_XML_SIZE != 0,
+        };
+        memory::c_string(&format_checkpoint(def, opts))
     })
 }
 
@@ -107,13 +103,12 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_name(
     def: *const vcp_checkpoint_def,
     name: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_def_get_name";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let out = arg_out(name, "name", F)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_string(out, &def.name) }?;
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(name, "name")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().string(out, Some(&def.name))?.write() };
         Ok(0)
     })
 }
@@ -125,17 +120,16 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_parent(
     def: *const vcp_checkpoint_def,
     parent: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_def_get_parent";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let out = arg_out(parent, "parent", F)?;
-        match &def.parent {
-            // SAFETY: checked out-parameter.
-            Some(p) => unsafe { write_string(out, p) }?,
-            // SAFETY: checked out-parameter.
-            None => unsafe { write_out(out, ptr::null_mut()) },
-        }
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(parent, "parent")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe {
+            Outputs::default()
+                .string(out, def.parent.as_deref())?
+                .write()
+        };
         Ok(0)
     })
 }
@@ -146,13 +140,12 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_creation_time(
     def: *const vcp_checkpoint_def,
     creation_time: *mut c_longlong,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_def_get_creation_time";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let out = arg_out(creation_time, "creation_time", F)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_out(out, def.creation_time) };
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(creation_time, "creation_time")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { out.put(def.creation_time) };
         Ok(0)
     })
 }
@@ -162,17 +155,15 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_creation_time(
 pub unsafe extern "C" fn vcp_checkpoint_def_get_disk_count(
     def: *const vcp_checkpoint_def,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_def_get_disk_count";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        Ok(c_int::try_from(def.disks.len()).unwrap_or(c_int::MAX))
+        Ok(count(unsafe { cx.handle(def, "def") }?.0.disks.len()))
     })
 }
 
 /// Disk `index` of the definition: a new copy of its name in `*name`, its type
 /// (`VCP_CHECKPOINT_TYPE_*`) in `*type` and a new copy of its bitmap name (or NULL) in
-/// `*bitmap`. Any out-parameter may be NULL. Returns 0, or -1 for a bad index.
+/// `*bitmap`. Returns 0, or -1 for a bad index.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_def_get_disk(
     def: *const vcp_checkpoint_def,
@@ -181,10 +172,14 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disk(
     kind: *mut c_int,
     bitmap: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_def_get_disk";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let (n, k, b) = (
+            cx.out(name, "name")?,
+            cx.out(kind, "kind")?,
+            cx.out(bitmap, "bitmap")?,
+        );
         let d = def.disks.get(index).ok_or_else(|| {
             Error::invalid_arg(
                 ErrorDomain::DomainCheckpoint,
@@ -194,55 +189,18 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disk(
                 ),
             )
         })?;
-        let name_c = super::memory::c_string(&d.name)?;
-        let bitmap_c = match &d.bitmap {
-            Some(b) => match super::memory::c_string(b) {
-                Ok(p) => p,
-                Err(e) => {
-                    // SAFETY: allocated just above.
-                    unsafe { super::memory::vcp_free(name_c.cast()) };
-                    return Err(e);
-                }
-            },
-            None => ptr::null_mut(),
-        };
-        // SAFETY: out-parameters are NULL or writable; unused copies are freed.
+        let outs = Outputs::default()
+            .string(n, Some(&d.name))?
+            .string(b, d.bitmap.as_deref())?;
+        // SAFETY: the caller's out-parameters.
         unsafe {
-            if name.is_null() {
-                super::memory::vcp_free(name_c.cast());
-            } else {
-                write_out(name, name_c);
-            }
-            if bitmap.is_null() {
-                super::memory::vcp_free(bitmap_c.cast());
-            } else {
-                write_out(bitmap, bitmap_c);
-            }
-            if !kind.is_null() {
-                write_out(
-                    kind,
-                    match d.kind {
-                        DiskCheckpointKind::Default => VCP_CHECKPOINT_TYPE_DEFAULT,
-                        DiskCheckpointKind::No => VCP_CHECKPOINT_TYPE_NO,
-                        DiskCheckpointKind::Bitmap => VCP_CHECKPOINT_TYPE_BITMAP,
-                    },
-                );
-            }
+            outs.write();
+            k.put(match d.kind {
+                DiskCheckpointKind::Default => VCP_CHECKPOINT_TYPE_DEFAULT,
+                DiskCheckpointKind::No => VCP_CHECKPOINT_TYPE_NO,
+                DiskCheckpointKind::Bitmap => VCP_CHECKPOINT_TYPE_BITMAP,
+            });
         }
         Ok(0)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::xml::checkpoint::{FORMAT_NO_DOMAIN, FORMAT_SECURE, FORMAT_SIZE, PARSE_REDEFINE};
-
-    #[test]
-    fn c_flags_equal_libvirts_and_the_formatters() {
-        assert_eq!(VCP_CHECKPOINT_XML_SECURE, FORMAT_SECURE);
-        assert_eq!(VCP_CHECKPOINT_XML_NO_DOMAIN, FORMAT_NO_DOMAIN);
-        assert_eq!(VCP_CHECKPOINT_XML_SIZE, FORMAT_SIZE);
-        assert_eq!(VCP_CHECKPOINT_PARSE_REDEFINE, PARSE_REDEFINE);
-    }
 }

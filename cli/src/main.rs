@@ -6,23 +6,16 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-
-use virtcheckpoint::model::checkpoint::CheckpointDef;
-use virtcheckpoint::model::domain::Domain;
-use virtcheckpoint::plan::backup::{BackupDisk, BackupMode, backup_actions};
-use virtcheckpoint::plan::delete::Reopen;
-use virtcheckpoint::plan::reconcile::{
-    apply_fix_metadata, fix_actions, fix_commands, fix_plan, reconcile,
+use vcp_cli::{table, tools};
+use virtcheckpoint::{
+    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, Domain, Error, ListOptions,
+    MetadataDir, NodeData, ParseOptions, Reopen, SnapshotDisk, TMP_SIZE, actions_json, apply_fix,
+    backup_begin_actions, blockcommit_bitmap_actions, blockcopy_bitmap_actions,
+    blockpull_bitmap_actions, checkpoint_add_actions, checkpoint_def_from_xml,
+    checkpoint_discard_actions, fix_actions, fix_commands, fix_plan, now, offline, parse_domain,
+    parse_node_data, reconcile, reopen_command, report_json, resolution_json, resolve_backup,
+    size_actions, snapshot_bitmap_actions, transaction,
 };
-use virtcheckpoint::plan::resolve::resolve_backup;
-use virtcheckpoint::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use virtcheckpoint::plan::{commit, copy, create, delete, pull, size};
-use virtcheckpoint::qmp::action::{Action, actions_json, reopen_command, transaction};
-
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::CheckpointList;
-use virtcheckpoint::xml::domain::parse_domain;
-use virtcheckpoint::{Error, NodeData, api, parse_node_data, report, tools};
 
 const USAGE: &str = "\
 usage: vcp <command> [options]
@@ -40,6 +33,12 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--shallow]
   vcp plan pull     --domain D --nodes N --disk vda [--base NODE]
   vcp plan size     --domain D --checkpoint C --nodes N
+  vcp offline create|delete|size --domain D --checkpoint C [--ignore-missing] [--apply]
+  vcp offline commit  --domain D --disk vda --top FILE --base FILE [--apply]
+  vcp offline snapshot --domain D --disk vda --overlay FILE [--apply]
+                                       the same plans for a shut-off domain, read with
+                                       qemu-img info and written as qemu-img commands;
+                                       --apply runs them (size: prints each disk's size)
   vcp resolve --domain D --metadata DIR --name VM --nodes N --from CHK --disk vda=STORE...
                                        per-disk backup plan: incremental where the chain
                                        is valid, full (with the reason) where it is not
@@ -163,11 +162,11 @@ fn nodes(a: &Args) -> R<NodeData> {
 /// or, with `stored`, a definition as `virsh checkpoint-dumpxml` prints it.
 fn checkpoint(a: &Args, dom: &Domain, stored: bool) -> R<CheckpointDef> {
     let text = read(a.req("--checkpoint")?)?;
-    Ok(api::checkpoint_def_from_xml(
+    Ok(checkpoint_def_from_xml(
         text.as_bytes(),
         Some(dom),
-        u32::from(stored),
-        api::now(),
+        ParseOptions { redefine: stored },
+        now(),
     )?)
 }
 
@@ -220,16 +219,6 @@ fn metadata(a: &Args) -> R<CheckpointList> {
     Ok(list)
 }
 
-fn disk_index(dom: &Domain, target: &str, node: &str) -> R<usize> {
-    dom.disk(target)
-        .and_then(|d| d.chain.iter().position(|i| i.format_node == node))
-        .ok_or_else(|| {
-            Fail::Usage(format!(
-                "node '{node}' is not in the chain of disk '{target}'"
-            ))
-        })
-}
-
 fn plan(a: &Args) -> R<ExitCode> {
     let op = a.positional.get(1).map(String::as_str).unwrap_or("");
     let dom = domain(a)?;
@@ -240,11 +229,12 @@ fn plan(a: &Args) -> R<ExitCode> {
                 Some(_) => Some(nodes(a)?),
                 None => None,
             };
-            print_tx(a, &create::add_actions(&dom, &def, nd.as_ref())?);
+            print_tx(a, &checkpoint_add_actions(&dom, &def, nd.as_ref())?);
         }
         "delete" => {
             let def = checkpoint(a, &dom, true)?;
-            let plan = delete::discard_actions(&dom, &def, &nodes(a)?, a.flag("--ignore-missing"))?;
+            let plan =
+                checkpoint_discard_actions(&dom, &def, &nodes(a)?, a.flag("--ignore-missing"))?;
             print_with_reopen(a, &plan.actions, &plan.reopen);
             for m in &plan.missing {
                 eprintln!(
@@ -268,7 +258,7 @@ fn plan(a: &Args) -> R<ExitCode> {
             } else {
                 BackupMode::Push
             };
-            let plan = backup_actions(&dom, mode, &disks, &nodes(a)?, &|_| true, None)?;
+            let plan = backup_begin_actions(&dom, mode, &disks, &nodes(a)?, &|_| true, None)?;
             print_tx(a, &plan.actions);
             for c in &plan.cleanup {
                 println!("{}", c.to_command().to_compact());
@@ -285,29 +275,19 @@ fn plan(a: &Args) -> R<ExitCode> {
             print_tx(a, &snapshot_bitmap_actions(&dom, &disks, &nodes(a)?)?);
         }
         "commit" => {
-            let target = a.req("--disk")?;
-            let top = disk_index(&dom, target, a.req("--top")?)?;
-            let base = disk_index(&dom, target, a.req("--base")?)?;
-            let chain = &dom.disk(target).expect("checked").chain;
+            let d = dom.find_disk(a.req("--disk")?)?;
+            let top = d.layer_of(a.req("--top")?)?;
+            let base = d.layer_of(a.req("--base")?)?;
             print_tx(
                 a,
-                &commit::blockcommit_bitmap_actions(
-                    chain,
-                    top,
-                    base,
-                    a.flag("--active"),
-                    &nodes(a)?,
-                )?,
+                &blockcommit_bitmap_actions(&d.chain, top, base, a.flag("--active"), &nodes(a)?)?,
             );
         }
         "copy" => {
-            let target = a.req("--disk")?;
-            let d = dom
-                .disk(target)
-                .ok_or_else(|| Fail::Usage(format!("no disk named '{target}'")))?;
+            let d = dom.find_disk(a.req("--disk")?)?;
             print_tx(
                 a,
-                &copy::blockcopy_bitmap_actions(
+                &blockcopy_bitmap_actions(
                     &d.chain,
                     a.req("--mirror")?,
                     a.flag("--shallow"),
@@ -316,20 +296,13 @@ fn plan(a: &Args) -> R<ExitCode> {
             );
         }
         "pull" => {
-            let target = a.req("--disk")?;
-            let base = match a.opt("--base") {
-                Some(b) => Some(disk_index(&dom, target, b)?),
-                None => None,
-            };
-            let d = dom.disk(target).expect("checked above when base given");
-            print_tx(
-                a,
-                &pull::blockpull_bitmap_actions(&d.chain, base, &nodes(a)?),
-            );
+            let d = dom.find_disk(a.req("--disk")?)?;
+            let base = a.opt("--base").map(|b| d.layer_of(b)).transpose()?;
+            print_tx(a, &blockpull_bitmap_actions(&d.chain, base, &nodes(a)?));
         }
         "size" => {
             let def = checkpoint(a, &dom, true)?;
-            let plan = size::size_actions(&dom, &def, &nodes(a)?);
+            let plan = size_actions(&dom, &def, &nodes(a)?);
             if !plan.recovery.is_empty() {
                 print_tx(a, &plan.recovery);
             }
@@ -344,11 +317,78 @@ fn plan(a: &Args) -> R<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vcp offline OP`: a plan for a shut-off domain, as `qemu-img` commands, printed
+/// and with `--apply` carried out.
+fn offline_op(a: &Args) -> R<ExitCode> {
+    let op = a.positional.get(1).map(String::as_str).unwrap_or("");
+    let dom = domain(a)?;
+    let nd = tools::inspect(&dom, false)?;
+    let layer = |flag: &str| -> R<usize> {
+        let file = a.req(flag)?;
+        let d = dom.find_disk(a.req("--disk")?)?;
+        d.chain
+            .iter()
+            .position(|i| i.source == file)
+            .ok_or_else(|| {
+                Fail::Usage(format!("{file} is not in the chain of disk '{}'", d.target))
+            })
+    };
+    let cmds = match op {
+        "create" => offline::create_commands(&dom, &checkpoint(a, &dom, false)?, &nd)?,
+        "delete" => {
+            let def = checkpoint(a, &dom, true)?;
+            let (cmds, missing) =
+                offline::delete_commands(&dom, &def, &nd, a.flag("--ignore-missing"))?;
+            for m in &missing {
+                eprintln!(
+                    "note: bitmap '{}' was already gone from disk '{m}'",
+                    def.name
+                );
+            }
+            cmds
+        }
+        "commit" => {
+            let target = a.req("--disk")?;
+            offline::commit_commands(&dom, target, layer("--top")?, layer("--base")?, &nd)?
+        }
+        "snapshot" => offline::snapshot_commands(&dom, a.req("--disk")?, a.req("--overlay")?, &nd)?,
+        "size" => {
+            let def = checkpoint(a, &dom, true)?;
+            let plan = offline::size_commands(&dom, &def, &nd)?;
+            print_argv(&plan.merge);
+            print_argv(&plan.cleanup);
+            if a.flag("--apply") {
+                plan.merge.iter().try_for_each(|c| tools::run(c))?;
+                let measured = plan
+                    .disks
+                    .iter()
+                    .map(|(t, file)| Ok((t, tools::dirty_bytes(file, TMP_SIZE)?)))
+                    .collect::<R<Vec<_>>>();
+                plan.cleanup.iter().try_for_each(|c| tools::run(c))?;
+                for (target, bytes) in measured? {
+                    println!("{target}: {bytes}");
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => return Err(Fail::Usage(format!("unknown offline plan '{other}'"))),
+    };
+    print_argv(&cmds);
+    if a.flag("--apply") {
+        cmds.iter().try_for_each(|c| tools::run(c))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_argv(cmds: &[offline::Argv]) {
+    for c in cmds {
+        println!("{}", c.join(" "));
+    }
+}
+
 fn bitmaps_for(a: &Args, dom: &Domain) -> R<(Domain, NodeData)> {
     if a.flag("--offline") {
-        let d = tools::offline_domain(dom);
-        let nd = tools::inspect(&d, a.flag("--in-use"))?;
-        Ok((d, nd))
+        Ok((dom.clone(), tools::inspect(dom, a.flag("--in-use"))?))
     } else {
         Ok((dom.clone(), nodes(a)?))
     }
@@ -357,12 +397,12 @@ fn bitmaps_for(a: &Args, dom: &Domain) -> R<(Domain, NodeData)> {
 fn check(a: &Args) -> R<ExitCode> {
     let (dom, nd) = bitmaps_for(a, &domain(a)?)?;
     let list = metadata(a)?;
-    let rep = reconcile(&dom, &list, &nd);
+    let rep = reconcile(&dom, &list.topological(), &nd);
     let fix = fix_plan(&rep, &dom);
     if a.flag("--json") {
-        println!("{}", report::json(&rep, &fix).to_compact());
+        println!("{}", report_json(&rep, &fix).to_compact());
     } else {
-        print!("{}", report::table(&rep, &dom));
+        print!("{}", table::table(&rep, &dom));
     }
     Ok(if rep.is_clean() {
         ExitCode::SUCCESS
@@ -374,7 +414,7 @@ fn check(a: &Args) -> R<ExitCode> {
 fn fix(a: &Args) -> R<ExitCode> {
     let (dom, nd) = bitmaps_for(a, &domain(a)?)?;
     let mut list = metadata(a)?;
-    let rep = reconcile(&dom, &list, &nd);
+    let rep = reconcile(&dom, &list.topological(), &nd);
     if rep.is_clean() {
         println!("nothing to fix");
         return Ok(ExitCode::SUCCESS);
@@ -411,18 +451,10 @@ fn fix(a: &Args) -> R<ExitCode> {
     }
     if apply {
         let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
-        let (changed, removed) = apply_fix_metadata(&mut list, &plan)?;
-        for c in &changed {
-            md.save(list.get(c)?)?;
-        }
-        for r in &removed {
-            md.remove(r)?;
-        }
+        let (changed, removed) = apply_fix(&mut list, &plan, Some(&md))?;
         println!(
-            "applied: {} bitmap removal(s), {} checkpoint(s) rewritten, {} dropped",
+            "applied: {} bitmap removal(s), {changed} checkpoint(s) rewritten, {removed} dropped",
             plan.removals.len(),
-            changed.len(),
-            removed.len()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -453,7 +485,9 @@ fn tree(a: &Args) -> R<ExitCode> {
                 if last { "`-- " } else { "|-- " }
             ));
         }
-        let children = list.list(Some(name), 0).unwrap_or_default();
+        let children = list
+            .list(Some(name), ListOptions::default())
+            .unwrap_or_default();
         let next = if root {
             String::new()
         } else {
@@ -464,7 +498,13 @@ fn tree(a: &Args) -> R<ExitCode> {
         }
     }
     let mut out = String::new();
-    for root in list.list(None, virtcheckpoint::store::list::LIST_ROOTS)? {
+    for root in list.list(
+        None,
+        virtcheckpoint::ListOptions {
+            roots: true,
+            ..Default::default()
+        },
+    )? {
         walk(&list, root, "", true, true, &current, &mut out);
     }
     if list.is_empty() {
@@ -493,8 +533,16 @@ fn resolve(a: &Args) -> R<ExitCode> {
     } else {
         BackupMode::Push
     };
-    let (decided, plan) = resolve_backup(&dom, mode, &disks, &nodes(a)?, &list, from, None)?;
-    println!("{}", report::resolution_json(&decided).to_compact());
+    let (decided, plan) = resolve_backup(
+        &dom,
+        mode,
+        &disks,
+        &nodes(a)?,
+        &list.topological(),
+        from,
+        None,
+    )?;
+    println!("{}", resolution_json(&decided).to_compact());
     print_tx(a, &plan.actions);
     for c in &plan.cleanup {
         println!("{}", c.to_command().to_compact());
@@ -551,11 +599,12 @@ fn run(raw: &[String]) -> R<ExitCode> {
             if cmd == "nodes" {
                 print_nodes(&nd);
             } else {
-                print!("{}", virtcheckpoint::qmp::print::detect_report(&nd));
+                print!("{}", virtcheckpoint::detect_report(&nd));
             }
             Ok(ExitCode::SUCCESS)
         }
         "plan" => plan(&a),
+        "offline" => offline_op(&a),
         "check" => check(&a),
         "fix" => fix(&a),
         "tree" => tree(&a),

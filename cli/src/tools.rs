@@ -1,7 +1,7 @@
 //! QEMU's command-line tools, for shut-off domains: read an image chain's bitmaps with
-//! `qemu-img info`, run the `qemu-img` plans of `plan::offline`, and measure a bitmap
-//! through `qemu-nbd`. The only module besides `store` that does I/O; the planner never
-//! calls it.
+//! `qemu-img info`, run the `qemu-img` plans of `virtcheckpoint::offline`, and measure a
+//! bitmap through `qemu-nbd`. The only process I/O of the project, kept out of the
+//! library a daemon links.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,30 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::error::{Error, ErrorCode, ErrorDomain, Result};
-use crate::model::domain::Domain;
-use crate::model::nodes::{Bitmap, Node, NodeData};
+use virtcheckpoint::{
+    Domain, Error, ErrorCode, ErrorDomain, NodeData, Result, nodes_from_image_info,
+};
 
 fn sys(what: impl std::fmt::Display, e: &std::io::Error) -> Error {
-    Error::new(
-        ErrorCode::SystemError,
-        ErrorDomain::Qemu,
-        format_args!("{what}: {e}"),
-    )
-}
-
-/// The domain with every image keyed for offline use: an image without a node name
-/// (an inactive definition) gets its file path as its name.
-pub fn offline_domain(dom: &Domain) -> Domain {
-    let mut d = dom.clone();
-    for disk in &mut d.disks {
-        for image in &mut disk.chain {
-            if image.format_node.is_empty() {
-                image.format_node = image.source.clone();
-            }
-        }
-    }
-    d
+    Error::system(ErrorDomain::Qemu, what, e)
 }
 
 fn in_use_error(file: &str, stderr: &str) -> Error {
@@ -76,78 +58,11 @@ fn checked_output(cmd: &mut Command, file: &str) -> Result<Vec<u8>> {
     )))
 }
 
-/// Turns the JSON array of `qemu-img info --output=json --backing-chain` into nodes
-/// keyed by the disk chain's format node names (image i of the array is chain layer
-/// i). With `in_use`, the `in-use` flag means "open by the running QEMU", not
-/// "inconsistent".
-pub fn nodes_from_image_info(
-    dom: &Domain,
-    target: &str,
-    info: &str,
-    in_use: bool,
-    into: &mut NodeData,
-) -> Result<()> {
-    let disk = dom.disk(target).ok_or_else(|| {
-        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
-    })?;
-    let v: Value = serde_json::from_str(info)
-        .map_err(|e| Error::internal(format_args!("cannot parse qemu-img info output: {e}")))?;
-    let list = match &v {
-        Value::Array(a) => a.clone(),
-        Value::Object(_) => vec![v.clone()],
-        _ => {
-            return Err(Error::internal(
-                "qemu-img info output is not an object or array",
-            ));
-        }
-    };
-    for (layer, image) in disk.chain.iter().enumerate() {
-        let Some(entry) = list.get(layer) else { break };
-        let data = &entry["format-specific"]["data"];
-        let bitmaps = data["bitmaps"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|b| {
-                        let flags: Vec<&str> = b["flags"]
-                            .as_array()
-                            .map(|f| f.iter().filter_map(Value::as_str).collect())
-                            .unwrap_or_default();
-                        Some(Bitmap {
-                            name: b["name"].as_str()?.to_owned(),
-                            recording: flags.contains(&"auto"),
-                            busy: false,
-                            persistent: true,
-                            inconsistent: !in_use && flags.contains(&"in-use"),
-                            granularity: b["granularity"].as_u64().unwrap_or(0),
-                            count: 0,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let node = Node {
-            name: image.format_node.clone(),
-            capacity: entry["virtual-size"].as_u64().unwrap_or(0),
-            physical: entry["actual-size"].as_u64().unwrap_or(0),
-            cluster_size: entry["cluster-size"].as_u64().unwrap_or(0),
-            bitmaps,
-            snapshots: Vec::new(),
-            qcow2v2: entry["format-specific"]["type"] == "qcow2" && data["compat"] == "0.10",
-            qcow2_extended_l2: data["extended-l2"] == true,
-        };
-        into.insert(node).map_err(|d| {
-            Error::internal(format_args!("image node '{}' appears twice", d.0.name))
-        })?;
-    }
-    Ok(())
-}
-
 /// Reads the bitmaps of every disk's chain with `qemu-img info --backing-chain`.
 /// Without `in_use`, an image locked by another process is refused (its bitmaps could
 /// change under us); with it, the images are read with `-U`.
 pub fn inspect(dom: &Domain, in_use: bool) -> Result<NodeData> {
-    let dom = offline_domain(dom);
+    let dom = dom.keyed_by_file();
     let mut nodes = NodeData::new();
     for disk in dom.disks.iter().filter(|d| !d.is_empty()) {
         let top = &disk.chain[0].source;

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use vcp_cli::tools;
 use vcp_harness::img;
 use vcp_harness::vm::{Image as VmImage, Vm, VmDisk};
-use virtcheckpoint::model::checkpoint::CheckpointDef;
-use virtcheckpoint::model::domain::{Disk, Domain, Image};
-use virtcheckpoint::plan::offline;
-use virtcheckpoint::{ErrorCode, api, tools};
+use virtcheckpoint::{
+    CheckpointDef, Disk, Domain, ErrorCode, Image, ParseOptions, checkpoint_def_from_xml, offline,
+};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -40,7 +40,7 @@ fn qemu_io(file: &Path, cmd: &str) {
 
 /// An inactive domain: images known by path only (no node names).
 fn domain(chain: &[&Path]) -> Domain {
-    tools::offline_domain(&Domain {
+    Domain {
         name: "off".into(),
         uuid: String::new(),
         disks: vec![Disk {
@@ -57,12 +57,12 @@ fn domain(chain: &[&Path]) -> Domain {
                 })
                 .collect(),
         }],
-    })
+    }
 }
 
 fn def(name: &str, dom: &Domain) -> CheckpointDef {
     let xml = format!("<domaincheckpoint><name>{name}</name></domaincheckpoint>");
-    api::checkpoint_def_from_xml(xml.as_bytes(), Some(dom), 0, 1).unwrap()
+    checkpoint_def_from_xml(xml.as_bytes(), Some(dom), ParseOptions::default(), 1).unwrap()
 }
 
 fn run_all(cmds: &[Vec<String>]) {
@@ -202,4 +202,107 @@ fn images_held_by_qemu_are_refused() {
     vm.quit().unwrap();
     assert!(names(&base).is_empty(), "nothing was changed");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn vcp(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vcp"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `vcp offline`: the same plans from the command line, read with qemu-img and
+/// carried out with `--apply`; the oracle is the data written and qemu-img's view.
+#[test]
+fn offline_plans_from_the_command_line() {
+    let dir = folder("cli");
+    let base = dir.join("base.qcow2");
+    img::create(&base, 8 * MIB, None).unwrap();
+    let dom_xml = dir.join("dom.xml");
+    std::fs::write(
+        &dom_xml,
+        format!(
+            "<domain><name>off</name><devices><disk type='file' device='disk'>\
+             <driver name='qemu' type='qcow2'/><source file='{}'/>\
+             <target dev='vda' bus='virtio'/></disk></devices></domain>",
+            base.display()
+        ),
+    )
+    .unwrap();
+    let request = dir.join("c1.xml");
+    std::fs::write(
+        &request,
+        "<domaincheckpoint><name>c1</name></domaincheckpoint>",
+    )
+    .unwrap();
+    let (d, r) = (dom_xml.to_str().unwrap(), request.to_str().unwrap());
+
+    let (code, out, err) = vcp(&["offline", "create", "--domain", d, "--checkpoint", r]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("qemu-img bitmap --add {} c1\n", base.display())
+    );
+    assert!(names(&base).is_empty(), "without --apply nothing runs");
+    let (code, _, err) = vcp(&[
+        "offline",
+        "create",
+        "--domain",
+        d,
+        "--checkpoint",
+        r,
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(names(&base), ["c1"]);
+
+    qemu_io(&base, "write -P 0x22 1M 192k");
+    let stored = dir.join("c1-stored.xml");
+    std::fs::write(
+        &stored,
+        "<domaincheckpoint><name>c1</name><creationTime>1</creationTime>\
+         <disks><disk name='vda' checkpoint='bitmap' bitmap='c1'/></disks></domaincheckpoint>",
+    )
+    .unwrap();
+    let s = stored.to_str().unwrap();
+    let (code, out, err) = vcp(&[
+        "offline",
+        "size",
+        "--domain",
+        d,
+        "--checkpoint",
+        s,
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with(&format!("vda: {}\n", 192 * 1024)), "{out}");
+    assert_eq!(
+        names(&base),
+        ["c1"],
+        "the size query leaves no temporary bitmap"
+    );
+
+    let (code, _, err) = vcp(&[
+        "offline",
+        "delete",
+        "--domain",
+        d,
+        "--checkpoint",
+        s,
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(names(&base).is_empty());
+    let (code, _, err) = vcp(&["offline", "delete", "--domain", d, "--checkpoint", s]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bitmap 'c1' not found in backing chain of 'vda'"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,15 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use vcp_cli::tools;
 use vcp_harness::flows::{self, backup_push, create_checkpoint};
 use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Vm, fresh_disks};
-use virtcheckpoint::plan::chain::ChainState;
-use virtcheckpoint::plan::reconcile::{apply_fix_metadata, fix_commands, fix_plan, reconcile};
-use virtcheckpoint::plan::resolve::{FullReason, Resolution};
-use virtcheckpoint::store::dir::MetadataDir;
-use virtcheckpoint::store::list::{CheckpointList, DELETE_METADATA_ONLY};
-use virtcheckpoint::{ErrorCode, tools};
+use virtcheckpoint::{
+    ChainState, CheckpointList, DeleteOptions, ErrorCode, FullReason, MetadataDir, Resolution,
+    apply_fix, fix_commands, fix_plan, reconcile,
+};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -80,7 +79,7 @@ fn vcp(args: &[&str]) -> (i32, String, String) {
 
 fn state(list: &CheckpointList, vm: &mut Vm, cp: &str, disk: &str) -> ChainState {
     let nodes = vm.nodes().unwrap();
-    let rep = reconcile(&vm.domain(), list, &nodes);
+    let rep = reconcile(&vm.domain(), &list.topological(), &nodes);
     rep.checkpoints
         .iter()
         .find(|c| c.name == cp)
@@ -214,7 +213,7 @@ fn gap_and_missing_bitmaps_resolve_per_disk_and_fix_online() {
         ]
     );
     let nodes = vm.nodes().unwrap();
-    let rep = reconcile(&vm.domain(), &list, &nodes);
+    let rep = reconcile(&vm.domain(), &list.topological(), &nodes);
     assert!(rep.is_clean(), "{rep:?}");
     assert!(
         nodes.bitmap("libvirt-1-format", "c1").is_none(),
@@ -226,7 +225,7 @@ fn gap_and_missing_bitmaps_resolve_per_disk_and_fix_online() {
     );
     let (reloaded, _) = meta.load().unwrap();
     assert_eq!(
-        reconcile(&vm.domain(), &reloaded, &nodes),
+        reconcile(&vm.domain(), &reloaded.topological(), &nodes),
         rep,
         "files follow the fix"
     );
@@ -268,7 +267,9 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
     create_checkpoint(&mut vm, &mut list, "c1").unwrap();
     create_checkpoint(&mut vm, &mut list, "c2").unwrap();
     // Metadata dropped while the bitmap remains.
-    let p = list.plan_delete("c2", DELETE_METADATA_ONLY).unwrap();
+    let p = list
+        .plan_delete("c2", DeleteOptions::METADATA_ONLY)
+        .unwrap();
     list.apply_delete(&p).unwrap();
     for d in list.defs() {
         meta.save(d).unwrap();
@@ -297,7 +298,7 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
     vm.quit().unwrap();
 
     let nodes = tools::inspect(&dom, false).unwrap();
-    let rep = reconcile(&dom, &list, &nodes);
+    let rep = reconcile(&dom, &list.topological(), &nodes);
     assert_eq!(rep.checkpoints[0].disks[0].state, ChainState::MissingTop);
     assert_eq!(rep.orphans.len(), 1);
     assert_eq!(
@@ -365,7 +366,7 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
     let (reloaded, _) = meta.load().unwrap();
     assert!(reloaded.is_empty());
     let nodes = tools::inspect(&dom, false).unwrap();
-    assert!(reconcile(&dom, &reloaded, &nodes).is_clean());
+    assert!(reconcile(&dom, &reloaded.topological(), &nodes).is_clean());
     let (code, table, _) = vcp(&[
         "check",
         "--domain",
@@ -389,8 +390,9 @@ fn orphans_and_an_outside_snapshot_fixed_offline() {
     ]);
     assert_eq!((code, out.as_str()), (0, "nothing to fix\n"));
     // The in-memory list of this test follows the same plan.
-    let (_, removed) = apply_fix_metadata(&mut list, &plan).unwrap();
-    assert_eq!(removed, ["c1"]);
+    let (_, dropped) = apply_fix(&mut list, &plan, None).unwrap();
+    assert_eq!(dropped, 1);
+    assert!(!list.contains("c1"));
 
     // A new chain starts and its backups are exact.
     let mut vm = Vm::start(&dir, disks).unwrap();
@@ -434,7 +436,7 @@ fn inconsistent_bitmaps_after_a_crash_fixed_and_restarted() {
     let plan = flows::fix_online(&mut vm, &mut list, None).unwrap();
     assert_eq!(plan.drop, ["c1"]);
     assert!(list.is_empty());
-    assert!(reconcile(&vm.domain(), &list, &vm.nodes().unwrap()).is_clean());
+    assert!(reconcile(&vm.domain(), &list.topological(), &vm.nodes().unwrap()).is_clean());
     create_checkpoint(&mut vm, &mut list, "c2").unwrap();
     vm.write("vdb", 0x22, 6 * MIB, K64).unwrap();
     let b = backup_push(&mut vm, &mut list, Some("c2"), None, &dir, "c2").unwrap();

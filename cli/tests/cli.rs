@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn data(rel: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../tests/data")
         .join(rel)
         .display()
         .to_string()
@@ -178,4 +178,30 @@ fn refusals_read_as_libvirts_errors() {
         "error: checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'\n"
     );
     std::fs::remove_file(stored).unwrap();
+}
+
+/// A disk the domain does not have is refused with libvirt's error, for every plan
+/// that names one, with or without its optional node arguments (`plan pull` without
+/// `--base` used to panic).
+#[test]
+fn unknown_disks_are_refused_not_panicked_on() {
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    let nodes = data("replies/06_backup_begin_push_incremental_from_chk1.json");
+    for extra in [
+        &["pull"][..],
+        &["pull", "--base", "libvirt-1-format"][..],
+        &["copy", "--mirror", "m"][..],
+        &["commit", "--top", "a", "--base", "b"][..],
+    ] {
+        let mut args = vec!["plan", extra[0], "--domain", &dom, "--nodes", &nodes];
+        args.extend(["--disk", "vdz"]);
+        args.extend(&extra[1..]);
+        let (code, out, err) = vcp(&args);
+        assert_eq!(code, 1, "{extra:?}: {err}");
+        assert!(out.is_empty(), "{extra:?}");
+        assert_eq!(
+            err, "error: invalid argument: no disk named 'vdz'\n",
+            "{extra:?}"
+        );
+    }
 }

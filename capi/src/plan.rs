@@ -5,21 +5,18 @@
 
 use std::ffi::{c_char, c_int, c_uint};
 
-use super::checkpoint::vcp_checkpoint_def;
-use super::domain::{no_disk, vcp_domain};
-use super::memory::c_string_list;
-use super::nodes::vcp_node_data;
-use super::{
-    arg_mut, arg_opt_ref, arg_opt_str, arg_opt_str_list, arg_out, arg_ref, arg_slice, arg_str,
-    boundary, check_flags, write_out, write_string, write_strings,
+use crate::checkpoint::vcp_checkpoint_def;
+use crate::domain::vcp_domain;
+use crate::nodes::vcp_node_data;
+use crate::{Call, Out, Outputs, count, guard, memory};
+use virtcheckpoint::{
+    Action, BackupDisk, BackupMode, CheckpointDef, DiscardPlan, Domain, Error, ErrorDomain,
+    MergeSpec, NodeData, Reopen, Result, SnapshotDisk, actions_json, activewrite_actions,
+    backup_begin_actions, backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions,
+    blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
+    checkpoint_add_actions, checkpoint_discard_actions, commands_json, read_sizes,
+    redefine_validate, size_actions, snapshot_bitmap_actions, wrap_transaction,
 };
-use crate::error::{Error, ErrorDomain, Result};
-use crate::model::domain::{Disk, Domain};
-use crate::plan::backup::{BackupDisk, BackupMode, backup_actions, backup_bitmap_actions};
-use crate::plan::merge::{MergeSpec, bitmap_merge_actions};
-use crate::plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use crate::plan::{chain, commit, copy, create, delete, pull, redefine, size};
-use crate::qmp::action::{Action, actions_json, commands_json, reopen_command};
 
 /// `vcp_backup_begin_actions()`: push mode (QEMU writes into the store nodes).
 pub const VCP_BACKUP_PUSH: c_int = 0;
@@ -70,20 +67,21 @@ pub(crate) fn backup_mode(mode: c_int) -> Result<BackupMode> {
 /// `disks` points to `n` readable `vcp_backup_disk` whose strings are NULL or
 /// NUL-terminated.
 pub(crate) unsafe fn backup_disks(
+    cx: &Call,
     disks: *const vcp_backup_disk,
     n: usize,
-    func: &str,
 ) -> Result<Vec<BackupDisk>> {
     let mut list = Vec::new();
     // SAFETY: per the caller's contract.
-    for d in unsafe { arg_slice(disks, n, "disks", func) }? {
+    for d in unsafe { cx.slice(disks, n, "disks") }? {
         // SAFETY: strings of the caller's struct.
         unsafe {
             list.push(BackupDisk {
-                target: arg_str(d.target, "target", func)?.to_owned(),
-                incremental: arg_opt_str(d.incremental, "incremental", func)?.map(str::to_owned),
-                store_node: arg_str(d.store_node, "store_node", func)?.to_owned(),
-                export_bitmap: arg_opt_str(d.export_bitmap, "export_bitmap", func)?
+                target: cx.str(d.target, "target")?.to_owned(),
+                incremental: cx.opt_str(d.incremental, "incremental")?.map(str::to_owned),
+                store_node: cx.str(d.store_node, "store_node")?.to_owned(),
+                export_bitmap: cx
+                    .opt_str(d.export_bitmap, "export_bitmap")?
                     .map(str::to_owned),
             });
         }
@@ -91,29 +89,18 @@ pub(crate) unsafe fn backup_disks(
     Ok(list)
 }
 
-fn find_disk<'a>(dom: &'a Domain, target: &str) -> Result<&'a Disk> {
-    dom.disk(target).ok_or_else(|| no_disk(target))
-}
-
-fn chain_index(disk: &Disk, node: &str) -> Result<usize> {
-    disk.chain
-        .iter()
-        .position(|i| i.format_node == node)
-        .ok_or_else(|| {
-            Error::invalid_arg(
-                ErrorDomain::Qemu,
-                format_args!(
-                    "node '{node}' is not in the backing chain of disk '{}'",
-                    disk.target
-                ),
-            )
-        })
-}
-
 /// Writes `actions` as a compact JSON array to a checked out-parameter.
-unsafe fn write_actions(out: *mut *mut c_char, actions: &[Action]) -> Result<()> {
+///
+/// # Safety
+/// The caller's out-parameter is writable.
+unsafe fn put_actions(out: Out<*mut c_char>, actions: &[Action]) -> Result<()> {
     // SAFETY: forwarded contract.
-    unsafe { write_string(out, &actions_json(actions).to_compact()) }
+    unsafe {
+        Outputs::default()
+            .json(out, &actions_json(actions))?
+            .write()
+    };
+    Ok(())
 }
 
 /// Checkpoint creation (qemuCheckpointAddActions after libvirt's "one bitmap per
@@ -133,17 +120,20 @@ pub unsafe extern "C" fn vcp_checkpoint_add_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_add_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let nodes = unsafe { arg_opt_ref(nodes) }.map(|n| &n.0);
-        let out = arg_out(actions, "actions", F)?;
-        let list = create::add_actions(dom, def, nodes)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                cx.opt_handle(nodes),
+            )
+        };
+        let out = cx.out(actions, "actions")?;
+        let list = checkpoint_add_actions(dom, def, nodes.map(|n| &n.0))?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &list) }?;
         Ok(0)
     })
 }
@@ -171,14 +161,19 @@ pub unsafe extern "C" fn vcp_checkpoint_discard_actions(
     missing: *mut *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_discard_actions";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        // SAFETY: out-parameters from the caller.
-        unsafe { write_discard(dom, def, nodes, actions, reopen, missing, flags, F) }?;
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+            )
+        };
+        // SAFETY: the caller's out-parameters.
+        let (outs, tolerate) = unsafe { discard_out(cx, flags, actions, reopen, missing) }?;
+        // SAFETY: the caller's out-parameters.
+        unsafe { discard(outs, dom, def, nodes, tolerate) }?;
         Ok(0)
     })
 }
@@ -188,50 +183,53 @@ pub unsafe extern "C" fn vcp_checkpoint_discard_actions(
 /// # Safety
 /// The out-parameters are NULL or writable.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn write_discard(
-    dom: &Domain,
-    def: &crate::model::checkpoint::CheckpointDef,
-    nodes: &crate::model::nodes::NodeData,
+/// The out-parameters of a discard: actions, reopen list, missing list.
+pub(crate) struct DiscardOut {
+    actions: Out<*mut c_char>,
+    reopen: Out<*mut *mut c_char>,
+    missing: Out<*mut *mut c_char>,
+}
+
+/// Checks a discard's flags and out-parameters; returns them with whether missing
+/// bitmaps are tolerated.
+///
+/// # Safety
+/// The out-parameters are NULL or writable.
+pub(crate) unsafe fn discard_out(
+    cx: &Call,
+    flags: c_uint,
     actions: *mut *mut c_char,
     reopen: *mut *mut *mut c_char,
     missing: *mut *mut *mut c_char,
-    flags: c_uint,
-    func: &str,
-) -> Result<()> {
-    check_flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, func)?;
-    let out = arg_out(actions, "actions", func)?;
-    let reopen_out = arg_out(reopen, "reopen", func)?;
-    let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
-    if tolerate {
-        arg_out(missing, "missing", func)?;
-    }
-    let plan = delete::discard_actions(dom, def, nodes, tolerate)?;
-    let reopen_nodes: Vec<&str> = plan.reopen.iter().map(|r| r.format_node.as_str()).collect();
-    let reopen_list = c_string_list(&reopen_nodes)?;
-    let missing_list = if tolerate {
-        match c_string_list(&plan.missing) {
-            Ok(l) => l,
-            Err(e) => {
-                // SAFETY: allocated above, not handed out.
-                unsafe { super::memory::vcp_string_list_free(reopen_list) };
-                return Err(e);
-            }
-        }
-    } else {
-        std::ptr::null_mut()
+) -> Result<(DiscardOut, bool)> {
+    cx.flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING)?;
+    let outs = DiscardOut {
+        actions: cx.out(actions, "actions")?,
+        reopen: cx.out(reopen, "reopen")?,
+        missing: cx.out(missing, "missing")?,
     };
-    // SAFETY: checked out-parameters; on failure the lists are freed.
-    unsafe {
-        if let Err(e) = write_actions(out, &plan.actions) {
-            super::memory::vcp_string_list_free(reopen_list);
-            super::memory::vcp_string_list_free(missing_list);
-            return Err(e);
-        }
-        write_out(reopen_out, reopen_list);
-        if tolerate {
-            write_out(missing, missing_list);
-        }
-    }
+    Ok((outs, flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0))
+}
+
+/// Plans the discard of `def` and writes it.
+///
+/// # Safety
+/// The out-parameters are writable.
+pub(crate) unsafe fn discard(
+    outs: DiscardOut,
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: &NodeData,
+    tolerate: bool,
+) -> Result<()> {
+    let plan: DiscardPlan = checkpoint_discard_actions(dom, def, nodes, tolerate)?;
+    let reopen: Vec<&str> = plan.reopen.iter().map(|r| r.format_node.as_str()).collect();
+    let written = Outputs::default()
+        .json(outs.actions, &actions_json(&plan.actions))?
+        .list(outs.reopen, &reopen)?
+        .list(outs.missing, &plan.missing)?;
+    // SAFETY: forwarded contract.
+    unsafe { written.write() };
     Ok(())
 }
 
@@ -244,27 +242,16 @@ pub unsafe extern "C" fn vcp_blockdev_reopen_command(
     format_node: *const c_char,
     read_only: c_int,
 ) -> *mut c_char {
-    const F: &str = "vcp_blockdev_reopen_command";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle and C string from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let node = unsafe { arg_str(format_node, "format_node", F) }?;
-        for disk in &dom.disks {
-            if let Some(i) = disk.chain.iter().position(|im| im.format_node == node) {
-                let image = &disk.chain[i];
-                let backing = disk.chain.get(i + 1).map(|b| b.format_node.as_str());
-                let text =
-                    reopen_command(node, &image.storage_node, backing, read_only != 0).to_compact();
-                let mut out = std::ptr::null_mut();
-                // SAFETY: local out-parameter.
-                unsafe { write_string(&mut out, &text) }?;
-                return Ok(out);
-            }
-        }
-        Err(Error::invalid_arg(
-            ErrorDomain::Qemu,
-            format_args!("node '{node}' is not in any disk's backing chain"),
-        ))
+        let (dom, node) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(format_node, "format_node")?,
+            )
+        };
+        let command = Reopen::of_node(dom, node)?.command(read_only != 0);
+        memory::c_string(&command.to_compact())
     })
 }
 
@@ -279,14 +266,13 @@ pub unsafe extern "C" fn vcp_checkpoint_redefine_validate(
     nodes: *const vcp_node_data,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_redefine_validate";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        redefine::redefine_validate(dom, def, nodes)?;
+        let dom = &unsafe { cx.handle(dom, "dom") }?.0;
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let nodes = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        redefine_validate(dom, def, nodes)?;
         Ok(0)
     })
 }
@@ -301,19 +287,18 @@ pub unsafe extern "C" fn vcp_bitmap_chain_is_valid(
     bitmap: *const c_char,
     nodes: *const vcp_node_data,
 ) -> c_int {
-    const F: &str = "vcp_bitmap_chain_is_valid";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let target = unsafe { arg_str(target, "target", F) }?;
-        let bitmap = unsafe { arg_str(bitmap, "bitmap", F) }?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let disk = find_disk(dom, target)?;
-        Ok(c_int::from(chain::bitmap_chain_is_valid(
-            &disk.chain,
-            bitmap,
-            nodes,
-        )))
+        let (dom, target, bitmap, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                cx.str(bitmap, "bitmap")?,
+                &cx.handle(nodes, "nodes")?.0,
+            )
+        };
+        let chain = &dom.find_disk(target)?.chain;
+        Ok(c_int::from(bitmap_chain_is_valid(chain, bitmap, nodes)))
     })
 }
 
@@ -337,36 +322,33 @@ pub unsafe extern "C" fn vcp_bitmap_merge_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_bitmap_merge_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let disk = find_disk(dom, unsafe { arg_str(target, "target", F) }?)?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let top = chain_index(disk, unsafe { arg_str(top_node, "top_node", F) }?)?;
-        let base = match unsafe { arg_opt_str(base_node, "base_node", F) }? {
-            Some(b) => Some(chain_index(disk, b)?),
-            None => None,
+        let (dom, target, nodes, top, base) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(top_node, "top_node")?,
+                cx.opt_str(base_node, "base_node")?,
+            )
         };
-        if base.is_some_and(|b| b <= top) {
-            return Err(Error::invalid_arg(
-                ErrorDomain::Qemu,
-                "base_node must be below top_node",
-            ));
-        }
-        let spec = MergeSpec {
-            chain: &disk.chain[top..],
-            base: base.map(|b| b - top),
-            target: unsafe { arg_str(target_node, "target_node", F) }?,
-            bitmap: unsafe { arg_opt_str(bitmap, "bitmap", F) }?,
-            dst_name: unsafe { arg_opt_str(dst_bitmap, "dst_bitmap", F) }?,
-            write_bitmap_src: unsafe { arg_opt_str(write_bitmap_node, "write_bitmap_node", F) }?,
+        let out = cx.out(actions, "actions")?;
+        let (chain, base) = dom.find_disk(target)?.chain_between(top, base)?;
+        // SAFETY: C strings from the caller.
+        let spec = unsafe {
+            MergeSpec {
+                chain,
+                base,
+                target: cx.str(target_node, "target_node")?,
+                bitmap: cx.opt_str(bitmap, "bitmap")?,
+                dst_name: cx.opt_str(dst_bitmap, "dst_bitmap")?,
+                write_bitmap_src: cx.opt_str(write_bitmap_node, "write_bitmap_node")?,
+            }
         };
-        let out = arg_out(actions, "actions", F)?;
-        let list = bitmap_merge_actions(&spec, nodes);
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &bitmap_merge_actions(&spec, nodes)) }?;
         Ok(0)
     })
 }
@@ -386,20 +368,23 @@ pub unsafe extern "C" fn vcp_backup_bitmap_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_backup_bitmap_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let disk = find_disk(dom, unsafe { arg_str(target, "target", F) }?)?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let inc = unsafe { arg_str(incremental, "incremental", F) }?;
-        let tnode = unsafe { arg_str(target_node, "target_node", F) }?;
-        let tmp = unsafe { arg_str(tmp_bitmap, "tmp_bitmap", F) }?;
-        let out = arg_out(actions, "actions", F)?;
-        let list = backup_bitmap_actions(disk, nodes, inc, tnode, tmp);
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        let (dom, target, nodes, inc, tnode, tmp) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(incremental, "incremental")?,
+                cx.str(target_node, "target_node")?,
+                cx.str(tmp_bitmap, "tmp_bitmap")?,
+            )
+        };
+        let out = cx.out(actions, "actions")?;
+        let list = backup_bitmap_actions(dom.find_disk(target)?, nodes, inc, tnode, tmp);
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &list) }?;
         Ok(0)
     })
 }
@@ -431,26 +416,26 @@ pub unsafe extern "C" fn vcp_backup_begin_actions(
     cleanup: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_backup_begin_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles, arrays and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let mode = backup_mode(mode)?;
-        let list = unsafe { backup_disks(disks, ndisks, F) }?;
-        let known = unsafe { arg_opt_str_list(checkpoints, "checkpoints", F) }?;
-        let new_def = unsafe { arg_opt_ref(new_checkpoint) }.map(|d| &d.0);
-        let out = arg_out(actions, "actions", F)?;
+        let (dom, nodes, list, known, new_def) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                backup_disks(cx, disks, ndisks)?,
+                cx.opt_str_list(checkpoints, "checkpoints")?,
+                cx.opt_handle(new_checkpoint).map(|d| &d.0),
+            )
+        };
+        let (a, c) = (cx.out(actions, "actions")?, cx.out(cleanup, "cleanup")?);
         let exists = |name: &str| known.as_ref().is_none_or(|k| k.contains(&name));
-        let plan = backup_actions(dom, mode, &list, nodes, &exists, new_def)?;
-        write_strings(
-            &[out, cleanup],
-            &[
-                actions_json(&plan.actions).to_compact(),
-                commands_json(&plan.cleanup).to_compact(),
-            ],
-        )?;
+        let plan = backup_begin_actions(dom, backup_mode(mode)?, &list, nodes, &exists, new_def)?;
+        let outs = Outputs::default()
+            .json(a, &actions_json(&plan.actions))?
+            .json(c, &commands_json(&plan.cleanup))?;
+        // SAFETY: the caller's out-parameters.
+        unsafe { outs.write() };
         Ok(0)
     })
 }
@@ -468,23 +453,30 @@ pub unsafe extern "C" fn vcp_snapshot_bitmap_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_snapshot_bitmap_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles, arrays and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let mut list = Vec::new();
-        for d in unsafe { arg_slice(disks, ndisks, "disks", F) }? {
-            list.push(SnapshotDisk {
-                target: unsafe { arg_str(d.target, "target", F) }?.to_owned(),
-                overlay_node: unsafe { arg_str(d.overlay_node, "overlay_node", F) }?.to_owned(),
+        let (dom, nodes, given) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.slice(disks, ndisks, "disks")?,
+            )
+        };
+        let mut list = Vec::with_capacity(given.len());
+        for d in given {
+            // SAFETY: strings of the caller's struct.
+            list.push(unsafe {
+                SnapshotDisk {
+                    target: cx.str(d.target, "target")?.to_owned(),
+                    overlay_node: cx.str(d.overlay_node, "overlay_node")?.to_owned(),
+                }
             });
         }
-        let out = arg_out(actions, "actions", F)?;
+        let out = cx.out(actions, "actions")?;
         let acts = snapshot_bitmap_actions(dom, &list, nodes)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &acts) }?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &acts) }?;
         Ok(0)
     })
 }
@@ -498,14 +490,13 @@ pub unsafe extern "C" fn vcp_activewrite_add_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_activewrite_add_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: C string from the caller.
-        let node = unsafe { arg_str(node, "node", F) }?;
-        let out = arg_out(actions, "actions", F)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &commit::commit_pivot_actions(node)) }?;
+        let node = unsafe { cx.str(node, "node") }?;
+        let out = cx.out(actions, "actions")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &activewrite_actions(node)) }?;
         Ok(0)
     })
 }
@@ -524,20 +515,25 @@ pub unsafe extern "C" fn vcp_blockcommit_bitmap_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_blockcommit_bitmap_actions";
-    boundary(F, || {
-        check_flags(flags, VCP_BLOCKCOMMIT_ACTIVE, F)?;
+    guard!(|cx| {
+        cx.flags(flags, VCP_BLOCKCOMMIT_ACTIVE)?;
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let disk = find_disk(dom, unsafe { arg_str(target, "target", F) }?)?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let top = chain_index(disk, unsafe { arg_str(top_node, "top_node", F) }?)?;
-        let base = chain_index(disk, unsafe { arg_str(base_node, "base_node", F) }?)?;
-        let out = arg_out(actions, "actions", F)?;
+        let (dom, target, nodes, top, base) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(top_node, "top_node")?,
+                cx.str(base_node, "base_node")?,
+            )
+        };
+        let out = cx.out(actions, "actions")?;
+        let disk = dom.find_disk(target)?;
+        let (top, base) = (disk.layer_of(top)?, disk.layer_of(base)?);
         let active = flags & VCP_BLOCKCOMMIT_ACTIVE != 0;
-        let list = commit::blockcommit_bitmap_actions(&disk.chain, top, base, active, nodes)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        let list = blockcommit_bitmap_actions(&disk.chain, top, base, active, nodes)?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &list) }?;
         Ok(0)
     })
 }
@@ -555,19 +551,23 @@ pub unsafe extern "C" fn vcp_blockcopy_bitmap_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_blockcopy_bitmap_actions";
-    boundary(F, || {
-        check_flags(flags, VCP_BLOCKCOPY_SHALLOW, F)?;
+    guard!(|cx| {
+        cx.flags(flags, VCP_BLOCKCOPY_SHALLOW)?;
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let disk = find_disk(dom, unsafe { arg_str(target, "target", F) }?)?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let mirror = unsafe { arg_str(mirror_node, "mirror_node", F) }?;
-        let out = arg_out(actions, "actions", F)?;
+        let (dom, target, nodes, mirror) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(mirror_node, "mirror_node")?,
+            )
+        };
+        let out = cx.out(actions, "actions")?;
+        let chain = &dom.find_disk(target)?.chain;
         let shallow = flags & VCP_BLOCKCOPY_SHALLOW != 0;
-        let list = copy::blockcopy_bitmap_actions(&disk.chain, mirror, shallow, nodes);
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        let list = blockcopy_bitmap_actions(chain, mirror, shallow, nodes);
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &list) }?;
         Ok(0)
     })
 }
@@ -584,21 +584,23 @@ pub unsafe extern "C" fn vcp_blockpull_bitmap_actions(
     actions: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_blockpull_bitmap_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles and C strings from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let disk = find_disk(dom, unsafe { arg_str(target, "target", F) }?)?;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let base = match unsafe { arg_opt_str(base_node, "base_node", F) }? {
-            Some(b) => Some(chain_index(disk, b)?),
-            None => None,
+        let (dom, target, nodes, base) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.opt_str(base_node, "base_node")?,
+            )
         };
-        let out = arg_out(actions, "actions", F)?;
-        let list = pull::blockpull_bitmap_actions(&disk.chain, base, nodes);
-        // SAFETY: checked out-parameter.
-        unsafe { write_actions(out, &list) }?;
+        let out = cx.out(actions, "actions")?;
+        let disk = dom.find_disk(target)?;
+        let base = base.map(|b| disk.layer_of(b)).transpose()?;
+        let list = blockpull_bitmap_actions(&disk.chain, base, nodes);
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &list) }?;
         Ok(0)
     })
 }
@@ -618,27 +620,28 @@ pub unsafe extern "C" fn vcp_checkpoint_size_actions(
     cleanup: *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_size_actions";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let def = &unsafe { arg_ref(def, "def", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+            )
+        };
         let (r, m, c) = (
-            arg_out(recovery, "recovery", F)?,
-            arg_out(merge, "merge", F)?,
-            arg_out(cleanup, "cleanup", F)?,
+            cx.out(recovery, "recovery")?,
+            cx.out(merge, "merge")?,
+            cx.out(cleanup, "cleanup")?,
         );
-        let plan = size::size_actions(dom, def, nodes);
-        write_strings(
-            &[r, m, c],
-            &[
-                actions_json(&plan.recovery).to_compact(),
-                actions_json(&plan.merge).to_compact(),
-                actions_json(&plan.cleanup).to_compact(),
-            ],
-        )?;
+        let plan = size_actions(dom, def, nodes);
+        let outs = Outputs::default()
+            .json(r, &actions_json(&plan.recovery))?
+            .json(m, &actions_json(&plan.merge))?
+            .json(c, &actions_json(&plan.cleanup))?;
+        // SAFETY: the caller's out-parameters.
+        unsafe { outs.write() };
         Ok(0)
     })
 }
@@ -655,21 +658,18 @@ pub unsafe extern "C" fn vcp_checkpoint_size_read(
     after: *const vcp_node_data,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_size_read";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let def = &mut unsafe { arg_mut(def, "def", F) }?.0;
-        let before = &unsafe { arg_ref(before, "before", F) }?.0;
-        let after = &unsafe { arg_ref(after, "after", F) }?.0;
-        let plan = size::size_actions(dom, def, before);
-        let sizes = size::sizes_from_nodes(&plan, after);
-        size::apply_sizes(def, &sizes);
-        Ok(
-            c_int::try_from(sizes.iter().filter(|(_, s)| s.is_some()).count())
-                .unwrap_or(c_int::MAX),
-        )
+        let (dom, def, before, after) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &mut cx.handle_mut(def, "def")?.0,
+                &cx.handle(before, "before")?.0,
+                &cx.handle(after, "after")?.0,
+            )
+        };
+        Ok(count(read_sizes(dom, def, before, after)))
     })
 }
 
@@ -678,27 +678,9 @@ pub unsafe extern "C" fn vcp_checkpoint_size_read(
 /// with `vcp_free()`), or NULL when `actions` is not a JSON array (VIR_ERR_INVALID_ARG).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_transaction_command(actions: *const c_char) -> *mut c_char {
-    const F: &str = "vcp_transaction_command";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: C string from the caller.
-        let actions = unsafe { arg_str(actions, "actions", F) }?;
-        let trimmed = actions.trim();
-        let is_array = trimmed.starts_with('[')
-            && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
-        if !is_array {
-            return Err(Error::invalid_arg(
-                ErrorDomain::Qemu,
-                "actions must be a JSON array",
-            ));
-        }
-        let mut out = std::ptr::null_mut();
-        // SAFETY: local out-parameter.
-        unsafe {
-            write_string(
-                &mut out,
-                &format!("{{\"execute\":\"transaction\",\"arguments\":{{\"actions\":{trimmed}}}}}"),
-            )
-        }?;
-        Ok(out)
+        let actions = unsafe { cx.str(actions, "actions") }?;
+        memory::c_string(&wrap_transaction(actions)?)
     })
 }

@@ -2,14 +2,10 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
-use super::memory::c_string;
-use super::{
-    arg_out, arg_ref, arg_str, boundary, check_flags, free_handle, into_handle, write_list,
-    write_out,
-};
-use crate::error::{Error, ErrorDomain};
-use crate::model::nodes::{Node, NodeData};
-use crate::qmp;
+use crate::domain::vcp_domain;
+use crate::memory::c_string;
+use crate::{Outputs, count, free_handle, guard, into_handle};
+use virtcheckpoint::{NodeData, detect_report, nodes_from_image_info, parse_node_data};
 
 /// QEMU's block-node state from one `query-named-block-nodes` reply (libvirt's
 /// `qemuBlockNamedNodeData`). Opaque; free with `vcp_node_data_free()`.
@@ -57,17 +53,8 @@ pub struct vcp_node_info {
     pub n_snapshots: c_uint,
 }
 
-fn count(n: usize) -> c_uint {
+fn small(n: usize) -> c_uint {
     c_uint::try_from(n).unwrap_or(c_uint::MAX)
-}
-
-fn find_node<'a>(nd: &'a NodeData, name: &str) -> Result<&'a Node, Error> {
-    nd.get(name).ok_or_else(|| {
-        Error::invalid_arg(
-            ErrorDomain::Qemu,
-            format_args!("node '{name}' not found in node data"),
-        )
-    })
 }
 
 /// Parses the reply of `query-named-block-nodes` (with `flat: true`): the bare array,
@@ -82,12 +69,11 @@ pub unsafe extern "C" fn vcp_node_data_parse_json(
     json: *const c_char,
     flags: c_uint,
 ) -> *mut vcp_node_data {
-    const F: &str = "vcp_node_data_parse_json";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: C caller passes a NUL-terminated string or NULL.
-        let json = unsafe { arg_str(json, "json", F) }?;
-        qmp::nodes::parse_node_data(json).map(|nd| into_handle(vcp_node_data(nd)))
+        let json = unsafe { cx.str(json, "json") }?;
+        parse_node_data(json).map(|nd| into_handle(vcp_node_data(nd)))
     })
 }
 
@@ -102,23 +88,20 @@ pub unsafe extern "C" fn vcp_node_data_free(nodes: *mut vcp_node_data) {
 }
 
 /// Stores in `*names` a new NULL-terminated array of every node name, in QEMU's order,
-/// and in `*count` (if not NULL) its length. Free with `vcp_string_list_free()`.
-/// Returns 0, or -1 on error.
+/// (free with `vcp_string_list_free()`). Returns their number, or -1.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_node_data_get_node_names(
     nodes: *const vcp_node_data,
     names: *mut *mut *mut c_char,
-    count: *mut usize,
 ) -> c_int {
-    const F: &str = "vcp_node_data_get_node_names";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from this library or NULL.
-        let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let out = arg_out(names, "names", F)?;
+        let nd = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        let out = cx.out(names, "names")?;
         let list: Vec<&str> = nd.nodes().iter().map(|n| n.name.as_str()).collect();
-        // SAFETY: checked out-parameter; `count` is NULL or writable.
-        unsafe { write_list(out, count, &list) }?;
-        Ok(0)
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &list)?.write() };
+        Ok(count(list.len()))
     })
 }
 
@@ -130,12 +113,11 @@ pub unsafe extern "C" fn vcp_node_data_get_node(
     node: *const c_char,
     info: *mut vcp_node_info,
 ) -> c_int {
-    const F: &str = "vcp_node_data_get_node";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle/string from the caller or NULL.
-        let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let name = unsafe { arg_str(node, "node", F) }?;
-        let out = arg_out(info, "info", F)?;
+        let nd = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        let name = unsafe { cx.str(node, "node") }?;
+        let out = cx.out(info, "info")?;
         let Some(n) = nd.get(name) else {
             return Ok(0);
         };
@@ -151,37 +133,34 @@ pub unsafe extern "C" fn vcp_node_data_get_node(
             capacity: n.capacity,
             physical: n.physical,
             cluster_size: n.cluster_size,
-            n_bitmaps: count(n.bitmaps.len()),
-            n_snapshots: count(n.snapshots.len()),
+            n_bitmaps: small(n.bitmaps.len()),
+            n_snapshots: small(n.snapshots.len()),
         };
         // SAFETY: checked out-parameter.
-        unsafe { write_out(out, value) };
+        unsafe { out.put(value) };
         Ok(1)
     })
 }
 
 /// Stores in `*names` a new NULL-terminated array of the names of the bitmaps on node
-/// `node`, in QEMU's order, and in `*count` (if not NULL) its length. Free with
-/// `vcp_string_list_free()`. Returns 0, or -1 with VIR_ERR_INVALID_ARG if there is no
-/// such node.
+/// `node`, in QEMU's order (free with `vcp_string_list_free()`). Returns their number,
+/// or -1 with VIR_ERR_INVALID_ARG if there is no such node.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_node_data_get_bitmap_names(
     nodes: *const vcp_node_data,
     node: *const c_char,
     names: *mut *mut *mut c_char,
-    count: *mut usize,
 ) -> c_int {
-    const F: &str = "vcp_node_data_get_bitmap_names";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle/string from the caller or NULL.
-        let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let name = unsafe { arg_str(node, "node", F) }?;
-        let out = arg_out(names, "names", F)?;
-        let n = find_node(nd, name)?;
+        let nd = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        let name = unsafe { cx.str(node, "node") }?;
+        let out = cx.out(names, "names")?;
+        let n = nd.find(name)?;
         let list: Vec<&str> = n.bitmaps.iter().map(|b| b.name.as_str()).collect();
-        // SAFETY: checked out-parameter; `count` is NULL or writable.
-        unsafe { write_list(out, count, &list) }?;
-        Ok(0)
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &list)?.write() };
+        Ok(count(list.len()))
     })
 }
 
@@ -195,13 +174,12 @@ pub unsafe extern "C" fn vcp_node_data_get_bitmap(
     bitmap: *const c_char,
     info: *mut vcp_bitmap_info,
 ) -> c_int {
-    const F: &str = "vcp_node_data_get_bitmap";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle/strings from the caller or NULL.
-        let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        let node = unsafe { arg_str(node, "node", F) }?;
-        let bitmap = unsafe { arg_str(bitmap, "bitmap", F) }?;
-        let out = arg_out(info, "info", F)?;
+        let nd = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        let node = unsafe { cx.str(node, "node") }?;
+        let bitmap = unsafe { cx.str(bitmap, "bitmap") }?;
+        let out = cx.out(info, "info")?;
         let Some(b) = nd.bitmap(node, bitmap) else {
             return Ok(0);
         };
@@ -222,7 +200,7 @@ pub unsafe extern "C" fn vcp_node_data_get_bitmap(
             count: b.count,
         };
         // SAFETY: checked out-parameter.
-        unsafe { write_out(out, value) };
+        unsafe { out.put(value) };
         Ok(1)
     })
 }
@@ -232,10 +210,44 @@ pub unsafe extern "C" fn vcp_node_data_get_bitmap(
 /// internal snapshots). A new string; free with `vcp_free()`. NULL on error.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_node_data_format_report(nodes: *const vcp_node_data) -> *mut c_char {
-    const F: &str = "vcp_node_data_format_report";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from this library or NULL.
-        let nd = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        c_string(&qmp::print::detect_report(nd))
+        let nd = &unsafe { cx.handle(nodes, "nodes") }?.0;
+        c_string(&detect_report(nd))
+    })
+}
+
+/// `vcp_node_data_add_image_info()`: the images are open in a running QEMU (read with
+/// `qemu-img info -U`), so their `in-use` flag does not mean inconsistent.
+pub const VCP_IMAGE_INFO_IN_USE: c_uint = 1 << 0;
+
+/// A new, empty node data, to fill from `qemu-img info` with
+/// `vcp_node_data_add_image_info()` for a shut-off domain.
+#[unsafe(no_mangle)]
+pub extern "C" fn vcp_node_data_new() -> *mut vcp_node_data {
+    guard!(|_cx| { Ok(into_handle(vcp_node_data(NodeData::new()))) })
+}
+
+/// Adds the bitmaps of disk `target`'s chain from the output of
+/// `qemu-img info --output=json --backing-chain <top image>` (entry i = layer i). For
+/// an inactive domain, images are keyed by their file path. `flags`:
+/// `VCP_IMAGE_INFO_IN_USE`. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_data_add_image_info(
+    nodes: *mut vcp_node_data,
+    dom: *const vcp_domain,
+    target: *const c_char,
+    info_json: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, VCP_IMAGE_INFO_IN_USE)?;
+        // SAFETY: handles and C strings from the caller.
+        let nodes = &mut unsafe { cx.handle_mut(nodes, "nodes") }?.0;
+        let dom = &unsafe { cx.handle(dom, "dom") }?.0;
+        let target = unsafe { cx.str(target, "target") }?;
+        let info = unsafe { cx.str(info_json, "info_json") }?;
+        nodes_from_image_info(dom, target, info, flags & VCP_IMAGE_INFO_IN_USE != 0, nodes)?;
+        Ok(0)
     })
 }

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::ptr;
 
-use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use virtcheckpoint::{Error, ErrorCode, ErrorDomain, Result};
 
 fn no_memory() -> Error {
     Error::new(ErrorCode::NoMemory, ErrorDomain::None, "allocation failed")

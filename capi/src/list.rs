@@ -3,14 +3,15 @@
 use std::ffi::{c_char, c_int, c_uint};
 use std::path::Path;
 
-use super::checkpoint::vcp_checkpoint_def;
-use super::memory::c_string_list;
-use super::{
-    arg_mut, arg_opt_str, arg_out, arg_ref, arg_str, boundary, check_flags, free_handle,
-    into_handle, write_out, write_string,
+use crate::checkpoint::vcp_checkpoint_def;
+use crate::domain::vcp_domain;
+use crate::nodes::vcp_node_data;
+use crate::plan::{discard, discard_out};
+use crate::{Call, Outputs, count, free_handle, guard, into_handle};
+use virtcheckpoint::{
+    CheckpointList, DeleteOptions, DeletePlan, Error, ErrorDomain, ListOptions, MetadataDir,
+    Result, apply_delete,
 };
-use crate::store::dir::MetadataDir;
-use crate::store::list::{CheckpointList, DeletePlan};
 
 /// A domain's checkpoints: a forest with one "current" checkpoint (libvirt's
 /// `virDomainCheckpointObjList`). Opaque; free with `vcp_checkpoint_list_free()`. A
@@ -43,9 +44,7 @@ pub const VCP_CHECKPOINT_DELETE_CHILDREN_ONLY: c_uint = 1 << 2;
 /// A new, empty checkpoint list.
 #[unsafe(no_mangle)]
 pub extern "C" fn vcp_checkpoint_list_new() -> *mut vcp_checkpoint_list {
-    boundary("vcp_checkpoint_list_new", || {
-        Ok(into_handle(vcp_checkpoint_list(CheckpointList::new())))
-    })
+    guard!(|_cx| { Ok(into_handle(vcp_checkpoint_list(CheckpointList::new()))) })
 }
 
 /// Frees a list. NULL is accepted.
@@ -61,8 +60,8 @@ pub unsafe extern "C" fn vcp_checkpoint_list_free(list: *mut vcp_checkpoint_list
 /// Loads the metadata files of domain `domain` (every `<name>.xml` in `<base_dir>/<domain>`)
 /// (libvirt's layout): relations rebuilt, the current checkpoint being the only leaf
 /// if there is exactly one. Files that cannot be used (half-written, foreign, named
-/// differently from their content, leftover temporary files) are skipped and, if
-/// `problems` is not NULL, listed there as `"<path>: <reason>"` (NULL-terminated; free
+/// differently from their content, leftover temporary files) are skipped and listed
+/// in `*problems` as `"<path>: <reason>"` (NULL-terminated, empty when all loaded; free
 /// with `vcp_string_list_free()`). `flags` must be 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_list_load(
@@ -71,22 +70,15 @@ pub unsafe extern "C" fn vcp_checkpoint_list_load(
     problems: *mut *mut *mut c_char,
     flags: c_uint,
 ) -> *mut vcp_checkpoint_list {
-    const F: &str = "vcp_checkpoint_list_load";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: C strings from the caller.
-        let base = unsafe { arg_str(base_dir, "base_dir", F) }?;
-        let domain = unsafe { arg_str(domain, "domain", F) }?;
-        let (list, found) = MetadataDir::new(Path::new(base), domain)?.load()?;
-        if !problems.is_null() {
-            let lines: Vec<String> = found
-                .iter()
-                .map(|p| format!("{}: {}", p.path.display(), p.reason))
-                .collect();
-            let arr = c_string_list(&lines)?;
-            // SAFETY: non-NULL out-parameter.
-            unsafe { write_out(problems, arr) };
-        }
+        let dir = unsafe { metadata_dir(cx, base_dir, domain) }?;
+        let out = cx.out(problems, "problems")?;
+        let (list, found) = dir.load()?;
+        let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &lines)?.write() };
         Ok(into_handle(vcp_checkpoint_list(list)))
     })
 }
@@ -102,17 +94,53 @@ pub unsafe extern "C" fn vcp_checkpoint_list_save(
     name: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_save";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handle and C strings from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let base = unsafe { arg_str(base_dir, "base_dir", F) }?;
-        let domain = unsafe { arg_str(domain, "domain", F) }?;
-        let name = unsafe { arg_str(name, "name", F) }?;
-        MetadataDir::new(Path::new(base), domain)?.save(list.get(name)?)?;
+        let (list, dir, name) = unsafe {
+            (
+                &cx.handle(list, "list")?.0,
+                metadata_dir(cx, base_dir, domain)?,
+                cx.str(name, "name")?,
+            )
+        };
+        dir.save(list.get(name)?)?;
         Ok(0)
     })
+}
+
+/// The metadata folder `<base_dir>/<domain>`.
+///
+/// # Safety
+/// The strings are NULL or NUL-terminated.
+pub(crate) unsafe fn metadata_dir(
+    cx: &Call,
+    base_dir: *const c_char,
+    domain: *const c_char,
+) -> Result<MetadataDir> {
+    // SAFETY: forwarded contract.
+    let (base, domain) = unsafe { (cx.str(base_dir, "base_dir")?, cx.str(domain, "domain")?) };
+    MetadataDir::new(Path::new(base), domain)
+}
+
+/// The metadata folder when both `base_dir` and `domain` are given, none when neither.
+///
+/// # Safety
+/// The strings are NULL or NUL-terminated.
+pub(crate) unsafe fn opt_metadata_dir(
+    cx: &Call,
+    base_dir: *const c_char,
+    domain: *const c_char,
+) -> Result<Option<MetadataDir>> {
+    match (base_dir.is_null(), domain.is_null()) {
+        (true, true) => Ok(None),
+        // SAFETY: forwarded contract.
+        (false, false) => unsafe { metadata_dir(cx, base_dir, domain) }.map(Some),
+        _ => Err(Error::invalid_arg(
+            ErrorDomain::Qemu,
+            "base_dir and domain must be given together",
+        )),
+    }
 }
 
 /// Adds a copy of `def`. Without flags it is a new checkpoint: its parent is the
@@ -127,12 +155,11 @@ pub unsafe extern "C" fn vcp_checkpoint_list_add(
     def: *const vcp_checkpoint_def,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_add";
-    boundary(F, || {
-        check_flags(flags, VCP_CHECKPOINT_LIST_ADD_REDEFINE, F)?;
+    guard!(|cx| {
+        cx.flags(flags, VCP_CHECKPOINT_LIST_ADD_REDEFINE)?;
         // SAFETY: handles from the caller.
-        let list = &mut unsafe { arg_mut(list, "list", F) }?.0;
-        let def = unsafe { arg_ref(def, "def", F) }?.0.clone();
+        let list = &mut unsafe { cx.handle_mut(list, "list") }?.0;
+        let def = unsafe { cx.handle(def, "def") }?.0.clone();
         if flags & VCP_CHECKPOINT_LIST_ADD_REDEFINE != 0 {
             Ok(c_int::from(list.redefine(def)?))
         } else {
@@ -149,11 +176,10 @@ pub unsafe extern "C" fn vcp_checkpoint_list_lookup(
     list: *const vcp_checkpoint_list,
     name: *const c_char,
 ) -> *mut vcp_checkpoint_def {
-    const F: &str = "vcp_checkpoint_list_lookup";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle and C string from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let name = unsafe { arg_str(name, "name", F) }?;
+        let list = &unsafe { cx.handle(list, "list") }?.0;
+        let name = unsafe { cx.str(name, "name") }?;
         Ok(into_handle(vcp_checkpoint_def(list.get(name)?.clone())))
     })
 }
@@ -165,17 +191,12 @@ pub unsafe extern "C" fn vcp_checkpoint_list_get_current(
     list: *const vcp_checkpoint_list,
     name: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_get_current";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let out = arg_out(name, "name", F)?;
-        match list.current() {
-            // SAFETY: checked out-parameter.
-            Some(c) => unsafe { write_string(out, c) }?,
-            // SAFETY: checked out-parameter.
-            None => unsafe { write_out(out, std::ptr::null_mut()) },
-        }
+        let list = &unsafe { cx.handle(list, "list") }?.0;
+        let out = cx.out(name, "name")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().string(out, list.current())?.write() };
         Ok(0)
     })
 }
@@ -186,11 +207,10 @@ pub unsafe extern "C" fn vcp_checkpoint_list_set_current(
     list: *mut vcp_checkpoint_list,
     name: *const c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_set_current";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle and C string from the caller.
-        let list = &mut unsafe { arg_mut(list, "list", F) }?.0;
-        let name = unsafe { arg_opt_str(name, "name", F) }?;
+        let list = &mut unsafe { cx.handle_mut(list, "list") }?.0;
+        let name = unsafe { cx.opt_str(name, "name") }?;
         list.set_current(name)?;
         Ok(0)
     })
@@ -204,18 +224,13 @@ pub unsafe extern "C" fn vcp_checkpoint_list_get_parent(
     name: *const c_char,
     parent: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_get_parent";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle and C string from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let name = unsafe { arg_str(name, "name", F) }?;
-        let out = arg_out(parent, "parent", F)?;
-        match list.parent(name)? {
-            // SAFETY: checked out-parameter.
-            Some(p) => unsafe { write_string(out, p) }?,
-            // SAFETY: checked out-parameter.
-            None => unsafe { write_out(out, std::ptr::null_mut()) },
-        }
+        let list = &unsafe { cx.handle(list, "list") }?.0;
+        let name = unsafe { cx.str(name, "name") }?;
+        let out = cx.out(parent, "parent")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().string(out, list.parent(name)?)?.write() };
         Ok(0)
     })
 }
@@ -231,25 +246,29 @@ pub unsafe extern "C" fn vcp_checkpoint_list_names(
     flags: c_uint,
     names: *mut *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_names";
-    boundary(F, || {
-        check_flags(
+    guard!(|cx| {
+        cx.flags(
             flags,
             VCP_CHECKPOINT_LIST_ROOTS
                 | VCP_CHECKPOINT_LIST_TOPOLOGICAL
                 | VCP_CHECKPOINT_LIST_LEAVES
                 | VCP_CHECKPOINT_LIST_NO_LEAVES,
-            F,
         )?;
         // SAFETY: handle and C string from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let from = unsafe { arg_opt_str(from, "from", F) }?;
-        let out = arg_out(names, "names", F)?;
-        let found = list.list(from, flags)?;
-        let arr = c_string_list(&found)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_out(out, arr) };
-        Ok(c_int::try_from(found.len()).unwrap_or(c_int::MAX))
+        let list = &unsafe { cx.handle(list, "list") }?.0;
+        let from = unsafe { cx.opt_str(from, "from") }?;
+        let out = cx.out(names, "names")?;
+        let opts = ListOptions {
+            roots: flags & VCP_CHECKPOINT_LIST_ROOTS != 0,
+            descendants: flags & VCP_CHECKPOINT_LIST_DESCENDANTS != 0,
+            topological: flags & VCP_CHECKPOINT_LIST_TOPOLOGICAL != 0,
+            leaves: flags & VCP_CHECKPOINT_LIST_LEAVES != 0,
+            no_leaves: flags & VCP_CHECKPOINT_LIST_NO_LEAVES != 0,
+        };
+        let found = list.list(from, opts)?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &found)?.write() };
+        Ok(count(found.len()))
     })
 }
 
@@ -265,21 +284,23 @@ pub unsafe extern "C" fn vcp_checkpoint_list_plan_delete(
     name: *const c_char,
     flags: c_uint,
 ) -> *mut vcp_checkpoint_delete_plan {
-    const F: &str = "vcp_checkpoint_list_plan_delete";
-    boundary(F, || {
-        check_flags(
+    guard!(|cx| {
+        cx.flags(
             flags,
             VCP_CHECKPOINT_DELETE_CHILDREN
                 | VCP_CHECKPOINT_DELETE_METADATA_ONLY
                 | VCP_CHECKPOINT_DELETE_CHILDREN_ONLY,
-            F,
         )?;
         // SAFETY: handle and C string from the caller.
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let name = unsafe { arg_str(name, "name", F) }?;
-        Ok(into_handle(vcp_checkpoint_delete_plan(
-            list.plan_delete(name, flags)?,
-        )))
+        let list = &unsafe { cx.handle(list, "list") }?.0;
+        let name = unsafe { cx.str(name, "name") }?;
+        let opts = DeleteOptions {
+            children: flags & VCP_CHECKPOINT_DELETE_CHILDREN != 0,
+            metadata_only: flags & VCP_CHECKPOINT_DELETE_METADATA_ONLY != 0,
+            children_only: flags & VCP_CHECKPOINT_DELETE_CHILDREN_ONLY != 0,
+        };
+        let plan = list.plan_delete(name, opts)?;
+        Ok(into_handle(vcp_checkpoint_delete_plan(plan)))
     })
 }
 
@@ -301,15 +322,13 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_discard(
     plan: *const vcp_checkpoint_delete_plan,
     names: *mut *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_delete_plan_get_discard";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
-        let out = arg_out(names, "names", F)?;
-        let arr = c_string_list(&plan.discard)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_out(out, arr) };
-        Ok(c_int::try_from(plan.discard.len()).unwrap_or(c_int::MAX))
+        let plan = &unsafe { cx.handle(plan, "plan") }?.0;
+        let out = cx.out(names, "names")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &plan.discard)?.write() };
+        Ok(count(plan.discard.len()))
     })
 }
 
@@ -320,15 +339,13 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_removed(
     plan: *const vcp_checkpoint_delete_plan,
     names: *mut *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_delete_plan_get_removed";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
-        let out = arg_out(names, "names", F)?;
-        let arr = c_string_list(&plan.removed)?;
-        // SAFETY: checked out-parameter.
-        unsafe { write_out(out, arr) };
-        Ok(c_int::try_from(plan.removed.len()).unwrap_or(c_int::MAX))
+        let plan = &unsafe { cx.handle(plan, "plan") }?.0;
+        let out = cx.out(names, "names")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &plan.removed)?.write() };
+        Ok(count(plan.removed.len()))
     })
 }
 
@@ -339,17 +356,16 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_new_current(
     plan: *const vcp_checkpoint_delete_plan,
     name: *mut *mut c_char,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_delete_plan_get_new_current";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handle from the caller.
-        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
-        let out = arg_out(name, "name", F)?;
-        match &plan.new_current {
-            // SAFETY: checked out-parameter.
-            Some(c) => unsafe { write_string(out, c) }?,
-            // SAFETY: checked out-parameter.
-            None => unsafe { write_out(out, std::ptr::null_mut()) },
-        }
+        let plan = &unsafe { cx.handle(plan, "plan") }?.0;
+        let out = cx.out(name, "name")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe {
+            Outputs::default()
+                .string(out, plan.new_current.as_deref())?
+                .write()
+        };
         Ok(0)
     })
 }
@@ -366,36 +382,17 @@ pub unsafe extern "C" fn vcp_checkpoint_list_apply_delete(
     domain: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_list_apply_delete";
-    boundary(F, || {
-        check_flags(flags, 0, F)?;
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
         // SAFETY: handles and C strings from the caller.
-        let list = &mut unsafe { arg_mut(list, "list", F) }?.0;
-        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
-        let base = unsafe { arg_opt_str(base_dir, "base_dir", F) }?;
-        let domain = unsafe { arg_opt_str(domain, "domain", F) }?;
-        let dir = match (base, domain) {
-            (Some(b), Some(d)) => Some(MetadataDir::new(Path::new(b), d)?),
-            (None, None) => None,
-            _ => {
-                return Err(crate::error::Error::invalid_arg(
-                    crate::error::ErrorDomain::Qemu,
-                    "base_dir and domain must be given together",
-                ));
-            }
+        let (list, plan, dir) = unsafe {
+            (
+                &mut cx.handle_mut(list, "list")?.0,
+                &cx.handle(plan, "plan")?.0,
+                opt_metadata_dir(cx, base_dir, domain)?,
+            )
         };
-        // Work on a copy so that a failed file update leaves the list unchanged.
-        let mut next = list.clone();
-        let rewrite = next.apply_delete(plan)?;
-        if let Some(dir) = dir {
-            for name in &rewrite {
-                dir.save(next.get(name)?)?;
-            }
-            for name in &plan.removed {
-                dir.remove(name)?;
-            }
-        }
-        *list = next;
+        apply_delete(list, plan, dir.as_ref())?;
         Ok(0)
     })
 }
@@ -410,58 +407,29 @@ pub unsafe extern "C" fn vcp_checkpoint_list_apply_delete(
 pub unsafe extern "C" fn vcp_checkpoint_delete_plan_discard_actions(
     plan: *const vcp_checkpoint_delete_plan,
     list: *const vcp_checkpoint_list,
-    dom: *const super::domain::vcp_domain,
-    nodes: *const super::nodes::vcp_node_data,
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
     index: usize,
     actions: *mut *mut c_char,
     reopen: *mut *mut *mut c_char,
     missing: *mut *mut *mut c_char,
     flags: c_uint,
 ) -> c_int {
-    const F: &str = "vcp_checkpoint_delete_plan_discard_actions";
-    boundary(F, || {
+    guard!(|cx| {
         // SAFETY: handles from the caller.
-        let plan = &unsafe { arg_ref(plan, "plan", F) }?.0;
-        let list = &unsafe { arg_ref(list, "list", F) }?.0;
-        let name = plan.discard.get(index).ok_or_else(|| {
-            crate::error::Error::invalid_arg(
-                crate::error::ErrorDomain::Qemu,
-                format_args!(
-                    "discard index {index} out of range (the plan discards {})",
-                    plan.discard.len()
-                ),
+        let (plan, list, dom, nodes) = unsafe {
+            (
+                &cx.handle(plan, "plan")?.0,
+                &cx.handle(list, "list")?.0,
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
             )
-        })?;
-        let def = list.get(name)?;
-        // SAFETY: handles from the caller.
-        let dom = &unsafe { arg_ref(dom, "dom", F) }?.0;
-        let nodes = &unsafe { arg_ref(nodes, "nodes", F) }?.0;
-        // SAFETY: out-parameters from the caller.
-        unsafe { super::plan::write_discard(dom, def, nodes, actions, reopen, missing, flags, F) }?;
+        };
+        // SAFETY: the caller's out-parameters.
+        let (outs, tolerate) = unsafe { discard_out(cx, flags, actions, reopen, missing) }?;
+        let def = list.discarded(plan, index)?;
+        // SAFETY: the caller's out-parameters.
+        unsafe { discard(outs, dom, def, nodes, tolerate) }?;
         Ok(0)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn c_flags_equal_the_store_flags() {
-        use crate::store::list;
-        assert_eq!(VCP_CHECKPOINT_LIST_ROOTS, list::LIST_ROOTS);
-        assert_eq!(VCP_CHECKPOINT_LIST_DESCENDANTS, list::LIST_DESCENDANTS);
-        assert_eq!(VCP_CHECKPOINT_LIST_TOPOLOGICAL, list::LIST_TOPOLOGICAL);
-        assert_eq!(VCP_CHECKPOINT_LIST_LEAVES, list::LIST_LEAVES);
-        assert_eq!(VCP_CHECKPOINT_LIST_NO_LEAVES, list::LIST_NO_LEAVES);
-        assert_eq!(VCP_CHECKPOINT_DELETE_CHILDREN, list::DELETE_CHILDREN);
-        assert_eq!(
-            VCP_CHECKPOINT_DELETE_METADATA_ONLY,
-            list::DELETE_METADATA_ONLY
-        );
-        assert_eq!(
-            VCP_CHECKPOINT_DELETE_CHILDREN_ONLY,
-            list::DELETE_CHILDREN_ONLY
-        );
-    }
 }

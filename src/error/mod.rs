@@ -4,83 +4,51 @@
 
 use std::fmt;
 
-/// libvirt's `virErrorNumber` values used by this library (include/libvirt/virterror.h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// VIR_ERR_INTERNAL_ERROR
-    InternalError = 1,
-    /// VIR_ERR_NO_MEMORY
-    NoMemory = 2,
-    /// VIR_ERR_INVALID_ARG
-    InvalidArg = 8,
-    /// VIR_ERR_OPERATION_FAILED
-    OperationFailed = 9,
-    /// VIR_ERR_XML_ERROR
-    XmlError = 27,
-    /// VIR_ERR_SYSTEM_ERROR
-    SystemError = 38,
-    /// VIR_ERR_OPERATION_INVALID
-    OperationInvalid = 55,
-    /// VIR_ERR_CONFIG_UNSUPPORTED
-    ConfigUnsupported = 67,
-    /// VIR_ERR_OPERATION_UNSUPPORTED
-    OperationUnsupported = 84,
-    /// VIR_ERR_XML_INVALID_SCHEMA
-    XmlInvalidSchema = 92,
-    /// VIR_ERR_INVALID_DOMAIN_CHECKPOINT
-    InvalidDomainCheckpoint = 102,
-    /// VIR_ERR_NO_DOMAIN_CHECKPOINT
-    NoDomainCheckpoint = 103,
-    /// VIR_ERR_NO_DOMAIN_BACKUP
-    NoDomainBackup = 104,
-    /// VIR_ERR_CHECKPOINT_INCONSISTENT
-    CheckpointInconsistent = 109,
+macro_rules! error_codes {
+    ($($variant:ident, $c:literal, $n:literal, $prefix:literal, $doc:literal;)*) => {
+        /// libvirt's `virErrorNumber` values used by this library.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $(#[doc = concat!("VIR_ERR_", $c, ": ", $doc, ".")] $variant = $n,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in libvirt's numeric order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// libvirt's message prefix for this code (virerror.c, `virErrorMsgStrings`).
+            pub fn prefix(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $prefix,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// libvirt's message prefix for this code (virerror.c, `virErrorMsgStrings`).
-    pub fn prefix(self) -> &'static str {
-        match self {
-            ErrorCode::InternalError => "internal error",
-            ErrorCode::NoMemory => "out of memory",
-            ErrorCode::InvalidArg => "invalid argument",
-            ErrorCode::OperationFailed => "operation failed",
-            ErrorCode::XmlError => "XML error",
-            ErrorCode::SystemError => "",
-            ErrorCode::OperationInvalid => "Requested operation is not valid",
-            ErrorCode::ConfigUnsupported => "unsupported configuration",
-            ErrorCode::OperationUnsupported => "Operation not supported",
-            ErrorCode::XmlInvalidSchema => "XML document failed to validate against schema",
-            ErrorCode::InvalidDomainCheckpoint => "Invalid domain checkpoint",
-            ErrorCode::NoDomainCheckpoint => "Domain checkpoint not found",
-            ErrorCode::NoDomainBackup => "Domain backup job id not found",
-            ErrorCode::CheckpointInconsistent => "checkpoint inconsistent",
+macro_rules! error_domains {
+    ($($variant:ident, $c:literal, $n:literal, $doc:literal;)*) => {
+        /// libvirt's `virErrorDomain` values used by this library.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorDomain {
+            $(#[doc = concat!("VIR_FROM_", $c, ": ", $doc, ".")] $variant = $n,)*
         }
-    }
+    };
+}
 
-    /// The numeric `virErrorNumber`.
+include!("numbers.rs");
+
+impl ErrorDomain {
+    /// The numeric `virErrorDomain`.
     pub fn number(self) -> i32 {
         self as i32
     }
 }
 
-/// libvirt's `virErrorDomain` values used by this library.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorDomain {
-    /// VIR_FROM_NONE
-    None = 0,
-    /// VIR_FROM_XML
-    Xml = 5,
-    /// VIR_FROM_QEMU: the QEMU driver (checkpoint, backup and block job code)
-    Qemu = 10,
-    /// VIR_FROM_DOMAIN: domain configuration (moment lists, disk lookup)
-    Domain = 20,
-    /// VIR_FROM_DOMAIN_CHECKPOINT: checkpoint XML (checkpoint_conf.c)
-    DomainCheckpoint = 69,
-}
-
-impl ErrorDomain {
-    /// The numeric `virErrorDomain`.
+impl ErrorCode {
+    /// The numeric `virErrorNumber`.
     pub fn number(self) -> i32 {
         self as i32
     }
@@ -92,22 +60,47 @@ pub struct Error {
     code: ErrorCode,
     domain: ErrorDomain,
     message: String,
+    /// Where the detail starts in `message` (after libvirt's prefix and ": ").
+    detail_at: usize,
+    /// The OS error number of a system error.
+    errno: Option<i32>,
 }
 
 impl Error {
     /// An error whose message is libvirt's prefix for `code` followed by `detail`.
     pub fn new(code: ErrorCode, domain: ErrorDomain, detail: impl fmt::Display) -> Self {
         let prefix = code.prefix();
-        let message = if prefix.is_empty() {
-            detail.to_string()
+        let (message, detail_at) = if prefix.is_empty() {
+            (detail.to_string(), 0)
         } else {
-            format!("{prefix}: {detail}")
+            (format!("{prefix}: {detail}"), prefix.len() + 2)
         };
         Error {
             code,
             domain,
             message,
+            detail_at,
+            errno: None,
         }
+    }
+
+    /// VIR_ERR_SYSTEM_ERROR: `what` failed with the OS error `err` (libvirt's
+    /// `virReportSystemError`: "<what>: <strerror>", the errno kept).
+    pub fn system(domain: ErrorDomain, what: impl fmt::Display, err: &std::io::Error) -> Self {
+        let mut e = Error::new(
+            ErrorCode::SystemError,
+            domain,
+            format_args!("{what}: {err}"),
+        );
+        e.errno = err.raw_os_error();
+        e
+    }
+
+    /// VIR_ERR_INVALID_ARG "no disk named '%s'": a disk target the domain does not
+    /// have (the wording of libvirt's backup code). Every lookup of a disk by target
+    /// reports this one error.
+    pub fn no_disk(target: &str) -> Self {
+        Error::invalid_arg(ErrorDomain::Qemu, format_args!("no disk named '{target}'"))
     }
 
     /// VIR_ERR_INTERNAL_ERROR from the QEMU driver.
@@ -143,6 +136,17 @@ impl Error {
     /// The full message, prefix included, as `virGetLastErrorMessage()` gives it.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The message without libvirt's prefix: what a libvirt driver passes to
+    /// `virReportError`, which adds the prefix itself.
+    pub fn detail(&self) -> &str {
+        &self.message[self.detail_at..]
+    }
+
+    /// The OS error number of a VIR_ERR_SYSTEM_ERROR, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
     }
 }
 
