@@ -106,6 +106,31 @@ main(void)
                       "invalid argument: nodes in vcp_node_data_get_bitmap must not be NULL"),
            "the main thread still holds its own error, untouched by both threads");
 
+    /* A garbage array count is refused, not trusted (it used to abort or overrun). */
+    {
+        vcp_domain *dom = vcp_domain_new("d", NULL);
+        vcp_snapshot_disk disk = { "vda", "overlay" };
+        vcp_backup_disk bdisk = { "vda", NULL, "store", NULL };
+        char *actions = NULL, *cleanup = NULL;
+        TAP_OK(vcp_snapshot_bitmap_actions(dom, nd, &disk, (size_t)-1, &actions, 0) == -1 &&
+               actions == NULL && tap_err_code() == VCP_ERR_INVALID_ARG &&
+               strstr(vcp_last_error_message(), "more than the limit of 65536"),
+               "SIZE_MAX disks are refused with VIR_ERR_INVALID_ARG");
+        TAP_OK(vcp_backup_begin_actions(dom, nd, VCP_BACKUP_PUSH, &bdisk, (size_t)1 << 40, NULL, NULL,
+                                        &actions, &cleanup, 0) == -1 && actions == NULL &&
+               tap_err_code() == VCP_ERR_INVALID_ARG, "2^40 backup disks are refused");
+        TAP_OK(strcmp(vcp_last_error_detail(), vcp_last_error_message() + strlen("invalid argument: ")) == 0,
+               "the detail is the message without libvirt's prefix");
+        TAP_OK(vcp_last_error_errno() == 0, "no errno for a non-system error");
+        vcp_domain_free(dom);
+    }
+    {
+        vcp_checkpoint_list *l = vcp_checkpoint_list_load("/proc/self/nonexistent-dir", "vm", NULL, 0);
+        TAP_OK(l == NULL && tap_err_is(VCP_ERR_INVALID_ARG,
+                                       "invalid argument: problems in vcp_checkpoint_list_load must not be NULL"),
+               "every out-parameter is required");
+    }
+
     vcp_node_data_free(nd);
     vcp_node_data_free(NULL);
     vcp_free(NULL);

@@ -15,12 +15,27 @@ if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 rm -f "$build"/meson-logs/testlog*.json
+# Every process the tests start inherits this marker: afterwards the check below finds
+# exactly those (QEMU, qemu-nbd, ...) that outlived them, and no unrelated process.
+export VCP_TEST_RUN="vcp-test-$$-$(date +%s%N)"
+survivors() {
+    local p
+    for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" = "$$" ] && continue
+        if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "VCP_TEST_RUN=$VCP_TEST_RUN"; then
+            { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q '^qemu' && echo "${p#/proc/}"
+        fi
+    done
+}
 rc=0
 meson test -C "$build" --print-errorlogs || rc=1
 meson test -C "$build" --setup valgrind --suite c --print-errorlogs || rc=1
 leftover=0
-if pgrep -x qemu-system-x86 >/dev/null || pgrep -f '^qemu-system-x86_64 -M none' >/dev/null; then
-    echo "FAIL: a QEMU process outlived the tests:"; pgrep -af qemu-system; leftover=1; rc=1
+left=$(survivors)
+if [ -n "$left" ]; then
+    echo "FAIL: processes started by the tests outlived them:"
+    for p in $left; do echo "  $p: $(tr '\0' ' ' <"/proc/$p/cmdline")"; done
+    leftover=1; rc=1
 fi
 python3 scripts/summarize.py "$build/meson-logs/testlog.json" "$build/meson-logs/testlog-valgrind.json" \
     --extra "no QEMU left behind" "$leftover" | tee "$build/summary.txt"

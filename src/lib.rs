@@ -63,13 +63,17 @@ pub use qmp::action::{
 };
 pub use qmp::image_info::nodes_from_image_info;
 pub use qmp::json::Json;
-pub use qmp::nodes::parse_node_data;
+pub use qmp::nodes::{MAX_NODE_JSON, parse_node_data};
 pub use qmp::print::detect_report;
 pub use report::{report_json, resolution_json, state_name};
 pub use xml::checkpoint::{
-    FormatOptions, ParseOptions, format_checkpoint, is_valid_checkpoint_name, parse_checkpoint,
+    FormatOptions, MAX_CHECKPOINT_NAME, ParseOptions, format_checkpoint, is_valid_checkpoint_name,
+    parse_checkpoint,
 };
 pub use xml::domain::parse_domain;
+pub use xml::tree::{
+    MAX_BYTES as MAX_XML_BYTES, MAX_DEPTH as MAX_XML_DEPTH, MAX_ELEMENTS as MAX_XML_ELEMENTS,
+};
 
 // The planner: one function per libvirt step.
 pub use plan::align::{align_disks, assign_bitmap_names};

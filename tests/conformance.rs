@@ -253,10 +253,28 @@ fn main() -> ExitCode {
         ("checkpoint_xml2xml", run_xml2xml),
     ];
     let (mut passed, mut failed) = (0, 0);
+    // A list of cases under a kind this runner does not know (a renamed or new kind)
+    // is a failure per case, never a silent skip.
+    if let Some(all) = ctx.manifest.as_object() {
+        for (key, value) in all {
+            if let Some(cases) = value.as_array()
+                && !kinds.iter().any(|(k, _)| k == key)
+            {
+                for _ in cases {
+                    failed += 1;
+                }
+                println!(
+                    "FAIL {key}: {} case(s) of a kind this runner does not know",
+                    cases.len()
+                );
+            }
+        }
+    }
     for (kind, run) in kinds {
         let Some(cases) = ctx.manifest[kind].as_array() else {
             continue;
         };
+        let before = (passed, failed);
         for (i, case) in cases.iter().enumerate() {
             let name = case["name"].as_str().map(str::to_owned).unwrap_or_else(|| {
                 format!(
@@ -276,6 +294,11 @@ fn main() -> ExitCode {
                 }
             }
         }
+        println!(
+            "kind {kind}: {} passed, {} failed",
+            passed - before.0,
+            failed - before.1
+        );
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use virtcheckpoint::{
-    CheckpointDef, CheckpointList, DeleteOptions, FormatOptions, ListOptions, MetadataDir,
-    ParseOptions, format_checkpoint, parse_checkpoint,
+    CheckpointDef, CheckpointList, DeleteOptions, ErrorCode, FormatOptions, ListOptions,
+    MetadataDir, ParseOptions, apply_delete, format_checkpoint, parse_checkpoint,
 };
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -97,12 +97,13 @@ fn broken_and_foreign_files_are_reported_and_skipped() {
     let e = md
         .save(&CheckpointDef {
             name: "t0".into(),
+            creation_time: -1,
             ..Default::default()
         })
         .unwrap_err();
     assert_eq!(
         e.message(),
-        "invalid argument: checkpoint t0 has no creation time"
+        "invalid argument: checkpoint t0 has a negative creation time"
     );
     for p in &problems {
         assert!(!p.reason.is_empty());
@@ -127,20 +128,36 @@ fn crash_def(i: usize, generation: u64) -> CheckpointDef {
     }
 }
 
-/// The writer of the crash test: runs only when the parent sets the variable, and
-/// saves every checkpoint again and again, a generation at a time, until killed.
+/// The writer of the crash test. Run by the parent (which sets the variables), it
+/// saves every checkpoint again and again, a generation at a time, until killed. Run
+/// as an ordinary test, it writes three generations and checks that the folder then
+/// holds exactly the last one, complete, and no temporary file.
 #[test]
 fn crash_writer_child() {
-    let Ok(dir) = std::env::var("VCP_CRASH_WRITER_DIR") else {
-        return;
+    let (dir, start, rounds) = match std::env::var("VCP_CRASH_WRITER_DIR") {
+        Ok(dir) => {
+            let start: u64 = std::env::var("VCP_CRASH_GEN").unwrap().parse().unwrap();
+            (PathBuf::from(dir), start, u64::MAX - start)
+        }
+        Err(_) => (tempdir("writer"), 7, 3),
     };
-    let start: u64 = std::env::var("VCP_CRASH_GEN").unwrap().parse().unwrap();
-    let md = MetadataDir::new(Path::new(&dir), "vm").unwrap();
-    for generation in start.. {
+    let md = MetadataDir::new(&dir, "vm").unwrap();
+    for generation in start..start + rounds {
         for i in 0..CRASH_NAMES {
             md.save(&crash_def(i, generation)).unwrap();
         }
     }
+    let (list, problems) = md.load().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(list.len(), CRASH_NAMES);
+    for i in 0..CRASH_NAMES {
+        let def = list.get(&format!("c{i}")).unwrap();
+        assert_eq!(
+            def.description,
+            crash_def(i, start + rounds - 1).description
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -269,5 +286,63 @@ fn eight_threads_with_their_own_lists() {
     for h in handles {
         h.join().unwrap();
     }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A delete that rewrites two re-parented children, where the second file cannot be
+/// written: nothing changes, neither the list nor any file (new versions are staged
+/// before any is renamed into place).
+#[test]
+fn a_failed_metadata_update_changes_no_file_and_not_the_list() {
+    let base = tempdir("atomic");
+    let md = MetadataDir::new(&base, "vm").unwrap();
+    let mut list = CheckpointList::new();
+    for (name, parent) in [("a", None), ("b", Some("a")), ("c", Some("b"))] {
+        let def = CheckpointDef {
+            name: name.into(),
+            parent: parent.map(str::to_owned),
+            creation_time: 10,
+            ..Default::default()
+        };
+        list.redefine(def).unwrap();
+    }
+    let mut d = list.get("c").unwrap().clone();
+    d.name = "d".into();
+    list.redefine(d).unwrap();
+    for n in ["a", "b", "c", "d"] {
+        md.save(list.get(n).unwrap()).unwrap();
+    }
+    let before: Vec<Vec<u8>> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| std::fs::read(md.path().join(format!("{n}.xml"))).unwrap())
+        .collect();
+    // Deleting b re-parents c and d to a; d's temporary name is taken by a folder.
+    std::fs::create_dir(md.path().join(".vcp-tmp-d.xml")).unwrap();
+    let plan = list.plan_delete("b", DeleteOptions::default()).unwrap();
+    assert_eq!(plan.reparent.len(), 2);
+    let snapshot = list.clone();
+    let e = apply_delete(&mut list, &plan, Some(&md)).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SystemError, "{e}");
+    assert_eq!(
+        list.list(None, ListOptions::TOPOLOGICAL).unwrap(),
+        snapshot.list(None, ListOptions::TOPOLOGICAL).unwrap()
+    );
+    assert_eq!(list.parent("c").unwrap(), Some("b"));
+    for (n, old) in ["a", "b", "c", "d"].iter().zip(&before) {
+        let now = std::fs::read(md.path().join(format!("{n}.xml"))).unwrap();
+        assert_eq!(&now, old, "{n}.xml changed");
+    }
+    assert!(
+        !md.path().join(".vcp-tmp-c.xml").exists(),
+        "c's staged file was left"
+    );
+    // Once the obstacle is gone the same plan applies, to both.
+    std::fs::remove_dir(md.path().join(".vcp-tmp-d.xml")).unwrap();
+    apply_delete(&mut list, &plan, Some(&md)).unwrap();
+    let (reloaded, problems) = md.load().unwrap();
+    assert!(problems.is_empty());
+    assert_eq!(reloaded.parent("c").unwrap(), Some("a"));
+    assert_eq!(reloaded.parent("d").unwrap(), Some("a"));
+    assert!(!reloaded.contains("b"));
     std::fs::remove_dir_all(&base).unwrap();
 }

@@ -150,4 +150,31 @@ mod tests {
         let none = unsafe { CStr::from_ptr(vcp_last_error_message()) };
         assert_eq!(none.to_str().unwrap(), "no error");
     }
+
+    /// Calls made while the thread's locals are torn down (from another thread-local's
+    /// destructor, after the last error's own slot is gone) must not panic: a panic
+    /// there aborts the process.
+    #[test]
+    fn calls_during_thread_teardown_do_not_abort() {
+        struct CallsOnDrop;
+        impl Drop for CallsOnDrop {
+            fn drop(&mut self) {
+                let list = crate::vcp_checkpoint_list_new();
+                // SAFETY: a handle of this library, or NULL.
+                unsafe { crate::vcp_checkpoint_list_free(list) };
+                let _ = vcp_last_error();
+                let _ = vcp_last_error_message();
+                reset();
+            }
+        }
+        thread_local! {
+            static GUARD: CallsOnDrop = const { CallsOnDrop };
+        }
+        let t = std::thread::spawn(|| {
+            // Registered first, so destroyed after LAST.
+            GUARD.with(|_| {});
+            set(&Error::internal("x"));
+        });
+        assert!(t.join().is_ok(), "the thread ended without a panic");
+    }
 }

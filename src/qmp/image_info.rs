@@ -19,6 +19,13 @@ pub fn nodes_from_image_info(
     in_use: bool,
     into: &mut NodeData,
 ) -> Result<()> {
+    if info.len() > super::nodes::MAX_NODE_JSON {
+        return Err(Error::internal(format_args!(
+            "qemu-img info output of {} bytes exceeds the {} byte limit",
+            info.len(),
+            super::nodes::MAX_NODE_JSON
+        )));
+    }
     let dom = dom.keyed_by_file();
     let disk = dom.find_disk(target)?;
     let v: Value = serde_json::from_str(info)

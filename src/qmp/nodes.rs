@@ -18,6 +18,17 @@ use crate::model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
 
 const NOT_EXPECTED: &str = "query-named-block-nodes entry was not in expected format";
 
+/// The largest reply accepted, in bytes (64 MiB: some 14 times the reply of 8 disks x
+/// 16 layers x 500 checkpoints). A larger one is refused before it is read.
+pub const MAX_NODE_JSON: usize = 64 << 20;
+
+fn nul_error(what: &str, name: &str) -> Error {
+    Error::internal(format_args!(
+        "query-named-block-nodes: {what} '{}' contains a NUL character",
+        name.replace('\0', "\\0")
+    ))
+}
+
 #[derive(Deserialize, Default)]
 struct RawNode<'a> {
     #[serde(rename = "node-name", borrow, default)]
@@ -262,6 +273,9 @@ fn format_error() -> Error {
 
 fn convert(raw: RawNode<'_>) -> Result<Node> {
     let name = raw.node_name.as_str().ok_or_else(format_error)?;
+    if name.contains('\0') {
+        return Err(nul_error("node name", name));
+    }
     let image = raw.image.0.ok_or_else(format_error)?;
     let capacity = image.virtual_size.as_u64().ok_or_else(format_error)?;
     let physical = image.actual_size.as_u64().unwrap_or(capacity);
@@ -276,12 +290,15 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
         qcow2_extended_l2 = data.extended_l2.as_bool().unwrap_or(false);
     }
 
-    let bitmaps = raw
+    let bitmaps: Vec<Bitmap> = raw
         .dirty_bitmaps
         .0
         .into_iter()
         .filter_map(|entry| entry.0.and_then(|fields| fields.0))
         .collect();
+    if let Some(b) = bitmaps.iter().find(|b| b.name.contains('\0')) {
+        return Err(nul_error("bitmap name", &b.name));
+    }
 
     let snapshots = image
         .snapshots
@@ -290,7 +307,7 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
         .filter_map(|s| s.0)
         .filter_map(|s| {
             Some(InternalSnapshot {
-                name: s.name.as_str()?.to_owned(),
+                name: s.name.as_str().filter(|n| !n.contains('\0'))?.to_owned(),
                 vmstate: s.vm_state_size.as_u64().unwrap_or(0) > 0,
             })
         })
@@ -314,6 +331,12 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
 /// Errors (VIR_ERR_INTERNAL_ERROR): text that is not JSON (with serde's position), a
 /// QMP error reply, an entry not in the expected format, a duplicate node name.
 pub fn parse_node_data(json: &str) -> Result<NodeData> {
+    if json.len() > MAX_NODE_JSON {
+        return Err(Error::internal(format_args!(
+            "query-named-block-nodes reply of {} bytes exceeds the {MAX_NODE_JSON} byte limit",
+            json.len()
+        )));
+    }
     let refusal = Refusal::default();
     let mut de = serde_json::Deserializer::from_str(json);
     let reply = de

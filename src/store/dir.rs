@@ -94,11 +94,11 @@ impl MetadataDir {
     /// temporary name; returns (temporary, final) paths. Nothing visible changes.
     fn stage(&self, def: &CheckpointDef) -> Result<(PathBuf, PathBuf)> {
         let path = self.file_for(&def.name)?;
-        if def.creation_time <= 0 {
-            // libvirt cannot load a checkpoint file without <creationTime>.
+        if def.creation_time < 0 {
+            // libvirt cannot load a checkpoint file with a negative <creationTime>.
             return Err(Error::invalid_arg(
                 ErrorDomain::Qemu,
-                format_args!("checkpoint {} has no creation time", def.name),
+                format_args!("checkpoint {} has a negative creation time", def.name),
             ));
         }
         let text = format_checkpoint(

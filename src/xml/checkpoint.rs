@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::tree::{Element, escape, parse_with_opaque, utf8};
+use super::tree::{Element, escape, escape_attr, parse_with_opaque, utf8};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
 
@@ -41,10 +41,17 @@ fn schema(detail: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The longest checkpoint name, in bytes: its metadata file `<name>.xml` and the
+/// temporary `.vcp-tmp-<name>.xml` it is written through must fit a file name (255
+/// bytes on Linux file systems).
+pub const MAX_CHECKPOINT_NAME: usize = 242;
+
 /// Whether `name` is acceptable as a checkpoint name: libvirt's schema allows no
-/// leading '.', no '/' and no newline, so that the name is a safe file name.
+/// leading '.', no '/' and no newline, so that the name is a safe file name; and it
+/// must fit a file name ([`MAX_CHECKPOINT_NAME`]).
 pub fn is_valid_checkpoint_name(name: &str) -> bool {
-    !name.is_empty()
+    name.len() <= MAX_CHECKPOINT_NAME
+        && !name.is_empty()
         && !name.starts_with('.')
         && !name.contains('/')
         && !name.contains('\n')
@@ -163,6 +170,15 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
 
     if let Some(n) = single(&root, "name")? {
         let name = n.text.trim();
+        if name.len() > MAX_CHECKPOINT_NAME {
+            return Err(Error::invalid_arg(
+                DOM,
+                format_args!(
+                    "checkpoint name of {} bytes is longer than {MAX_CHECKPOINT_NAME}, the longest a metadata file name can hold",
+                    name.len()
+                ),
+            ));
+        }
         if !is_valid_checkpoint_name(name) {
             return Err(schema(format_args!(
                 "checkpoint name '{name}' is not a safe file name (no leading '.', no '/', no newline)"
@@ -225,7 +241,9 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
             def.name = now.to_string();
         }
     }
-    def.disks_given = has_disks;
+    // `<disks/>` with no disk is libvirt's ndisks == 0, exactly like no `<disks>`:
+    // alignment then gives every disk its default.
+    def.disks_given = has_disks && !def.disks.is_empty();
     Ok(def)
 }
 
@@ -244,19 +262,17 @@ pub fn format_checkpoint(def: &CheckpointDef, opts: FormatOptions) -> String {
             escape(p)
         );
     }
-    if def.creation_time != 0 {
-        let _ = writeln!(out, "  <creationTime>{}</creationTime>", def.creation_time);
-    }
+    let _ = writeln!(out, "  <creationTime>{}</creationTime>", def.creation_time);
     let disks: Vec<_> = def.disks.iter().filter(|d| !d.name.is_empty()).collect();
     if !def.disks.is_empty() {
         out.push_str("  <disks>\n");
         for d in disks {
-            let _ = write!(out, "    <disk name='{}'", escape(&d.name));
+            let _ = write!(out, "    <disk name='{}'", escape_attr(&d.name));
             if d.kind != DiskCheckpointKind::Default {
                 let _ = write!(out, " checkpoint='{}'", d.kind.as_str());
             }
             if let Some(b) = &d.bitmap {
-                let _ = write!(out, " bitmap='{}'", escape(b));
+                let _ = write!(out, " bitmap='{}'", escape_attr(b));
                 if opts.size
                     && let Some(size) = d.size
                 {

@@ -102,10 +102,13 @@ impl Builder<'_> {
             let value = a
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|x| self.err(start, format_args!("attribute '{key}': {x}")))?;
-            if value.contains('\0') {
+            if let Some(c) = value.chars().find(|&c| !is_xml_char(c)) {
                 return Err(self.err(
                     start,
-                    format_args!("attribute '{key}' holds a NUL character"),
+                    format_args!(
+                        "attribute '{key}' holds the character U+{:04X}, which XML does not allow",
+                        c as u32
+                    ),
                 ));
             }
             attrs.push((key, value.into_owned()));
@@ -127,8 +130,14 @@ impl Builder<'_> {
     }
 
     fn text(&mut self, pos: usize, s: &str) -> Result<()> {
-        if s.contains('\0') {
-            return Err(self.err(pos, "NUL character in text"));
+        if let Some(c) = s.chars().find(|&c| !is_xml_char(c)) {
+            return Err(self.err(
+                pos,
+                format_args!(
+                    "the character U+{:04X} in text, which XML does not allow",
+                    c as u32
+                ),
+            ));
         }
         match self.stack.last_mut() {
             Some(el) => el.text.push_str(s),
@@ -139,19 +148,28 @@ impl Builder<'_> {
     }
 }
 
+/// XML 1.0's `Char` production: what a document may contain, literally or as a
+/// character reference (libxml2, and so libvirt, refuse the rest).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
 /// Parses `bytes` as UTF-8 XML (see [`parse`]).
 pub fn parse_bytes(bytes: &[u8], domain: ErrorDomain) -> Result<Element> {
     parse(utf8(bytes, domain)?, domain)
 }
 
-/// `bytes` as UTF-8, or VIR_ERR_XML_ERROR naming the first bad byte.
+/// `bytes` as UTF-8 without a leading byte-order mark (so that every position the
+/// parser reports is a position in the returned text), or VIR_ERR_XML_ERROR naming the
+/// first bad byte.
 pub fn utf8(bytes: &[u8], domain: ErrorDomain) -> Result<&str> {
-    std::str::from_utf8(bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::xml(
             domain,
             format_args!("document is not valid UTF-8 (byte {})", e.valid_up_to()),
         )
-    })
+    })?;
+    Ok(text.strip_prefix('\u{FEFF}').unwrap_or(text))
 }
 
 /// Parses a whole document into its root element. Errors carry `domain`.
@@ -254,9 +272,19 @@ pub fn parse_with_opaque(src: &str, domain: ErrorDomain, opaque: &[&str]) -> Res
         .ok_or_else(|| Error::xml(domain, "document has no root element"))
 }
 
-/// Escapes text for an element body or a single-quoted attribute, as libvirt's
-/// `virBufferEscapeString` does.
+/// Escapes text for an element body, as libvirt's `virBufferEscapeString` does, plus
+/// a carriage return as `&#13;` (a reader would turn a raw one into a newline).
 pub fn escape(s: &str) -> String {
+    escape_with(s, false)
+}
+
+/// Escapes text for a single-quoted attribute: as [`escape`], plus tab and newline as
+/// character references, because a reader normalizes raw ones in attributes to spaces.
+pub fn escape_attr(s: &str) -> String {
+    escape_with(s, true)
+}
+
+fn escape_with(s: &str, attr: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -265,6 +293,9 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '\'' => out.push_str("&apos;"),
             '"' => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attr => out.push_str("&#9;"),
+            '\n' if attr => out.push_str("&#10;"),
             c => out.push(c),
         }
     }

@@ -1,0 +1,199 @@
+//! Hostile input: each defect that fuzzing, Miri and review found, as a regression
+//! test, plus the documented size limits (docs/HOSTILE.md lists every class).
+
+use virtcheckpoint::{
+    CheckpointDef, Disk, Domain, ErrorCode, FormatOptions, Image, MAX_CHECKPOINT_NAME,
+    MAX_NODE_JSON, MetadataDir, ParseOptions, checkpoint_add_actions, checkpoint_def_from_xml,
+    format_checkpoint, nodes_from_image_info, parse_checkpoint, parse_domain, parse_node_data,
+};
+
+const REDEFINE: ParseOptions = ParseOptions { redefine: true };
+const BOM: &str = "\u{FEFF}";
+
+fn roundtrip(def: &CheckpointDef) -> CheckpointDef {
+    let text = format_checkpoint(def, FormatOptions::default());
+    parse_checkpoint(text.as_bytes(), REDEFINE, 0)
+        .unwrap_or_else(|e| panic!("the library refused its own output ({e}):\n{text}"))
+}
+
+fn one_disk() -> Domain {
+    let mut dom = Domain::default();
+    dom.add_disk(Disk {
+        target: "vda".into(),
+        device: "disk".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    dom.append_image("vda", Image::qcow2_indexed("/i/vda.qcow2", 1))
+        .unwrap();
+    dom
+}
+
+#[test]
+fn a_byte_order_mark_does_not_shift_the_embedded_domain() {
+    // With a multi-byte character before <domain> this used to panic.
+    let xml = format!(
+        "{BOM}<domaincheckpoint><name>1</name><creationTime>1</creationTime>éé<domain/></domaincheckpoint>"
+    );
+    let def = parse_checkpoint(xml.as_bytes(), REDEFINE, 0).unwrap();
+    assert_eq!(def.domain_xml.as_deref(), Some("<domain/>"));
+    // Without one it silently stored a shifted slice, and the checkpoint was lost on
+    // the next save and load.
+    let xml = format!(
+        "{BOM}<domaincheckpoint><name>c9</name><creationTime>1</creationTime><domain><name>d</name></domain></domaincheckpoint>"
+    );
+    let def = parse_checkpoint(xml.as_bytes(), REDEFINE, 0).unwrap();
+    assert_eq!(
+        def.domain_xml.as_deref(),
+        Some("<domain><name>d</name></domain>")
+    );
+    let dir = std::env::temp_dir().join(format!("vcp-hostile-bom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let md = MetadataDir::new(&dir, "vm").unwrap();
+    md.save(&def).unwrap();
+    let (list, problems) = md.load().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(list.get("c9").unwrap().domain_xml, def.domain_xml);
+    // A BOM in front of a whole checkpoint file on disk is read too.
+    std::fs::write(dir.join("vm/c8.xml"), xml.replace("c9", "c8")).unwrap();
+    let (list, problems) = md.load().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(list.contains("c8") && list.contains("c9"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn whitespace_and_references_survive_a_round_trip() {
+    let xml = "<domaincheckpoint><name>c1</name><description>a\tb&#13;c\nd</description>\
+               <creationTime>5</creationTime><disks><disk name='vda' checkpoint='bitmap' \
+               bitmap='x&#10;y&#9;z&#13;w'/></disks></domaincheckpoint>";
+    let def = parse_checkpoint(xml.as_bytes(), REDEFINE, 0).unwrap();
+    assert_eq!(def.disks[0].bitmap.as_deref(), Some("x\ny\tz\rw"));
+    assert_eq!(def.description.as_deref(), Some("a\tb\rc\nd"));
+    assert_eq!(roundtrip(&def), def);
+}
+
+#[test]
+fn creation_time_zero_round_trips() {
+    let xml = "<domaincheckpoint><name>c0</name><creationTime>0</creationTime></domaincheckpoint>";
+    let def = parse_checkpoint(xml.as_bytes(), REDEFINE, 0).unwrap();
+    assert_eq!(def.creation_time, 0);
+    assert_eq!(roundtrip(&def), def);
+}
+
+#[test]
+fn characters_xml_forbids_are_refused() {
+    for bad in [
+        "<domaincheckpoint><name>a&#1;b</name></domaincheckpoint>",
+        "<domaincheckpoint><name>a\u{1}b</name></domaincheckpoint>",
+        "<domaincheckpoint><name>c</name><disks><disk name='vda' bitmap='&#x1F;'/></disks></domaincheckpoint>",
+        "<domaincheckpoint><name>&#xFFFE;</name></domaincheckpoint>",
+        "<domaincheckpoint><description>&#0;</description></domaincheckpoint>",
+    ] {
+        let e = parse_checkpoint(bad.as_bytes(), ParseOptions::default(), 1).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::XmlError, "{bad}: {e}");
+        assert!(
+            e.message().contains("XML") && e.message().contains("line 1"),
+            "{bad}: {e}"
+        );
+    }
+    let e = parse_domain(b"<domain><name>\x02</name></domain>").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::XmlError);
+}
+
+#[test]
+fn a_nul_in_node_data_is_refused_at_parse() {
+    for bad in [
+        r#"[{"node-name":"a\u0000b","image":{"virtual-size":1}}]"#,
+        r#"[{"node-name":"a","image":{"virtual-size":1},"dirty-bitmaps":[{"name":"x\u0000"}]}]"#,
+    ] {
+        let e = parse_node_data(bad).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InternalError);
+        assert!(e.message().contains("contains a NUL character"), "{e}");
+    }
+}
+
+#[test]
+fn checkpoint_names_that_cannot_be_a_file_name_are_refused_before_planning() {
+    let dom = one_disk();
+    let request = |n: usize| {
+        format!(
+            "<domaincheckpoint><name>{}</name></domaincheckpoint>",
+            "n".repeat(n)
+        )
+    };
+    let ok = checkpoint_def_from_xml(
+        request(MAX_CHECKPOINT_NAME).as_bytes(),
+        Some(&dom),
+        ParseOptions::default(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(checkpoint_add_actions(&dom, &ok, None).unwrap().len(), 1);
+    let dir = std::env::temp_dir().join(format!("vcp-hostile-name-{}", std::process::id()));
+    let md = MetadataDir::new(&dir, "vm").unwrap();
+    md.save(&ok).unwrap();
+    assert!(md.load().unwrap().0.contains(&ok.name));
+    std::fs::remove_dir_all(&dir).unwrap();
+    for n in [MAX_CHECKPOINT_NAME + 1, 1023] {
+        let e = checkpoint_def_from_xml(
+            request(n).as_bytes(),
+            Some(&dom),
+            ParseOptions::default(),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArg, "{e}");
+        assert!(e.message().contains("longer than 242"), "{e}");
+    }
+}
+
+#[test]
+fn node_data_and_image_info_have_a_size_limit() {
+    let mut big = String::with_capacity(MAX_NODE_JSON + 16);
+    big.push('[');
+    big.push_str(&" ".repeat(MAX_NODE_JSON));
+    big.push(']');
+    let e = parse_node_data(&big).unwrap_err();
+    assert!(
+        e.message().contains("exceeds the 67108864 byte limit"),
+        "{e}"
+    );
+    let mut nodes = virtcheckpoint::NodeData::new();
+    let e = nodes_from_image_info(&one_disk(), "vda", &big, false, &mut nodes).unwrap_err();
+    assert!(
+        e.message().contains("exceeds the 67108864 byte limit"),
+        "{e}"
+    );
+    assert!(nodes.nodes().is_empty());
+}
+
+#[test]
+fn empty_disks_element_is_libvirts_no_disks() {
+    let dom = one_disk();
+    let def = checkpoint_def_from_xml(
+        b"<domaincheckpoint><name>c1</name><disks/></domaincheckpoint>",
+        Some(&dom),
+        ParseOptions::default(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        def.bitmap_disks().count(),
+        1,
+        "every writable disk gets a bitmap"
+    );
+    assert_eq!(checkpoint_add_actions(&dom, &def, None).unwrap().len(), 1);
+}
+
+#[test]
+fn image_info_is_all_or_nothing() {
+    let mut dom = one_disk();
+    dom.append_image("vda", Image::qcow2_indexed("/i/base.qcow2", 1))
+        .unwrap(); // the same node name twice in one chain
+    let info = r#"[{"virtual-size":1,"filename":"/i/vda.qcow2"},{"virtual-size":1,"filename":"/i/base.qcow2"}]"#;
+    let mut nodes = virtcheckpoint::NodeData::new();
+    let e = nodes_from_image_info(&dom, "vda", info, false, &mut nodes).unwrap_err();
+    assert!(e.message().contains("appears twice"), "{e}");
+    assert!(nodes.nodes().is_empty(), "nothing was added");
+}
