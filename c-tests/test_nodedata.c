@@ -101,6 +101,24 @@ check_malformed(void)
     char **names = NULL;
 
     check_bad("truncated JSON", "[{\"node-name\":\"a\",\"image\":{\"virt", NULL);
+    check_bad("NUL in a bitmap name",
+              "[{\"node-name\":\"a\",\"image\":{\"virtual-size\":1},\"dirty-bitmaps\":[{\"name\":\"b\\u0000\"}]}]",
+              "internal error: query-named-block-nodes: bitmap name 'b\\0' contains a NUL character");
+    check_bad("a reply without return data", "{\"id\":1}",
+              "internal error: query-named-block-nodes reply was missing return data");
+    {
+        size_t big = ((size_t)64 << 20) + 2;
+        char *text = malloc(big + 1);
+        if (text) {
+            memset(text, ' ', big);
+            text[0] = '[';
+            text[big - 1] = ']';
+            text[big] = 0;
+            check_bad("a reply over the 64 MiB limit", text,
+                      "internal error: query-named-block-nodes reply of 67108866 bytes exceeds the 67108864 byte limit");
+            free(text);
+        }
+    }
     check_bad("empty text", "", NULL);
     check_bad("not JSON", "hello", NULL);
     check_bad("trailing garbage", "[] []", NULL);

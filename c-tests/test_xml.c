@@ -241,6 +241,19 @@ check_hostile(void)
         { "non-numeric creationTime", "<domaincheckpoint><name>a</name><creationTime>x</creationTime></domaincheckpoint>", VCP_CHECKPOINT_PARSE_REDEFINE, VCP_ERR_XML_INVALID_SCHEMA },
         { "redefine without name", "<domaincheckpoint><creationTime>1</creationTime></domaincheckpoint>", VCP_CHECKPOINT_PARSE_REDEFINE, VCP_ERR_XML_ERROR },
         { "redefine without creationTime", "<domaincheckpoint><name>a</name></domaincheckpoint>", VCP_CHECKPOINT_PARSE_REDEFINE, VCP_ERR_INTERNAL_ERROR },
+        { "control character reference", "<domaincheckpoint><name>a&#1;</name></domaincheckpoint>", 0, VCP_ERR_XML_ERROR },
+        { "raw control character", "<domaincheckpoint><name>a\x02</name></domaincheckpoint>", 0, VCP_ERR_XML_ERROR },
+        { "non-character U+FFFE", "<domaincheckpoint><name>&#xFFFE;</name></domaincheckpoint>", 0, VCP_ERR_XML_ERROR },
+        { "control character in an attribute", "<domaincheckpoint><disks><disk name='v&#x1b;'/></disks></domaincheckpoint>", 0, VCP_ERR_XML_ERROR },
+        { "negative creationTime", "<domaincheckpoint><name>a</name><creationTime>-5</creationTime></domaincheckpoint>", VCP_CHECKPOINT_PARSE_REDEFINE, VCP_ERR_XML_INVALID_SCHEMA },
+        { "name longer than a file name", "<domaincheckpoint><name>"
+          "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+          "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+          "nnn</name></domaincheckpoint>", 0, VCP_ERR_INVALID_ARG },
+        { "empty bitmap name", "<domaincheckpoint><disks><disk name='vda' bitmap=''/></disks></domaincheckpoint>", 0, VCP_ERR_XML_INVALID_SCHEMA },
+        { "unknown disk attribute", "<domaincheckpoint><disks><disk name='vda' foo='1'/></disks></domaincheckpoint>", 0, VCP_ERR_XML_INVALID_SCHEMA },
+        { "parent without a name", "<domaincheckpoint><parent/></domaincheckpoint>", 0, VCP_ERR_XML_INVALID_SCHEMA },
+        { "a document type declaration", "<!DOCTYPE domaincheckpoint><domaincheckpoint/>", 0, VCP_ERR_XML_ERROR },
     };
     size_t i, depth = 20000;
     char *deep = malloc(depth * 7 + 64);
@@ -270,6 +283,38 @@ check_hostile(void)
            tap_err_code() == VCP_ERR_XML_ERROR, "hostile domain XML refused: disk without target");
     TAP_OK(vcp_domain_parse_xml("<network/>", 0) == NULL && tap_err_code() == VCP_ERR_XML_ERROR,
            "hostile domain XML refused: not a domain");
+    TAP_OK(vcp_domain_parse_xml("<domain><devices><disk><target dev='vda'/></disk>"
+                                "<disk><target dev='vda'/></disk></devices></domain>", 0) == NULL &&
+           tap_err_is(VCP_ERR_XML_ERROR, "XML error: target 'vda' duplicated for disk sources"),
+           "hostile domain XML refused: duplicate target");
+    {
+        /* 2^20 + 1 elements, under the byte limit: the element limit refuses it. */
+        size_t n = ((size_t)1 << 20) + 1, k;
+        char *many = malloc(n * 4 + 32), *q = many;
+        if (many) {
+            q += sprintf(q, "<domain>");
+            for (k = 0; k < n; k++)
+                q += sprintf(q, "<a/>");
+            sprintf(q, "</domain>");
+            TAP_OK(vcp_domain_parse_xml(many, 0) == NULL && tap_err_code() == VCP_ERR_XML_ERROR &&
+                   strstr(vcp_last_error_message(), "more than 1048576 elements"),
+                   "hostile domain XML refused: more than 2^20 elements");
+            free(many);
+        }
+    }
+    {
+        /* A byte-order mark and a multi-byte character before the embedded <domain>. */
+        vcp_checkpoint_def *def = vcp_checkpoint_def_parse_xml(
+            "\xef\xbb\xbf<domaincheckpoint><name>1</name><creationTime>1</creationTime>"
+            "\xc3\xa9\xc3\xa9<domain><devices><disk><source file='/a'/><target dev='vda'/></disk>"
+            "</devices></domain></domaincheckpoint>", NULL, VCP_CHECKPOINT_PARSE_REDEFINE);
+        char *out = def ? vcp_checkpoint_def_format_xml(def, 0) : NULL;
+        TAP_OK(out && strstr(out, "\n  <domain><devices><disk><source file='/a'/><target dev='vda'/>"
+                                  "</disk></devices></domain>\n"),
+               "a byte-order mark before the checkpoint keeps the embedded domain intact");
+        vcp_free(out);
+        vcp_checkpoint_def_free(def);
+    }
 }
 
 int

@@ -197,3 +197,47 @@ fn image_info_is_all_or_nothing() {
     assert!(e.message().contains("appears twice"), "{e}");
     assert!(nodes.nodes().is_empty(), "nothing was added");
 }
+
+#[test]
+fn xml_limits_on_bytes_depth_and_elements() {
+    use virtcheckpoint::{MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS};
+    let big = format!("<domain>{}</domain>", " ".repeat(MAX_XML_BYTES));
+    let e = parse_domain(big.as_bytes()).unwrap_err();
+    assert!(
+        e.message().contains("exceeds the 67108864 byte limit"),
+        "{e}"
+    );
+    let deep = "<a>".repeat(MAX_XML_DEPTH) + &"</a>".repeat(MAX_XML_DEPTH);
+    let e = parse_domain(format!("<domain>{deep}</domain>").as_bytes()).unwrap_err();
+    assert!(
+        e.message().contains("nesting deeper than 256 levels"),
+        "{e}"
+    );
+    let ok = "<a>".repeat(MAX_XML_DEPTH - 1) + &"</a>".repeat(MAX_XML_DEPTH - 1);
+    assert!(parse_domain(format!("<domain>{ok}</domain>").as_bytes()).is_ok());
+    let many = format!("<domain>{}</domain>", "<a/>".repeat(MAX_XML_ELEMENTS));
+    let e = parse_domain(many.as_bytes()).unwrap_err();
+    assert!(e.message().contains("more than 1048576 elements"), "{e}");
+}
+
+#[test]
+fn bitmap_names_over_qemus_limit_are_refused_before_anything_is_sent() {
+    let dom = one_disk();
+    let name = "b".repeat(virtcheckpoint::MAX_BITMAP_NAME + 1);
+    let mut def = checkpoint_def_from_xml(
+        b"<domaincheckpoint><name>c1</name></domaincheckpoint>",
+        Some(&dom),
+        ParseOptions::default(),
+        1,
+    )
+    .unwrap();
+    def.disks[0].bitmap = Some(name.clone());
+    def.name = name;
+    let e = checkpoint_add_actions(&dom, &def, None).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ConfigUnsupported, "{e}");
+    assert!(
+        e.message()
+            .contains("must be 1 to 1023 bytes long, not 1024"),
+        "{e}"
+    );
+}

@@ -1,0 +1,135 @@
+//! The C ABI as a caller uses it: parse a domain, a checkpoint and node data from the
+//! input (three parts split at 0xff bytes), run every planner on them, free
+//! everything. Nothing may panic across the boundary (an abort here), leak (the
+//! sanitizer's leak check) or touch memory it should not.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::ffi::{CString, c_char};
+use std::ptr;
+use virtcheckpoint_c::*;
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).unwrap()
+}
+
+unsafe fn free_list(l: *mut *mut c_char) {
+    unsafe { vcp_string_list_free(l) }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut parts = data.splitn(4, |&b| b == 0xff);
+    let dom_xml = cstr(parts.next().unwrap_or_default());
+    let cp_xml = cstr(parts.next().unwrap_or_default());
+    let json = cstr(parts.next().unwrap_or_default());
+    let flags = parts.next().and_then(|f| f.first()).copied().unwrap_or(0) as u32;
+    unsafe {
+        let dom = vcp_domain_parse_xml(dom_xml.as_ptr(), 0);
+        let def = vcp_checkpoint_def_parse_xml(cp_xml.as_ptr(), dom, flags & 1);
+        let nodes = vcp_node_data_parse_json(json.as_ptr(), 0);
+        let mut a: *mut c_char = ptr::null_mut();
+        let (mut b, mut c): (*mut c_char, *mut c_char) = (ptr::null_mut(), ptr::null_mut());
+        let (mut r, mut m): (*mut *mut c_char, *mut *mut c_char) =
+            (ptr::null_mut(), ptr::null_mut());
+        if vcp_checkpoint_add_actions(dom, def, nodes, &mut a, 0) == 0 {
+            let t = vcp_transaction_command(a);
+            vcp_free(t.cast());
+            vcp_free(a.cast());
+        }
+        if vcp_checkpoint_discard_actions(dom, def, nodes, &mut a, &mut r, &mut m, flags & 1) == 0 {
+            let mut i = 0;
+            while !(*r.add(i)).is_null() {
+                vcp_free(vcp_blockdev_reopen_command(dom, *r.add(i), 0).cast());
+                i += 1;
+            }
+            vcp_free(a.cast());
+            free_list(r);
+            free_list(m);
+        }
+        vcp_checkpoint_redefine_validate(dom, def, nodes, 0);
+        if vcp_checkpoint_size_actions(dom, def, nodes, &mut a, &mut b, &mut c, 0) == 0 {
+            vcp_free(a.cast());
+            vcp_free(b.cast());
+            vcp_free(c.cast());
+            vcp_checkpoint_size_read(dom, def, nodes, nodes, 0);
+        }
+        let x = vcp_checkpoint_def_format_xml(def, 7);
+        vcp_free(x.cast());
+        let mut targets: *mut *mut c_char = ptr::null_mut();
+        let n = vcp_domain_get_disks(dom, &mut targets);
+        if n >= 0 {
+            let mut i = 0;
+            while !(*targets.add(i)).is_null() {
+                let t = *targets.add(i);
+                vcp_bitmap_chain_is_valid(dom, t, c"c1".as_ptr(), nodes);
+                let mut chain: *mut *mut c_char = ptr::null_mut();
+                let k = vcp_domain_get_disk_chain(dom, t, &mut chain);
+                if k > 0 {
+                    let top = *chain;
+                    if vcp_blockpull_bitmap_actions(dom, t, nodes, ptr::null(), &mut a, 0) == 0 {
+                        vcp_free(a.cast());
+                    }
+                    if vcp_blockcopy_bitmap_actions(dom, t, nodes, top, &mut a, flags & 1) == 0 {
+                        vcp_free(a.cast());
+                    }
+                    let last = *chain.add(k as usize - 1);
+                    if vcp_blockcommit_bitmap_actions(dom, t, nodes, top, last, &mut a, flags & 1)
+                        == 0
+                    {
+                        vcp_free(a.cast());
+                    }
+                    let disk = vcp_snapshot_disk {
+                        target: t,
+                        overlay_node: c"ov".as_ptr(),
+                    };
+                    if vcp_snapshot_bitmap_actions(dom, nodes, &disk, 1, &mut a, 0) == 0 {
+                        vcp_free(a.cast());
+                    }
+                    let bd = vcp_backup_disk {
+                        target: t,
+                        incremental: c"c1".as_ptr(),
+                        store_node: c"store".as_ptr(),
+                        export_bitmap: ptr::null(),
+                    };
+                    if vcp_backup_begin_actions(
+                        dom,
+                        nodes,
+                        (flags & 1) as i32,
+                        &bd,
+                        1,
+                        ptr::null(),
+                        def,
+                        &mut a,
+                        &mut b,
+                        0,
+                    ) == 0
+                    {
+                        vcp_free(a.cast());
+                        vcp_free(b.cast());
+                    }
+                }
+                free_list(chain);
+                i += 1;
+            }
+            free_list(targets);
+        }
+        let list = vcp_checkpoint_list_new();
+        if vcp_checkpoint_list_add(list, def, flags & 1) >= 0 {
+            let mut rep: *mut c_char = ptr::null_mut();
+            if vcp_reconcile(dom, list, nodes, &mut rep, 0) >= 0 {
+                vcp_free(rep.cast());
+            }
+            if vcp_reconcile_fix_actions(dom, list, nodes, &mut a, &mut r, 0) == 0 {
+                vcp_free(a.cast());
+                free_list(r);
+            }
+            vcp_reconcile_fix_metadata(list, dom, nodes, ptr::null(), ptr::null(), 0);
+        }
+        vcp_checkpoint_list_free(list);
+        if vcp_node_data_get_node_names(nodes, &mut r) >= 0 {
+            free_list(r);
+        }
+        vcp_node_data_free(nodes);
+        vcp_checkpoint_def_free(def);
+        vcp_domain_free(dom);
+    }
+});
