@@ -471,4 +471,63 @@ mod tests {
         assert!(r.is_err());
         assert!(a.is_null() && b.is_null());
     }
+
+    /// End to end through the exported functions, as a C caller does: a failing
+    /// parse sets the error a caller reads; a successful chain of calls hands out
+    /// malloc'd lists and strings that the caller frees (Miri checks every pointer).
+    #[test]
+    fn end_to_end_error_and_success_paths() {
+        // SAFETY: C strings and handles of this library, freed once.
+        unsafe {
+            assert!(vcp_node_data_parse_json(c"[{".as_ptr(), 0).is_null());
+            let e = &*error::vcp_last_error();
+            assert_eq!(e.code, ErrorCode::InternalError.number());
+            assert!(
+                CStr::from_ptr(e.message)
+                    .to_str()
+                    .unwrap()
+                    .starts_with("internal error: cannot parse json")
+            );
+            assert!(
+                CStr::from_ptr(error::vcp_last_error_detail())
+                    .to_str()
+                    .unwrap()
+                    .starts_with("cannot parse json")
+            );
+
+            let dom = vcp_domain_parse_xml(
+                c"<domain><devices><disk><source file='/a'/><target dev='vda'/></disk></devices></domain>".as_ptr(),
+                0,
+            );
+            assert!(!dom.is_null());
+            let mut targets: *mut *mut c_char = ptr::null_mut();
+            assert_eq!(vcp_domain_get_disks(dom, &mut targets), 1);
+            assert_eq!(CStr::from_ptr(*targets).to_str().unwrap(), "vda");
+            assert!((*targets.add(1)).is_null());
+            vcp_string_list_free(targets);
+            let def = vcp_checkpoint_def_parse_xml(
+                c"<domaincheckpoint><name>c1</name></domaincheckpoint>".as_ptr(),
+                dom,
+                0,
+            );
+            assert!(!def.is_null());
+            let mut actions: *mut c_char = ptr::null_mut();
+            // The disk has no node names (an inactive definition): libvirt's refusal.
+            assert_eq!(
+                vcp_checkpoint_add_actions(dom, def, ptr::null(), &mut actions, 0),
+                -1
+            );
+            assert!(actions.is_null());
+            let xml = vcp_checkpoint_def_format_xml(def, 0);
+            assert!(
+                CStr::from_ptr(xml)
+                    .to_str()
+                    .unwrap()
+                    .contains("<disk name='vda' checkpoint='bitmap' bitmap='c1'/>")
+            );
+            vcp_free(xml.cast());
+            vcp_checkpoint_def_free(def);
+            vcp_domain_free(dom);
+        }
+    }
 }
