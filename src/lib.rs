@@ -98,6 +98,9 @@ pub use plan::redefine::redefine_validate;
 pub use plan::resolve::{FullReason, Resolution, resolve_backup};
 pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
 pub use plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
+pub use plan::step::{
+    Step, backup_step, commit_step, copy_step, create_step, discard_step, pull_step, snapshot_step,
+};
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 
 /// Checkpoint operations on a shut-off domain, as `qemu-img` argument vectors.

@@ -391,3 +391,73 @@ fn checkpoint_xml_round_trips_as_libvirt_wrote_it() {
         );
     }
 }
+
+/// The commands libvirt sent, in order, whose `execute` is one of `cmds` (ids cut).
+fn sent_in_order(record: &str, cmds: &[&str]) -> Vec<String> {
+    record
+        .lines()
+        .filter(|l| {
+            cmds.iter()
+                .any(|c| l.starts_with(&format!("-> {{\"execute\":\"{c}\"")))
+        })
+        .map(|l| {
+            let body = &l[3..];
+            format!("{}}}", &body[..body.rfind(",\"id\":").unwrap()])
+        })
+        .collect()
+}
+
+/// Whole driver steps: the delete across a snapshot is libvirt's reopen read-write,
+/// transaction, reopen read-only, in that order; the push backup's start is its
+/// transaction and its end libvirt's job-dismiss, store detach and bitmap removal.
+#[test]
+fn steps_match_libvirt_in_order() {
+    let step = virtcheckpoint::discard_step(
+        &lvtest(&[4, 1]),
+        &checkpoint("chk1"),
+        &replies("13_"),
+        false,
+    )
+    .unwrap();
+    let got: Vec<String> = step.now.iter().map(|c| c.to_compact()).collect();
+    assert_eq!(
+        got,
+        sent_in_order(&record("13_"), &["blockdev-reopen", "transaction"])
+    );
+
+    let known = |c: &str| c == "chk1";
+    let disk = BackupDisk {
+        target: "vda".into(),
+        incremental: Some("chk1".into()),
+        store_node: "libvirt-2-format".into(),
+        export_bitmap: None,
+    };
+    let step = virtcheckpoint::backup_step(
+        &lvtest(&[1]),
+        BackupMode::Push,
+        &[disk],
+        &replies("06_"),
+        &known,
+        None,
+        &[Some("libvirt-2-storage")],
+    )
+    .unwrap();
+    let rec = record("06_");
+    let now: Vec<String> = step.now.iter().map(|c| c.to_compact()).collect();
+    assert_eq!(now, sent(&rec, "transaction"));
+    assert_eq!(step.jobs, ["backup-vda-libvirt-1-format"]);
+    let end: Vec<String> = step.on_end.iter().map(|c| c.to_compact()).collect();
+    // What libvirt sent after the transaction, bar its job polling.
+    let after: Vec<String> = sent_in_order(
+        &rec,
+        &["job-dismiss", "blockdev-del", "block-dirty-bitmap-remove"],
+    )
+    .into_iter()
+    .filter(|c| !c.contains("create-libvirt-2-format"))
+    .collect();
+    assert_eq!(end, after);
+    assert_eq!(
+        step.on_abort[0].to_compact(),
+        r#"{"execute":"job-cancel","arguments":{"id":"backup-vda-libvirt-1-format"}}"#
+    );
+}

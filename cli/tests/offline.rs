@@ -306,3 +306,61 @@ fn offline_plans_from_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A middle-layer commit offline: the layer above is rebased onto the base, so the
+/// chain stays consistent, the bitmaps stay exact, and a definition that still lists
+/// the committed layer does not credit anyone's bitmaps to it.
+#[test]
+fn offline_middle_commit_rebases_the_layer_above() {
+    let dir = folder("midcommit");
+    let base = dir.join("base.qcow2");
+    img::create(&base, 8 * MIB, None).unwrap();
+    let one = domain(&[&base]);
+    let c1 = def("c1", &one);
+    run_all(&offline::create_commands(&one, &c1, &tools::inspect(&one, false).unwrap()).unwrap());
+    let (mid, top) = (dir.join("mid.qcow2"), dir.join("top.qcow2"));
+    let n = tools::inspect(&one, false).unwrap();
+    run_all(&offline::snapshot_commands(&one, "vda", mid.to_str().unwrap(), &n).unwrap());
+    qemu_io(&mid, "write -P 0x44 1M 64k");
+    let two = domain(&[&mid, &base]);
+    let n = tools::inspect(&two, false).unwrap();
+    run_all(&offline::snapshot_commands(&two, "vda", top.to_str().unwrap(), &n).unwrap());
+    qemu_io(&top, "write -P 0x55 3M 128k");
+    let three = domain(&[&top, &mid, &base]);
+    assert_eq!(size_of(&three, &c1), 3 * K64);
+
+    // Commit mid into base: commit, rebase top onto base, then the bitmaps.
+    let n = tools::inspect(&three, false).unwrap();
+    let cmds = offline::commit_commands(&three, "vda", 1, 2, &n).unwrap();
+    assert_eq!(cmds[0][1], "commit");
+    assert_eq!(
+        cmds[1],
+        [
+            "qemu-img",
+            "rebase",
+            "-u",
+            "-F",
+            "qcow2",
+            "-b",
+            base.to_str().unwrap(),
+            top.to_str().unwrap()
+        ]
+    );
+    run_all(&cmds);
+    let info = img::info(&top, false).unwrap();
+    assert_eq!(info["backing-filename"], base.to_str().unwrap(), "{info}");
+    assert!(img::check(&top).unwrap());
+
+    let after = domain(&[&top, &base]);
+    assert_eq!(
+        size_of(&after, &c1),
+        3 * K64,
+        "the incremental is still exact"
+    );
+    // The stale three-layer definition: mid is no longer reached, so it gets no node,
+    // and base's bitmaps are not credited to it.
+    let stale = tools::inspect(&three, false).unwrap();
+    assert!(stale.get(mid.to_str().unwrap()).is_none());
+    assert!(stale.bitmap(base.to_str().unwrap(), "c1").is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,7 @@ pub(crate) mod redefine;
 pub(crate) mod resolve;
 pub(crate) mod size;
 pub(crate) mod snapshot;
+pub(crate) mod step;
 
 /// Temporary bitmap recording writes that reach the base (commit) or mirror (copy)
 /// between the pivot and the merge.

@@ -202,9 +202,11 @@ pub fn snapshot_commands(
 }
 
 /// A block commit offline of `chain[top..base]` into `chain[base]` of disk `target`:
-/// `qemu-img commit`, then the bitmaps carried into the base as online (every valid
-/// bitmap of the top created on the base if missing and merged from each committed
-/// layer).
+/// `qemu-img commit`; when the committed part is not the top of the chain, the image
+/// above it rebased onto the base (`qemu-img rebase -u`: the data is the same, only its
+/// backing reference changes), as libvirt's block commit rewrites the overlay's
+/// backing; then the bitmaps carried into the base as online (every valid bitmap of
+/// the top created on the base if missing and merged from each committed layer).
 pub fn commit_commands(
     dom: &Domain,
     target: &str,
@@ -215,14 +217,32 @@ pub fn commit_commands(
     let dom = &*dom.keyed_by_file();
     let disk = dom.find_disk(target)?;
     let actions = super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?;
+    let base_image = &disk.chain[base];
     let mut out = vec![argv(&[
         "qemu-img",
         "commit",
         "-q",
         "-b",
-        &disk.chain[base].source,
+        &base_image.source,
         &disk.chain[top].source,
     ])];
+    if top > 0 {
+        let fmt = if base_image.format.is_empty() {
+            "qcow2"
+        } else {
+            &base_image.format
+        };
+        out.push(argv(&[
+            "qemu-img",
+            "rebase",
+            "-u",
+            "-F",
+            fmt,
+            "-b",
+            &base_image.source,
+            &disk.chain[top - 1].source,
+        ]));
+    }
     out.extend(to_qemu_img(&actions, dom)?);
     Ok(out)
 }

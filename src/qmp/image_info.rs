@@ -8,8 +8,8 @@ use crate::model::domain::Domain;
 use crate::model::nodes::{Bitmap, Node, NodeData};
 
 /// Adds to `into` the nodes of disk `target`'s chain, read from the JSON array of
-/// `qemu-img info --output=json --backing-chain` (image i of the array is chain layer
-/// i) and keyed by the chain's format node names (file paths for an inactive domain).
+/// `qemu-img info --output=json --backing-chain` (each layer found by its file name, or
+/// image i = layer i when the output has no names) and keyed by the chain's format node names (file paths for an inactive domain).
 /// With `in_use`, the `in-use` flag means "open by the running QEMU", not
 /// "inconsistent". On error `into` is unchanged.
 pub fn nodes_from_image_info(
@@ -40,8 +40,23 @@ pub fn nodes_from_image_info(
         }
     };
     let mut found = Vec::with_capacity(disk.chain.len());
+    // Each layer is matched by file name when qemu-img gives them (it follows the
+    // images' real backing references, which may differ from a stale definition), by
+    // position otherwise. A layer the images do not reach gets no node.
+    let named = |image: &crate::model::domain::Image| {
+        list.iter()
+            .find(|e| e["filename"].as_str() == Some(image.source.as_str()))
+    };
+    // By name only when the names match the definition at all (the top at least);
+    // otherwise (paths written differently) by position.
+    let by_name = disk.chain.first().is_some_and(|top| named(top).is_some());
     for (layer, image) in disk.chain.iter().enumerate() {
-        let Some(entry) = list.get(layer) else { break };
+        let entry = if by_name {
+            named(image)
+        } else {
+            list.get(layer)
+        };
+        let Some(entry) = entry else { continue };
         let data = &entry["format-specific"]["data"];
         let bitmaps = data["bitmaps"]
             .as_array()

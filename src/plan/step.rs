@@ -1,0 +1,495 @@
+//! Whole driver steps: for one operation, everything a driver sends QEMU around the
+//! bitmap actions, in order, and what the domain looks like afterwards, so that no
+//! caller re-derives libvirt's choreography (which layers to reopen, what to send when
+//! a job ends or is given up, the chain after a block job).
+//!
+//! A [`Step`] has phases. `now` is sent at once, in order (for a delete: the reopens
+//! read-write, the transaction, the reopens read-only). A step that starts or finishes
+//! a block job lists what to send when the job is ready (`on_ready`: an active commit or
+//! a copy pivot), when it has concluded (`on_end`), and to give it up (`on_abort`).
+//! `domain_after` is the domain once the step is done, when the step changes a chain.
+//!
+//! Preconditions are checked by the builders and refused with libvirt's code and text;
+//! a refusal plans nothing.
+
+use super::backup::{BackupDisk, BackupMode, backup_actions, temporary_bitmap_name};
+use super::commit::{blockcommit_bitmap_actions, commit_failed_actions};
+use super::copy::blockcopy_bitmap_actions;
+use super::delete::{Reopen, discard_actions};
+use super::pull::blockpull_bitmap_actions;
+use super::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
+use super::{activewrite_actions, create};
+use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::checkpoint::CheckpointDef;
+use crate::model::domain::{Disk, Domain, Image};
+use crate::model::nodes::NodeData;
+use crate::qmp::action::{Action, transaction};
+use crate::qmp::json::Json;
+
+/// One driver step (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    /// Commands to send now, in order.
+    pub now: Vec<Json>,
+    /// The block jobs the step's commands start (their ids), whose conclusion is
+    /// `on_end`'s moment (QEMU's `JOB_STATUS_CHANGE` to `concluded`).
+    pub jobs: Vec<String>,
+    /// Commands to send once the block job is ready (`BLOCK_JOB_READY`): the pivot.
+    pub on_ready: Vec<Json>,
+    /// Commands to send once the job has concluded successfully.
+    pub on_end: Vec<Json>,
+    /// Commands to give the step up: cancel its jobs and undo what it added.
+    pub on_abort: Vec<Json>,
+    /// The domain once the step is done, when it changes a chain.
+    pub domain_after: Option<Domain>,
+}
+
+impl Step {
+    /// The step as JSON: `{"now":[...],"jobs":[...],"on-ready":[...],"on-end":[...],
+    /// "on-abort":[...]}` (empty phases included), commands compact as libvirt sends them.
+    pub fn to_json(&self) -> Json {
+        Json::Obj(vec![
+            ("now", Json::Arr(self.now.clone())),
+            (
+                "jobs",
+                Json::Arr(self.jobs.iter().map(|j| j.as_str().into()).collect()),
+            ),
+            ("on-ready", Json::Arr(self.on_ready.clone())),
+            ("on-end", Json::Arr(self.on_end.clone())),
+            ("on-abort", Json::Arr(self.on_abort.clone())),
+        ])
+    }
+}
+
+fn command(execute: &str, args: Vec<(&'static str, Json)>) -> Json {
+    Json::Obj(vec![
+        ("execute", execute.into()),
+        ("arguments", Json::Obj(args)),
+    ])
+}
+
+fn push_transaction(out: &mut Vec<Json>, actions: &[Action]) {
+    if !actions.is_empty() {
+        out.push(transaction(actions));
+    }
+}
+
+/// `actions` wrapped in reopens: read-write before (deepest first), read-only after
+/// (in reverse), as libvirt does around a delete or a non-active commit.
+fn reopened(reopen: &[Reopen], actions: &[Action]) -> Vec<Json> {
+    if actions.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<Json> = reopen.iter().map(|r| r.command(false)).collect();
+    out.push(transaction(actions));
+    out.extend(reopen.iter().rev().map(|r| r.command(true)));
+    out
+}
+
+/// Creating checkpoint `def` (qemuCheckpointAddActions): one transaction.
+pub fn create_step(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>) -> Result<Step> {
+    let mut step = Step::default();
+    push_transaction(&mut step.now, &create::add_actions(dom, def, nodes)?);
+    Ok(step)
+}
+
+/// Discarding checkpoint `def`'s bitmaps (qemuCheckpointDiscardBitmaps), planned from
+/// node data read just before: the backing layers holding the bitmap reopened
+/// read-write, the removal transaction, the layers reopened read-only. Nothing to send
+/// when every disk is tolerated as missing.
+pub fn discard_step(
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: &NodeData,
+    tolerate_missing: bool,
+) -> Result<Step> {
+    let plan = discard_actions(dom, def, nodes, tolerate_missing)?;
+    Ok(Step {
+        now: reopened(&plan.reopen, &plan.actions),
+        ..Step::default()
+    })
+}
+
+/// The start of a backup (qemuBackupBegin) and its end and abort.
+///
+/// `now`: one transaction ([the adds of `new_checkpoint`], then per disk the temporary
+/// bitmap and its `blockdev-backup`), and in pull mode one `block-export-add` per disk
+/// (NBD, read-only, named after the disk target, exporting the temporary bitmap of an
+/// incremental disk). `on_end` per disk: `job-dismiss`, the store's `blockdev-del`
+/// (format node, then the storage node when `store_storage_nodes` names it), then in
+/// push mode the temporary bitmap's removal from the top; in pull mode the export is
+/// deleted first. `on_abort`: `job-cancel` of every job; once they concluded, `on_end`
+/// applies as well.
+pub fn backup_step(
+    dom: &Domain,
+    mode: BackupMode,
+    disks: &[BackupDisk],
+    nodes: &NodeData,
+    checkpoint_exists: &dyn Fn(&str) -> bool,
+    new_checkpoint: Option<&CheckpointDef>,
+    store_storage_nodes: &[Option<&str>],
+) -> Result<Step> {
+    let plan = backup_actions(dom, mode, disks, nodes, checkpoint_exists, new_checkpoint)?;
+    let mut step = Step::default();
+    push_transaction(&mut step.now, &plan.actions);
+    for a in &plan.actions {
+        if let Action::BlockdevBackup { job_id, .. } = a {
+            step.jobs.push(job_id.clone());
+        }
+    }
+    for (i, bd) in disks.iter().enumerate() {
+        let export_id = format!("libvirt-nbd-{}", bd.store_node);
+        if mode == BackupMode::Pull {
+            let mut args = vec![
+                ("type", "nbd".into()),
+                ("id", export_id.as_str().into()),
+                ("node-name", bd.store_node.as_str().into()),
+                ("writable", false.into()),
+                ("name", bd.target.as_str().into()),
+            ];
+            if bd.incremental.is_some() {
+                let tmp = temporary_bitmap_name(bd);
+                args.push(("bitmaps", Json::Arr(vec![tmp.as_str().into()])));
+            }
+            step.now.push(command("block-export-add", args));
+            step.on_end.push(command(
+                "block-export-del",
+                vec![("id", export_id.as_str().into())],
+            ));
+        }
+        if let Some(job) = step.jobs.get(i) {
+            step.on_end
+                .push(command("job-dismiss", vec![("id", job.as_str().into())]));
+            step.on_abort
+                .push(command("job-cancel", vec![("id", job.as_str().into())]));
+        }
+        step.on_end.push(command(
+            "blockdev-del",
+            vec![("node-name", bd.store_node.as_str().into())],
+        ));
+        if let Some(Some(storage)) = store_storage_nodes.get(i) {
+            step.on_end.push(command(
+                "blockdev-del",
+                vec![("node-name", (*storage).into())],
+            ));
+        }
+    }
+    step.on_end
+        .extend(plan.cleanup.iter().map(Action::to_command));
+    Ok(step)
+}
+
+/// An external snapshot of `disks` (qemuSnapshotDiskBitmapsPropagate): one transaction
+/// with the bitmaps re-created on each overlay and its `blockdev-snapshot`. The domain
+/// afterwards has each overlay on top (`overlays[i]` describes disk i's new image;
+/// its format node must be the disk's `overlay_node`).
+pub fn snapshot_step(
+    dom: &Domain,
+    disks: &[SnapshotDisk],
+    overlays: &[Image],
+    nodes: &NodeData,
+) -> Result<Step> {
+    if overlays.len() != disks.len()
+        || disks
+            .iter()
+            .zip(overlays)
+            .any(|(d, o)| d.overlay_node != o.format_node)
+    {
+        return Err(Error::invalid_arg(
+            ErrorDomain::Qemu,
+            "each snapshot disk needs its overlay image, with the overlay's format node",
+        ));
+    }
+    let mut step = Step::default();
+    push_transaction(&mut step.now, &snapshot_bitmap_actions(dom, disks, nodes)?);
+    let mut after = dom.clone();
+    for (d, o) in disks.iter().zip(overlays) {
+        let disk = disk_mut(&mut after, &d.target)?;
+        disk.chain.insert(0, o.clone());
+    }
+    step.domain_after = Some(after);
+    Ok(step)
+}
+
+fn disk_mut<'a>(dom: &'a mut Domain, target: &str) -> Result<&'a mut Disk> {
+    dom.disks
+        .iter_mut()
+        .find(|d| d.target == target)
+        .ok_or_else(|| Error::no_disk(target))
+}
+
+/// A block commit of disk `target` from layer `top_node` into `base_node`, planned from
+/// the chain before the commit and node data read when the job is ready (active) or
+/// concluded (non-active).
+///
+/// Active commit (top = the active layer): `on_ready` = the activewrite bitmap on the
+/// base, then `job-complete`; `on_end` = the bitmap transaction (merges into the base,
+/// the activewrite bitmap merged and removed); `on_abort` = `job-cancel`, the
+/// activewrite bitmap's removal. Non-active: `on_end` = the base reopened read-write,
+/// the bitmap transaction, the base reopened read-only. `job_id` is the commit job's id.
+pub fn commit_step(
+    dom: &Domain,
+    target: &str,
+    top_node: &str,
+    base_node: &str,
+    job_id: &str,
+    nodes: &NodeData,
+) -> Result<Step> {
+    let disk = dom.find_disk(target)?;
+    let (top, base) = (disk.layer_of(top_node)?, disk.layer_of(base_node)?);
+    let active = top == 0;
+    let actions = blockcommit_bitmap_actions(&disk.chain, top, base, active, nodes)?;
+    let job = || vec![("id", Json::from(job_id))];
+    let mut step = Step {
+        jobs: vec![job_id.to_owned()],
+        ..Step::default()
+    };
+    if active {
+        push_transaction(&mut step.on_ready, &activewrite_actions(base_node));
+        step.on_ready.push(command("job-complete", job()));
+        push_transaction(&mut step.on_end, &actions);
+        step.on_abort.push(command("job-cancel", job()));
+        step.on_abort.extend(
+            commit_failed_actions(base_node)
+                .iter()
+                .map(Action::to_command),
+        );
+    } else {
+        step.on_end = reopened(&[Reopen::of(disk, base)], &actions);
+        step.on_abort.push(command("job-cancel", job()));
+    }
+    step.on_end.push(command("job-dismiss", job()));
+    let mut after = dom.clone();
+    disk_mut(&mut after, target)?.chain.drain(top..base);
+    step.domain_after = Some(after);
+    Ok(step)
+}
+
+/// A block copy of disk `target` onto `mirror` (its top image; `shallow`: the mirror
+/// keeps the old backing chain), planned from the chain before the pivot.
+///
+/// Precondition (libvirt's qemuDomainBlockCopy): a shallow copy of a persistent domain
+/// needs a transient job (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`), else
+/// VIR_ERR_OPERATION_INVALID "domain is not transient".
+///
+/// `on_ready` = the activewrite bitmap on the mirror, then `job-complete` (the pivot);
+/// `on_end` = the bitmap transaction (every valid bitmap created on the mirror and
+/// filled from the old layers, the activewrite merged and removed) and `job-dismiss`;
+/// `on_abort` = `job-cancel` (the mirror and its temporary bitmap go when it is
+/// detached). The domain afterwards has the mirror on top: alone (deep), or over the
+/// old backing chain (shallow).
+#[allow(clippy::too_many_arguments)]
+pub fn copy_step(
+    dom: &Domain,
+    target: &str,
+    mirror: &Image,
+    shallow: bool,
+    persistent_domain: bool,
+    transient_job: bool,
+    job_id: &str,
+    nodes: &NodeData,
+) -> Result<Step> {
+    if shallow && persistent_domain && !transient_job {
+        return Err(Error::new(
+            ErrorCode::OperationInvalid,
+            ErrorDomain::Qemu,
+            "domain is not transient",
+        ));
+    }
+    let disk = dom.find_disk(target)?;
+    let actions = blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes);
+    let job = || vec![("id", Json::from(job_id))];
+    let mut step = Step {
+        jobs: vec![job_id.to_owned()],
+        ..Step::default()
+    };
+    push_transaction(
+        &mut step.on_ready,
+        &activewrite_actions(&mirror.format_node),
+    );
+    step.on_ready.push(command("job-complete", job()));
+    push_transaction(&mut step.on_end, &actions);
+    step.on_end.push(command("job-dismiss", job()));
+    step.on_abort.push(command("job-cancel", job()));
+    let mut after = dom.clone();
+    let chain = &mut disk_mut(&mut after, target)?.chain;
+    let backing = if shallow && !chain.is_empty() {
+        chain.split_off(1)
+    } else {
+        Vec::new()
+    };
+    *chain = std::iter::once(mirror.clone()).chain(backing).collect();
+    step.domain_after = Some(after);
+    Ok(step)
+}
+
+/// A block pull into disk `target`'s top from the layers above `base_node` (None: the
+/// whole chain), planned from node data read when the job concluded: `on_end` = the
+/// merges of each valid bitmap from the pulled layers into the top, then `job-dismiss`.
+/// The domain afterwards has the pulled layers gone.
+pub fn pull_step(
+    dom: &Domain,
+    target: &str,
+    base_node: Option<&str>,
+    job_id: &str,
+    nodes: &NodeData,
+) -> Result<Step> {
+    let disk = dom.find_disk(target)?;
+    let base = base_node.map(|b| disk.layer_of(b)).transpose()?;
+    let actions = blockpull_bitmap_actions(&disk.chain, base, nodes);
+    let job = || vec![("id", Json::from(job_id))];
+    let mut step = Step {
+        jobs: vec![job_id.to_owned()],
+        ..Step::default()
+    };
+    push_transaction(&mut step.on_end, &actions);
+    step.on_end.push(command("job-dismiss", job()));
+    step.on_abort.push(command("job-cancel", job()));
+    let mut after = dom.clone();
+    let chain = &mut disk_mut(&mut after, target)?.chain;
+    let end = base.unwrap_or(chain.len());
+    if end > 1 {
+        chain.drain(1..end);
+    }
+    step.domain_after = Some(after);
+    Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_layers() -> Domain {
+        let mut dom = Domain::default();
+        dom.add_disk(Disk {
+            target: "vda".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        for i in [3, 2, 1] {
+            dom.append_image("vda", Image::qcow2_indexed(format!("/i/{i}.qcow2"), i))
+                .unwrap();
+        }
+        dom
+    }
+
+    fn chain(d: &Domain) -> Vec<&str> {
+        d.disks[0]
+            .chain
+            .iter()
+            .map(|i| i.format_node.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn chains_after_commit_copy_pull_and_snapshot() {
+        let dom = three_layers();
+        let nodes = NodeData::new();
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-3-format",
+            "libvirt-1-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-1-format"]
+        );
+        assert_eq!(s.on_ready.len(), 2, "activewrite, then job-complete");
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-2-format",
+            "libvirt-1-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-3-format", "libvirt-1-format"]
+        );
+        assert!(s.on_ready.is_empty());
+        let m = Image::qcow2_indexed("/i/m.qcow2", 9);
+        let s = copy_step(&dom, "vda", &m, true, false, false, "j", &nodes).unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-9-format", "libvirt-2-format", "libvirt-1-format"]
+        );
+        let s = copy_step(&dom, "vda", &m, false, true, false, "j", &nodes).unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-9-format"]
+        );
+        let s = pull_step(&dom, "vda", Some("libvirt-1-format"), "j", &nodes).unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-3-format", "libvirt-1-format"]
+        );
+        let s = pull_step(&dom, "vda", None, "j", &nodes).unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-3-format"]
+        );
+        let o = Image::qcow2_indexed("/i/o.qcow2", 4);
+        let sd = SnapshotDisk {
+            target: "vda".into(),
+            overlay_node: o.format_node.clone(),
+        };
+        let s = snapshot_step(&dom, &[sd], &[o], &nodes).unwrap();
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap())[0],
+            "libvirt-4-format"
+        );
+        assert_eq!(s.now.len(), 1);
+    }
+
+    #[test]
+    fn a_shallow_copy_of_a_persistent_domain_needs_a_transient_job() {
+        let dom = three_layers();
+        let m = Image::qcow2_indexed("/i/m.qcow2", 9);
+        let e = copy_step(&dom, "vda", &m, true, true, false, "j", &NodeData::new()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::OperationInvalid);
+        assert_eq!(
+            e.message(),
+            "Requested operation is not valid: domain is not transient"
+        );
+        assert!(copy_step(&dom, "vda", &m, true, true, true, "j", &NodeData::new()).is_ok());
+    }
+
+    #[test]
+    fn non_active_commit_reopens_the_base_around_its_transaction() {
+        let dom = three_layers();
+        let nodes = crate::qmp::nodes::parse_node_data(
+            r#"[{"node-name":"libvirt-2-format","image":{"virtual-size":1},
+                 "dirty-bitmaps":[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]},
+                {"node-name":"libvirt-3-format","image":{"virtual-size":1},
+                 "dirty-bitmaps":[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]}]"#,
+        )
+        .unwrap();
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-2-format",
+            "libvirt-1-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        let texts: Vec<String> = s.on_end.iter().map(Json::to_compact).collect();
+        assert_eq!(texts.len(), 4, "{texts:?}");
+        assert!(texts[0].starts_with(
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":false"#
+        ));
+        assert!(texts[1].starts_with(r#"{"execute":"transaction""#));
+        assert!(texts[1].contains(r#""node":"libvirt-1-format","name":"c1""#));
+        assert!(texts[2].contains(r#""read-only":true"#));
+        assert_eq!(
+            texts[3],
+            r#"{"execute":"job-dismiss","arguments":{"id":"j"}}"#
+        );
+    }
+}
