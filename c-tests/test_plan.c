@@ -424,6 +424,103 @@ check_size(void)
     vcp_domain_free(dom);
 }
 
+/* Whole driver steps through the C ABI, against what libvirt 9.0 sent. */
+static void
+check_steps(void)
+{
+    const char *rec13 = "libvirt-9.0-qmp/13_checkpoint_delete_chk1_after_snapshot.txt";
+    const char *rec06 = "libvirt-9.0-qmp/06_backup_begin_push_incremental_from_chk1.txt";
+    vcp_domain *dom = lvtest(4, 1), *after = NULL;
+    vcp_checkpoint_def *def = chk("chk1", dom);
+    vcp_node_data *nd = nodes_from("replies/13_checkpoint_delete_chk1_after_snapshot.json");
+    vcp_step *step = vcp_discard_step(dom, def, nd, 0);
+    char **cmds = NULL, **jobs = NULL, *want[3];
+    int i, ok;
+
+    want[0] = libvirt_sent(rec13, "blockdev-reopen", 0);
+    want[1] = libvirt_sent(rec13, "transaction", 0);
+    want[2] = libvirt_sent(rec13, "blockdev-reopen", 1);
+    ok = step && vcp_step_commands(step, VCP_STEP_NOW, &cmds) == 3;
+    for (i = 0; ok && i < 3; i++)
+        ok = want[i] && strcmp(cmds[i], want[i]) == 0;
+    TAP_OK(ok, "delete step: reopen read-write, transaction, reopen read-only, as libvirt sent");
+    for (i = 0; i < 3; i++)
+        free(want[i]);
+    vcp_string_list_free(cmds);
+    TAP_OK(step && vcp_step_get_domain_after(step, &after) == 0 && after == NULL,
+           "delete step: no chain changes");
+    TAP_OK(step && vcp_step_commands(step, 9, &cmds) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
+           "unknown phase refused");
+    vcp_step_free(step);
+    vcp_node_data_free(nd);
+    vcp_checkpoint_def_free(def);
+    vcp_domain_free(dom);
+
+    {
+        vcp_domain *d1 = lvtest(1, 0);
+        vcp_node_data *n6 = nodes_from("replies/06_backup_begin_push_incremental_from_chk1.json");
+        vcp_backup_disk disk = { "vda", "chk1", "libvirt-2-format", NULL };
+        const char *storage[] = { "libvirt-2-storage" };
+        char *dismiss = libvirt_sent(rec06, "job-dismiss", 1);
+        char *del0 = libvirt_sent(rec06, "blockdev-del", 0);
+        char *del1 = libvirt_sent(rec06, "blockdev-del", 1);
+        char *rm = libvirt_sent(rec06, "block-dirty-bitmap-remove", 0);
+        step = vcp_backup_step(d1, n6, VCP_BACKUP_PUSH, &disk, 1, storage, NULL, NULL, 0);
+        TAP_OK(step && vcp_step_jobs(step, &jobs) == 1 &&
+               strcmp(jobs[0], "backup-vda-libvirt-1-format") == 0, "backup step: its job");
+        vcp_string_list_free(jobs);
+        {
+            char *tx = libvirt_sent(rec06, "transaction", 0);
+            TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &cmds) == 1 && tx &&
+                   strcmp(cmds[0], tx) == 0, "backup step: the transaction libvirt sent, now");
+            free(tx);
+        }
+        vcp_string_list_free(cmds);
+        TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_END, &cmds) == 4 &&
+               dismiss && strcmp(cmds[0], dismiss) == 0 && del0 && strcmp(cmds[1], del0) == 0 &&
+               del1 && strcmp(cmds[2], del1) == 0 && rm && strcmp(cmds[3], rm) == 0,
+               "backup step end: job-dismiss, store detached, bitmap removed, as libvirt sent");
+        vcp_string_list_free(cmds);
+        free(dismiss);
+        free(del0);
+        free(del1);
+        free(rm);
+        vcp_step_free(step);
+        vcp_node_data_free(n6);
+        vcp_domain_free(d1);
+    }
+
+    dom = lvtest(4, 1);
+    nd = nodes_from("replies/13_checkpoint_delete_chk1_after_snapshot.json");
+    TAP_OK(vcp_copy_step(dom, "vda", nd, "/m.qcow2", "libvirt-9-format", NULL, "copy-vda",
+                         VCP_BLOCKCOPY_SHALLOW | VCP_COPY_PERSISTENT_DOMAIN) == NULL &&
+           tap_err_is(VCP_ERR_OPERATION_INVALID, "Requested operation is not valid: domain is not transient"),
+           "copy step: libvirt's precondition for a shallow copy of a persistent domain");
+    step = vcp_commit_step(dom, "vda", nd, "libvirt-4-format", "libvirt-1-format", "commit-vda", 0);
+    after = NULL;
+    TAP_OK(step && vcp_step_get_domain_after(step, &after) == 1 &&
+           vcp_domain_get_disk_chain(after, "vda", &cmds) == 1 &&
+           strcmp(cmds[0], "libvirt-1-format") == 0,
+           "active commit step: the base is the chain afterwards");
+    vcp_string_list_free(cmds);
+    vcp_domain_free(after);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_READY, &cmds) == 2 &&
+           strstr(cmds[0], "libvirt-tmp-activewrite") &&
+           strcmp(cmds[1], "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"commit-vda\"}}") == 0,
+           "active commit step: activewrite bitmap, then job-complete");
+    vcp_string_list_free(cmds);
+    {
+        char *json = step ? vcp_step_format_json(step) : NULL;
+        const char *head = "{\"now\":[],\"jobs\":[\"commit-vda\"],\"on-ready\":[";
+        TAP_OK(json && strncmp(json, head, strlen(head)) == 0,
+               "the whole step as JSON");
+        vcp_free(json);
+    }
+    vcp_step_free(step);
+    vcp_node_data_free(nd);
+    vcp_domain_free(dom);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -435,5 +532,6 @@ main(int argc, char **argv)
     check_snapshot();
     check_block_jobs();
     check_size();
+    check_steps();
     return TAP_DONE();
 }

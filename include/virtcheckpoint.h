@@ -224,6 +224,37 @@
 #define VCP_CHECKPOINT_DISCARD_IGNORE_MISSING (1 << 0)
 
 /**
+ * `vcp_step_commands()`: what to send now, in order.
+ */
+#define VCP_STEP_NOW 0
+
+/**
+ * `vcp_step_commands()`: what to send when the block job is ready (the pivot).
+ */
+#define VCP_STEP_ON_READY 1
+
+/**
+ * `vcp_step_commands()`: what to send once the job has concluded.
+ */
+#define VCP_STEP_ON_END 2
+
+/**
+ * `vcp_step_commands()`: what to send to abort the step.
+ */
+#define VCP_STEP_ON_ABORT 3
+
+/**
+ * `vcp_copy_step()`: the domain is persistent (libvirt refuses a shallow copy of a
+ * persistent domain without a transient job).
+ */
+#define VCP_COPY_PERSISTENT_DOMAIN (1 << 1)
+
+/**
+ * `vcp_copy_step()`: the copy job is transient (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`).
+ */
+#define VCP_COPY_TRANSIENT_JOB (1 << 2)
+
+/**
  * A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
  * `vcp_checkpoint_def_free()`. Used by one thread at a time:
  * `vcp_checkpoint_size_read()` changes it.
@@ -255,6 +286,11 @@ typedef struct vcp_domain vcp_domain;
  * `qemuBlockNamedNodeData`). Opaque; free with `vcp_node_data_free()`.
  */
 typedef struct vcp_node_data vcp_node_data;
+
+/**
+ * A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
+ */
+typedef struct vcp_step vcp_step;
 
 /**
  * The last error raised on the calling thread.
@@ -362,6 +398,28 @@ typedef struct {
      */
     const char *overlay_node;
 } vcp_snapshot_disk;
+
+/**
+ * An overlay for `vcp_snapshot_step()`: the new image of one disk.
+ */
+typedef struct {
+    /**
+     * The disk's target.
+     */
+    const char *target;
+    /**
+     * The overlay's file (or network source as text); may be NULL.
+     */
+    const char *source;
+    /**
+     * The overlay's format node, attached with `"backing": null`.
+     */
+    const char *format_node;
+    /**
+     * The overlay's storage node; may be NULL.
+     */
+    const char *storage_node;
+} vcp_snapshot_overlay;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1089,6 +1147,128 @@ int vcp_offline_delete_commands(const vcp_domain *dom,
                                 char **commands,
                                 char ***missing,
                                 unsigned int flags);
+
+/**
+ * Frees a step. NULL is accepted.
+ *
+ * # Safety
+ * `step` is NULL or a handle from this library not freed yet.
+ */
+void vcp_step_free(vcp_step *step);
+
+/**
+ * Stores in `*commands` the step's commands of `phase` (`VCP_STEP_*`), each a compact
+ * QMP command as libvirt sends it, in order. Returns their number, or -1.
+ */
+int vcp_step_commands(const vcp_step *step, int phase, char ***commands);
+
+/**
+ * Stores in `*jobs` the ids of the block jobs the step starts or finishes. Returns
+ * their number, or -1.
+ */
+int vcp_step_jobs(const vcp_step *step, char ***jobs);
+
+/**
+ * Stores in `*dom` a new domain: the chains once the step is done (free with
+ * `vcp_domain_free()`). Returns 1, or 0 when the step changes no chain (`*dom` set to
+ * NULL), or -1.
+ */
+int vcp_step_get_domain_after(const vcp_step *step, vcp_domain **dom);
+
+/**
+ * The whole step as one JSON object (`now`, `jobs`, `on-ready`, `on-end`,
+ * `on-abort`). A new string (free with `vcp_free()`), or NULL.
+ */
+char *vcp_step_format_json(const vcp_step *step);
+
+/**
+ * The step that creates checkpoint `def` (one transaction). `nodes` may be NULL (then
+ * QEMU's own checks are not made here). `flags` must be 0.
+ */
+vcp_step *vcp_create_step(const vcp_domain *dom,
+                          const vcp_checkpoint_def *def,
+                          const vcp_node_data *nodes,
+                          unsigned int flags);
+
+/**
+ * The step that discards checkpoint `def`'s bitmaps, from node data read just before:
+ * the backing layers reopened read-write, the removal transaction, the layers
+ * reopened read-only. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+ */
+vcp_step *vcp_discard_step(const vcp_domain *dom,
+                           const vcp_checkpoint_def *def,
+                           const vcp_node_data *nodes,
+                           unsigned int flags);
+
+/**
+ * The backup step (see `vcp_backup_begin_actions()` for the arguments):
+ * `VCP_STEP_NOW` the transaction and, in pull mode, each disk's `block-export-add`;
+ * `VCP_STEP_ON_END` per disk the export's removal (pull), `job-dismiss`, the store's
+ * `blockdev-del` (its storage node too when `store_storage_nodes`, NULL or `ndisks`
+ * entries that may be NULL, names it), then the temporary bitmaps' removal (push);
+ * `VCP_STEP_ON_ABORT` a `job-cancel` per job. `flags` must be 0.
+ */
+vcp_step *vcp_backup_step(const vcp_domain *dom,
+                          const vcp_node_data *nodes,
+                          int mode,
+                          const vcp_backup_disk *disks,
+                          size_t ndisks,
+                          const char *const *store_storage_nodes,
+                          const char *const *checkpoints,
+                          const vcp_checkpoint_def *new_checkpoint,
+                          unsigned int flags);
+
+/**
+ * The block commit step of disk `target` from `top_node` into `base_node` (an active
+ * commit when `top_node` is the disk's top), job `job_id`, planned from the chain
+ * before the commit and node data read when the job is ready or concluded.
+ * `flags` must be 0.
+ */
+vcp_step *vcp_commit_step(const vcp_domain *dom,
+                          const char *target,
+                          const vcp_node_data *nodes,
+                          const char *top_node,
+                          const char *base_node,
+                          const char *job_id,
+                          unsigned int flags);
+
+/**
+ * The block copy step of disk `target` onto the mirror image (`mirror_source` may be
+ * NULL; `mirror_storage_node` may be NULL), job `job_id`. `flags`:
+ * `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`; a
+ * shallow copy of a persistent domain without a transient job is refused with
+ * VIR_ERR_OPERATION_INVALID "domain is not transient", as libvirt refuses it.
+ */
+vcp_step *vcp_copy_step(const vcp_domain *dom,
+                        const char *target,
+                        const vcp_node_data *nodes,
+                        const char *mirror_source,
+                        const char *mirror_format_node,
+                        const char *mirror_storage_node,
+                        const char *job_id,
+                        unsigned int flags);
+
+/**
+ * The block pull step of disk `target` down to `base_node` (NULL: the whole chain),
+ * job `job_id`, from node data read when the job concluded. `flags` must be 0.
+ */
+vcp_step *vcp_pull_step(const vcp_domain *dom,
+                        const char *target,
+                        const vcp_node_data *nodes,
+                        const char *base_node,
+                        const char *job_id,
+                        unsigned int flags);
+
+/**
+ * The external snapshot step of `n` overlays: one transaction (bitmaps re-created on
+ * each overlay, its `blockdev-snapshot`), and the domain afterwards with each overlay
+ * on top. `flags` must be 0.
+ */
+vcp_step *vcp_snapshot_step(const vcp_domain *dom,
+                            const vcp_node_data *nodes,
+                            const vcp_snapshot_overlay *overlays,
+                            size_t n,
+                            unsigned int flags);
 
 /**
  * The library version as `major * 1000000 + minor * 1000 + micro` (libvirt's

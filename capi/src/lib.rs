@@ -22,6 +22,7 @@ mod memory;
 mod nodes;
 mod plan;
 mod reconcile;
+mod step;
 mod version;
 
 pub use checkpoint::*;
@@ -32,6 +33,7 @@ pub use memory::*;
 pub use nodes::*;
 pub use plan::*;
 pub use reconcile::*;
+pub use step::*;
 pub use version::*;
 
 use std::ffi::{CStr, c_char, c_int, c_uint};

@@ -1,0 +1,413 @@
+//! `vcp_step`: a whole driver step (the commands to send now, when the job is ready,
+//! when it has ended, to abort it; the jobs; the domain afterwards).
+
+use std::ffi::{c_char, c_int, c_uint};
+
+use crate::checkpoint::vcp_checkpoint_def;
+use crate::domain::vcp_domain;
+use crate::nodes::vcp_node_data;
+use crate::plan::{
+    VCP_BLOCKCOPY_SHALLOW, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, backup_disks, backup_mode,
+    vcp_backup_disk,
+};
+use crate::{Outputs, count, free_handle, guard, into_handle, memory};
+use virtcheckpoint::{
+    Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step, copy_step,
+    create_step, discard_step, pull_step, snapshot_step,
+};
+
+/// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
+pub struct vcp_step(pub(crate) Step);
+
+/// `vcp_step_commands()`: what to send now, in order.
+pub const VCP_STEP_NOW: c_int = 0;
+/// `vcp_step_commands()`: what to send when the block job is ready (the pivot).
+pub const VCP_STEP_ON_READY: c_int = 1;
+/// `vcp_step_commands()`: what to send once the job has concluded.
+pub const VCP_STEP_ON_END: c_int = 2;
+/// `vcp_step_commands()`: what to send to abort the step.
+pub const VCP_STEP_ON_ABORT: c_int = 3;
+
+/// `vcp_copy_step()`: the domain is persistent (libvirt refuses a shallow copy of a
+/// persistent domain without a transient job).
+pub const VCP_COPY_PERSISTENT_DOMAIN: c_uint = 1 << 1;
+/// `vcp_copy_step()`: the copy job is transient (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`).
+pub const VCP_COPY_TRANSIENT_JOB: c_uint = 1 << 2;
+
+/// An overlay for `vcp_snapshot_step()`: the new image of one disk.
+#[repr(C)]
+pub struct vcp_snapshot_overlay {
+    /// The disk's target.
+    pub target: *const c_char,
+    /// The overlay's file (or network source as text); may be NULL.
+    pub source: *const c_char,
+    /// The overlay's format node, attached with `"backing": null`.
+    pub format_node: *const c_char,
+    /// The overlay's storage node; may be NULL.
+    pub storage_node: *const c_char,
+}
+
+/// Frees a step. NULL is accepted.
+///
+/// # Safety
+/// `step` is NULL or a handle from this library not freed yet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_free(step: *mut vcp_step) {
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(step) }
+}
+
+/// Stores in `*commands` the step's commands of `phase` (`VCP_STEP_*`), each a compact
+/// QMP command as libvirt sends it, in order. Returns their number, or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_commands(
+    step: *const vcp_step,
+    phase: c_int,
+    commands: *mut *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let step = &unsafe { cx.handle(step, "step") }?.0;
+        let out = cx.out(commands, "commands")?;
+        let list = match phase {
+            VCP_STEP_NOW => &step.now,
+            VCP_STEP_ON_READY => &step.on_ready,
+            VCP_STEP_ON_END => &step.on_end,
+            VCP_STEP_ON_ABORT => &step.on_abort,
+            other => {
+                return Err(Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    format_args!("unknown step phase {other}"),
+                ));
+            }
+        };
+        let texts: Vec<String> = list.iter().map(|c| c.to_compact()).collect();
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &texts)?.write() };
+        Ok(count(texts.len()))
+    })
+}
+
+/// Stores in `*jobs` the ids of the block jobs the step starts or finishes. Returns
+/// their number, or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_jobs(
+    step: *const vcp_step,
+    jobs: *mut *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let step = &unsafe { cx.handle(step, "step") }?.0;
+        let out = cx.out(jobs, "jobs")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &step.jobs)?.write() };
+        Ok(count(step.jobs.len()))
+    })
+}
+
+/// Stores in `*dom` a new domain: the chains once the step is done (free with
+/// `vcp_domain_free()`). Returns 1, or 0 when the step changes no chain (`*dom` set to
+/// NULL), or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_get_domain_after(
+    step: *const vcp_step,
+    dom: *mut *mut vcp_domain,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let step = &unsafe { cx.handle(step, "step") }?.0;
+        let out = cx.out(dom, "dom")?;
+        let (value, found) = match &step.domain_after {
+            Some(d) => (into_handle(vcp_domain(d.clone())), 1),
+            None => (std::ptr::null_mut(), 0),
+        };
+        // SAFETY: the caller's out-parameter.
+        unsafe { out.put(value) };
+        Ok(found)
+    })
+}
+
+/// The whole step as one JSON object (`now`, `jobs`, `on-ready`, `on-end`,
+/// `on-abort`). A new string (free with `vcp_free()`), or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_format_json(step: *const vcp_step) -> *mut c_char {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let step = &unsafe { cx.handle(step, "step") }?.0;
+        memory::c_string(&step.to_json().to_compact())
+    })
+}
+
+/// The step that creates checkpoint `def` (one transaction). `nodes` may be NULL (then
+/// QEMU's own checks are not made here). `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_create_step(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles from the caller.
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                cx.opt_handle(nodes),
+            )
+        };
+        Ok(into_handle(vcp_step(create_step(
+            dom,
+            def,
+            nodes.map(|n| &n.0),
+        )?)))
+    })
+}
+
+/// The step that discards checkpoint `def`'s bitmaps, from node data read just before:
+/// the backing layers reopened read-write, the removal transaction, the layers
+/// reopened read-only. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_discard_step(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING)?;
+        // SAFETY: handles from the caller.
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+            )
+        };
+        let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
+        Ok(into_handle(vcp_step(discard_step(
+            dom, def, nodes, tolerate,
+        )?)))
+    })
+}
+
+/// The backup step (see `vcp_backup_begin_actions()` for the arguments):
+/// `VCP_STEP_NOW` the transaction and, in pull mode, each disk's `block-export-add`;
+/// `VCP_STEP_ON_END` per disk the export's removal (pull), `job-dismiss`, the store's
+/// `blockdev-del` (its storage node too when `store_storage_nodes`, NULL or `ndisks`
+/// entries that may be NULL, names it), then the temporary bitmaps' removal (push);
+/// `VCP_STEP_ON_ABORT` a `job-cancel` per job. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_backup_step(
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    mode: c_int,
+    disks: *const vcp_backup_disk,
+    ndisks: usize,
+    store_storage_nodes: *const *const c_char,
+    checkpoints: *const *const c_char,
+    new_checkpoint: *const vcp_checkpoint_def,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles, arrays and C strings from the caller.
+        let (dom, nodes, list, known, new_def) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                backup_disks(cx, disks, ndisks)?,
+                cx.opt_str_list(checkpoints, "checkpoints")?,
+                cx.opt_handle(new_checkpoint).map(|d| &d.0),
+            )
+        };
+        let mut storage = Vec::with_capacity(list.len());
+        if !store_storage_nodes.is_null() {
+            // SAFETY: `ndisks` entries (bounded by `backup_disks`), each NULL or a string.
+            for p in unsafe { cx.slice(store_storage_nodes, list.len(), "store_storage_nodes") }? {
+                storage.push(unsafe { cx.opt_str(*p, "store_storage_nodes") }?);
+            }
+        }
+        let exists = |name: &str| known.as_ref().is_none_or(|k| k.contains(&name));
+        let step = backup_step(
+            dom,
+            backup_mode(mode)?,
+            &list,
+            nodes,
+            &exists,
+            new_def,
+            &storage,
+        )?;
+        Ok(into_handle(vcp_step(step)))
+    })
+}
+
+/// The block commit step of disk `target` from `top_node` into `base_node` (an active
+/// commit when `top_node` is the disk's top), job `job_id`, planned from the chain
+/// before the commit and node data read when the job is ready or concluded.
+/// `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_commit_step(
+    dom: *const vcp_domain,
+    target: *const c_char,
+    nodes: *const vcp_node_data,
+    top_node: *const c_char,
+    base_node: *const c_char,
+    job_id: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C strings from the caller.
+        let (dom, target, nodes, top, base, job) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(top_node, "top_node")?,
+                cx.str(base_node, "base_node")?,
+                cx.str(job_id, "job_id")?,
+            )
+        };
+        Ok(into_handle(vcp_step(commit_step(
+            dom, target, top, base, job, nodes,
+        )?)))
+    })
+}
+
+/// The block copy step of disk `target` onto the mirror image (`mirror_source` may be
+/// NULL; `mirror_storage_node` may be NULL), job `job_id`. `flags`:
+/// `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`; a
+/// shallow copy of a persistent domain without a transient job is refused with
+/// VIR_ERR_OPERATION_INVALID "domain is not transient", as libvirt refuses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_copy_step(
+    dom: *const vcp_domain,
+    target: *const c_char,
+    nodes: *const vcp_node_data,
+    mirror_source: *const c_char,
+    mirror_format_node: *const c_char,
+    mirror_storage_node: *const c_char,
+    job_id: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(
+            flags,
+            VCP_BLOCKCOPY_SHALLOW | VCP_COPY_PERSISTENT_DOMAIN | VCP_COPY_TRANSIENT_JOB,
+        )?;
+        // SAFETY: handles and C strings from the caller.
+        let (dom, target, nodes, job, mirror) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(job_id, "job_id")?,
+                Image {
+                    source: cx
+                        .opt_str(mirror_source, "mirror_source")?
+                        .unwrap_or("")
+                        .to_owned(),
+                    format: "qcow2".into(),
+                    format_node: cx.str(mirror_format_node, "mirror_format_node")?.to_owned(),
+                    storage_node: cx
+                        .opt_str(mirror_storage_node, "mirror_storage_node")?
+                        .unwrap_or("")
+                        .to_owned(),
+                    readonly: false,
+                },
+            )
+        };
+        let step = copy_step(
+            dom,
+            target,
+            &mirror,
+            flags & VCP_BLOCKCOPY_SHALLOW != 0,
+            flags & VCP_COPY_PERSISTENT_DOMAIN != 0,
+            flags & VCP_COPY_TRANSIENT_JOB != 0,
+            job,
+            nodes,
+        )?;
+        Ok(into_handle(vcp_step(step)))
+    })
+}
+
+/// The block pull step of disk `target` down to `base_node` (NULL: the whole chain),
+/// job `job_id`, from node data read when the job concluded. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_pull_step(
+    dom: *const vcp_domain,
+    target: *const c_char,
+    nodes: *const vcp_node_data,
+    base_node: *const c_char,
+    job_id: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C strings from the caller.
+        let (dom, target, nodes, base, job) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.opt_str(base_node, "base_node")?,
+                cx.str(job_id, "job_id")?,
+            )
+        };
+        Ok(into_handle(vcp_step(pull_step(
+            dom, target, base, job, nodes,
+        )?)))
+    })
+}
+
+/// The external snapshot step of `n` overlays: one transaction (bitmaps re-created on
+/// each overlay, its `blockdev-snapshot`), and the domain afterwards with each overlay
+/// on top. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_snapshot_step(
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    overlays: *const vcp_snapshot_overlay,
+    n: usize,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and the caller's array.
+        let (dom, nodes, given) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.slice(overlays, n, "overlays")?,
+            )
+        };
+        let (mut disks, mut images) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for o in given {
+            // SAFETY: strings of the caller's struct.
+            let (target, source, node, storage) = unsafe {
+                (
+                    cx.str(o.target, "target")?,
+                    cx.opt_str(o.source, "source")?,
+                    cx.str(o.format_node, "format_node")?,
+                    cx.opt_str(o.storage_node, "storage_node")?,
+                )
+            };
+            disks.push(SnapshotDisk {
+                target: target.to_owned(),
+                overlay_node: node.to_owned(),
+            });
+            images.push(Image {
+                source: source.unwrap_or("").to_owned(),
+                format: "qcow2".into(),
+                format_node: node.to_owned(),
+                storage_node: storage.unwrap_or("").to_owned(),
+                readonly: false,
+            });
+        }
+        Ok(into_handle(vcp_step(snapshot_step(
+            dom, &disks, &images, nodes,
+        )?)))
+    })
+}
