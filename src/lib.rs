@@ -99,7 +99,8 @@ pub use plan::resolve::{FullReason, Resolution, resolve_backup};
 pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
 pub use plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 pub use plan::step::{
-    Step, backup_step, commit_step, copy_step, create_step, discard_step, pull_step, snapshot_step,
+    Step, backup_step, commit_step, copy_step, create_step, discard_step, fix_step, pull_step,
+    resolved_backup_step, snapshot_step,
 };
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 

@@ -88,6 +88,34 @@ fn restore_matches(full: &Path, incs: &[PathBuf], live: &Path) -> bool {
     img::same_content(&below, live).unwrap()
 }
 
+/// The chain a step says the disk has afterwards is the one QEMU has: the same files,
+/// top first, following each image's backing (query-named-block-nodes).
+fn assert_chain_is_qemus(vm: &mut Vm, step: &virtcheckpoint::Step, target: &str) {
+    let after = step
+        .domain_after
+        .as_ref()
+        .expect("the step changes a chain");
+    let chain = &after.disk(target).unwrap().chain;
+    let ours: Vec<&str> = chain.iter().map(|i| i.source.as_str()).collect();
+    let qemus = vm.backing_files(&chain[0].format_node).unwrap();
+    assert_eq!(ours, qemus, "the chain after the step is QEMU's");
+    assert_eq!(vm.domain(), *after, "the harness took the step's chain");
+}
+
+/// The actions of the transactions among a step's commands.
+fn actions_of(commands: &[virtcheckpoint::Json]) -> Vec<serde_json::Value> {
+    commands
+        .iter()
+        .map(|c| serde_json::from_str::<serde_json::Value>(&c.to_compact()).unwrap())
+        .filter(|c| c["execute"] == "transaction")
+        .flat_map(|c| {
+            c["arguments"]["actions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
 #[test]
 fn a_incremental_backups_from_each_checkpoint_are_exact() {
     let s = Scene::new("a");
@@ -160,7 +188,7 @@ fn b_backups_across_an_external_snapshot_are_exact() {
     let w1 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
     let sent = flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
     assert_eq!(
-        sent.len(),
+        actions_of(&sent.now).len(),
         2,
         "c1 re-created on the overlay, then blockdev-snapshot"
     );
@@ -170,10 +198,10 @@ fn b_backups_across_an_external_snapshot_are_exact() {
 
     let older = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "from-c1").unwrap();
     let newer = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "from-c2").unwrap();
-    let merge = older.actions.iter().find_map(|a| match a {
-        virtcheckpoint::Action::BitmapMerge { bitmaps, .. } => Some(bitmaps.len()),
-        _ => None,
-    });
+    let merge = actions_of(&older.step.now)
+        .into_iter()
+        .find(|a| a["type"] == "block-dirty-bitmap-merge")
+        .map(|a| a["data"]["bitmaps"].as_array().map_or(0, Vec::len));
     assert_eq!(merge, Some(2), "c1 is merged from both layers");
     vm.quit().unwrap();
 
@@ -296,9 +324,14 @@ fn c_delete_middle_and_across_a_snapshot_removes_every_layer() {
     // The middle checkpoint c2: on both layers (the backing one is reopened read-write).
     let sent = delete_checkpoint(&mut vm, &mut list, "c2", DeleteOptions::default()).unwrap();
     assert_eq!(
-        sent[0].len(),
+        actions_of(&sent[0].now).len(),
         2,
         "removed from the overlay and from the backing layer"
+    );
+    assert_eq!(
+        sent[0].now.len(),
+        3,
+        "the backing layer reopened read-write, the transaction, reopened read-only"
     );
     assert_eq!(list.parent("c3").unwrap(), Some("c1"), "c3 re-parented");
     // c1 spans the snapshot as well.
@@ -392,7 +425,8 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     since_c1.extend(since_c2.iter().copied());
 
     // Non-active commit of the middle layer (s1) into the base.
-    flows::block_commit(&mut vm, "vda", 1, 2).unwrap();
+    let step = flows::block_commit(&mut vm, "vda", 1, 2).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 2);
     let b1 = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "after-commit").unwrap();
     assert_eq!(
@@ -407,7 +441,8 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     let more = write_all(&mut vm, "vda", &[(0x66, 5 * MIB, K64)]);
     since_c1.extend(more.iter().copied());
     since_c2.extend(more.iter().copied());
-    flows::block_commit(&mut vm, "vda", 0, 1).unwrap();
+    let step = flows::block_commit(&mut vm, "vda", 0, 1).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 1);
     let b2 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-active").unwrap();
     assert_eq!(
@@ -416,11 +451,13 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     );
 
     // Shallow copy: needs a backing layer; take a snapshot first.
-    flows::snapshot(&mut vm, "vda", &s.path("vda-s3.qcow2")).unwrap();
+    let step = flows::snapshot(&mut vm, "vda", &s.path("vda-s3.qcow2")).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
     let more = write_all(&mut vm, "vda", &[(0x77, 6 * MIB, K64)]);
     since_c1.extend(more.iter().copied());
     since_c2.extend(more.iter().copied());
-    flows::block_copy(&mut vm, "vda", &s.path("vda-shallow.qcow2"), true).unwrap();
+    let step = flows::block_copy(&mut vm, "vda", &s.path("vda-shallow.qcow2"), true).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
     let b3 = backup_push(
         &mut vm,
         &mut list,
@@ -438,7 +475,8 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     // Deep copy: one layer with every bitmap.
     let more = write_all(&mut vm, "vda", &[(0x88, 7 * MIB, K64)]);
     since_c2.extend(more.iter().copied());
-    flows::block_copy(&mut vm, "vda", &s.path("vda-deep.qcow2"), false).unwrap();
+    let step = flows::block_copy(&mut vm, "vda", &s.path("vda-deep.qcow2"), false).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 1);
     let b4 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-deep").unwrap();
     vm.quit().unwrap();
@@ -562,5 +600,49 @@ fn harness_kills_qemu_when_a_test_panics() {
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "QEMU {pid} survived"
+    );
+}
+
+#[test]
+fn i_block_pull_keeps_the_chain_of_bitmaps_exact() {
+    let s = Scene::new("i");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let mut since_c1 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    since_c1.extend(write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]));
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s2.qcow2")).unwrap();
+    since_c1.extend(write_all(&mut vm, "vda", &[(0x44, 3 * MIB, 2 * K64)]));
+    assert_eq!(vm.disk("vda").chain.len(), 3);
+
+    // Pull s1 into s2 (down to the base): the chain is s2 -> base, c1 still exact.
+    let step = flows::block_pull(&mut vm, "vda", Some(2)).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
+    assert_eq!(vm.disk("vda").chain.len(), 2);
+    let b = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "after-pull").unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b, "vda")).unwrap(),
+        clusters(&since_c1)
+    );
+    // Pull everything: one layer left, which carries c1.
+    let more = write_all(&mut vm, "vda", &[(0x55, 5 * MIB, K64)]);
+    since_c1.extend(more);
+    let step = flows::block_pull(&mut vm, "vda", None).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
+    let b = backup_push(
+        &mut vm,
+        &mut list,
+        Some("c1"),
+        None,
+        &s.dir,
+        "after-full-pull",
+    )
+    .unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b, "vda")).unwrap(),
+        clusters(&since_c1)
     );
 }

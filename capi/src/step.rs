@@ -194,10 +194,11 @@ pub unsafe extern "C" fn vcp_discard_step(
 
 /// The backup step (see `vcp_backup_begin_actions()` for the arguments):
 /// `VCP_STEP_NOW` the transaction and, in pull mode, each disk's `block-export-add`;
-/// `VCP_STEP_ON_END` per disk the export's removal (pull), `job-dismiss`, the store's
+/// `VCP_STEP_ON_END`, once the jobs concluded, per disk `job-dismiss` and the store's
 /// `blockdev-del` (its storage node too when `store_storage_nodes`, NULL or `ndisks`
 /// entries that may be NULL, names it), then the temporary bitmaps' removal (push);
-/// `VCP_STEP_ON_ABORT` a `job-cancel` per job. `flags` must be 0.
+/// `VCP_STEP_ON_ABORT` each export's removal (pull) and a `job-cancel` per job. A pull
+/// backup is ended with `VCP_STEP_ON_ABORT`, then `VCP_STEP_ON_END`. `flags` must be 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_backup_step(
     dom: *const vcp_domain,
@@ -334,7 +335,8 @@ pub unsafe extern "C" fn vcp_copy_step(
 }
 
 /// The block pull step of disk `target` down to `base_node` (NULL: the whole chain),
-/// job `job_id`, from node data read when the job concluded. `flags` must be 0.
+/// job `job_id`, planned before the job starts (its `VCP_STEP_ON_END` dismisses the job
+/// first, then merges the bitmaps). `flags` must be 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_pull_step(
     dom: *const vcp_domain,

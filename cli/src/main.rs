@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use vcp_cli::{table, tools};
 use virtcheckpoint::{
     Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, Domain, Error, ListOptions,
-    MetadataDir, NodeData, ParseOptions, Reopen, SnapshotDisk, TMP_SIZE, actions_json, apply_fix,
-    backup_begin_actions, blockcommit_bitmap_actions, blockcopy_bitmap_actions,
+    MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE, actions_json, apply_fix,
+    backup_begin_actions, backup_step, blockcommit_bitmap_actions, blockcopy_bitmap_actions,
     blockpull_bitmap_actions, checkpoint_add_actions, checkpoint_def_from_xml,
-    checkpoint_discard_actions, fix_actions, fix_commands, fix_plan, now, offline, parse_domain,
-    parse_node_data, reconcile, reopen_command, report_json, resolution_json, resolve_backup,
-    size_actions, snapshot_bitmap_actions, transaction,
+    checkpoint_discard_actions, commit_step, copy_step, create_step, discard_step, fix_commands,
+    fix_plan, fix_step, now, offline, parse_domain, parse_node_data, pull_step, reconcile,
+    report_json, resolution_json, resolve_backup, size_actions, snapshot_bitmap_actions,
+    transaction,
 };
 
 const USAGE: &str = "\
@@ -33,6 +34,10 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--shallow]
   vcp plan pull     --domain D --nodes N --disk vda [--base NODE]
   vcp plan size     --domain D --checkpoint C --nodes N
+  vcp plan ... --step                  the whole driver step as JSON: the commands to
+                                       send now, when the job is ready, at its end, to
+                                       abort it, and the job ids (create, delete, backup,
+                                       commit, copy, pull)
   vcp offline create|delete|size --domain D --checkpoint C [--ignore-missing] [--apply]
   vcp offline commit  --domain D --disk vda --top FILE --base FILE [--apply]
   vcp offline snapshot --domain D --disk vda --overlay FILE [--apply]
@@ -91,6 +96,7 @@ const FLAGS: &[&str] = &[
     "--offline",
     "--in-use",
     "--apply",
+    "--step",
     "--help",
     "-h",
 ];
@@ -189,24 +195,15 @@ fn print_tx(a: &Args, actions: &[Action]) {
     }
 }
 
-/// A transaction that touches backing layers: their read-write reopens, the
-/// transaction, their read-only reopens, as libvirt sends them.
-fn print_with_reopen(a: &Args, actions: &[Action], reopen: &[Reopen]) {
-    let line = |r: &Reopen, ro: bool| {
-        reopen_command(
-            &r.format_node,
-            &r.storage_node,
-            r.backing_node.as_deref(),
-            ro,
-        )
-        .to_compact()
-    };
-    for r in reopen {
-        println!("{}", line(r, false));
+/// A step's commands to send now, one per line, as libvirt sends them; with `--step`
+/// the whole step (every phase, the jobs) as JSON.
+fn print_step(a: &Args, step: &Step) {
+    if a.flag("--step") {
+        println!("{}", step.to_json().to_pretty());
+        return;
     }
-    print_tx(a, actions);
-    for r in reopen {
-        println!("{}", line(r, true));
+    for c in &step.now {
+        println!("{}", c.to_compact());
     }
 }
 
@@ -229,13 +226,18 @@ fn plan(a: &Args) -> R<ExitCode> {
                 Some(_) => Some(nodes(a)?),
                 None => None,
             };
-            print_tx(a, &checkpoint_add_actions(&dom, &def, nd.as_ref())?);
+            if a.flag("--step") {
+                print_step(a, &create_step(&dom, &def, nd.as_ref())?);
+            } else {
+                print_tx(a, &checkpoint_add_actions(&dom, &def, nd.as_ref())?);
+            }
         }
         "delete" => {
             let def = checkpoint(a, &dom, true)?;
-            let plan =
-                checkpoint_discard_actions(&dom, &def, &nodes(a)?, a.flag("--ignore-missing"))?;
-            print_with_reopen(a, &plan.actions, &plan.reopen);
+            let nodes = nodes(a)?;
+            let tolerate = a.flag("--ignore-missing");
+            let plan = checkpoint_discard_actions(&dom, &def, &nodes, tolerate)?;
+            print_step(a, &discard_step(&dom, &def, &nodes, tolerate)?);
             for m in &plan.missing {
                 eprintln!(
                     "note: bitmap '{}' was already gone from every layer of disk '{m}'",
@@ -258,7 +260,15 @@ fn plan(a: &Args) -> R<ExitCode> {
             } else {
                 BackupMode::Push
             };
-            let plan = backup_begin_actions(&dom, mode, &disks, &nodes(a)?, &|_| true, None)?;
+            let nd = nodes(a)?;
+            if a.flag("--step") {
+                print_step(
+                    a,
+                    &backup_step(&dom, mode, &disks, &nd, &|_| true, None, &[])?,
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let plan = backup_begin_actions(&dom, mode, &disks, &nd, &|_| true, None)?;
             print_tx(a, &plan.actions);
             for c in &plan.cleanup {
                 println!("{}", c.to_command().to_compact());
@@ -273,6 +283,43 @@ fn plan(a: &Args) -> R<ExitCode> {
                 })
                 .collect();
             print_tx(a, &snapshot_bitmap_actions(&dom, &disks, &nodes(a)?)?);
+        }
+        "commit" if a.flag("--step") => {
+            let target = a.req("--disk")?;
+            let (top, base) = (a.req("--top")?, a.req("--base")?);
+            let job = format!("commit-{target}-{top}");
+            print_step(a, &commit_step(&dom, target, top, base, &job, &nodes(a)?)?);
+        }
+        "copy" if a.flag("--step") => {
+            let target = a.req("--disk")?;
+            let mirror = virtcheckpoint::Image {
+                format: "qcow2".into(),
+                format_node: a.req("--mirror")?.to_owned(),
+                ..Default::default()
+            };
+            let job = format!("copy-{target}-{}", mirror.format_node);
+            let shallow = a.flag("--shallow");
+            print_step(
+                a,
+                &copy_step(
+                    &dom,
+                    target,
+                    &mirror,
+                    shallow,
+                    false,
+                    true,
+                    &job,
+                    &nodes(a)?,
+                )?,
+            );
+        }
+        "pull" if a.flag("--step") => {
+            let target = a.req("--disk")?;
+            let job = format!("pull-{target}");
+            print_step(
+                a,
+                &pull_step(&dom, target, a.opt("--base"), &job, &nodes(a)?)?,
+            );
         }
         "commit" => {
             let d = dom.find_disk(a.req("--disk")?)?;
@@ -440,8 +487,7 @@ fn fix(a: &Args) -> R<ExitCode> {
                 "--apply runs offline plans only; send the printed QMP to QEMU".into(),
             ));
         }
-        let (actions, reopen) = fix_actions(&plan, &dom);
-        print_with_reopen(a, &actions, &reopen);
+        print_step(a, &fix_step(&dom, &plan));
     }
     for (cp, disk) in &plan.uncover {
         println!("# metadata: checkpoint {cp} no longer claims disk {disk}");

@@ -151,10 +151,7 @@ fn refusals_read_as_libvirts_errors() {
     lenient.push("--ignore-missing");
     let (code, out, err) = vcp(&lenient);
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "{\"execute\":\"transaction\",\"arguments\":{\"actions\":[]}}\n"
-    );
+    assert_eq!(out, "", "nothing to send: no empty transaction either");
     assert!(
         err.contains("bitmap 'c2' was already gone from every layer of disk 'vda'"),
         "{err}"
@@ -204,4 +201,40 @@ fn unknown_disks_are_refused_not_panicked_on() {
             "{extra:?}"
         );
     }
+}
+
+/// `vcp plan … --step` prints the whole driver step: for a backup, the transaction now,
+/// libvirt's job-dismiss, store detach and bitmap removal at the end, the cancel to
+/// abort.
+#[test]
+fn plan_step_prints_every_phase() {
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    let nodes = data("replies/06_backup_begin_push_incremental_from_chk1.json");
+    let (code, out, err) = vcp(&[
+        "plan",
+        "backup",
+        "--domain",
+        &dom,
+        "--nodes",
+        &nodes,
+        "--disk",
+        "vda=store",
+        "--step",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["now"][0]["execute"], "transaction");
+    let end: Vec<&str> = v["on-end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["execute"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        end,
+        ["job-dismiss", "blockdev-del"],
+        "a full backup removes no bitmap"
+    );
+    assert_eq!(v["on-abort"][0]["execute"], "job-cancel");
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 1);
 }

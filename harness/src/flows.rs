@@ -1,6 +1,8 @@
-//! What a hypervisor driver does around each plan: the QMP steps libvirt takes before
-//! and after the library's transactions (attach stores, run jobs, reopen backing
-//! layers, update the checkpoint tree). Each flow returns what it sent, for narration.
+//! A test driver over the library's whole steps: it sends each step's phases at their
+//! moments, and adds only what is the caller's own (image files, attaching nodes,
+//! starting block jobs, waiting for QEMU's events). Which layers to reopen, what a job's
+//! end or abort sends and the chain afterwards come from the steps. Each flow returns
+//! what it sent, for narration.
 
 use std::path::{Path, PathBuf};
 
@@ -10,12 +12,11 @@ use crate::img;
 use crate::vm::{Image, Vm};
 use crate::{HarnessError, Result};
 use virtcheckpoint::{
-    Action, BackupDisk, BackupMode, BackupPlan, CheckpointDef, CheckpointList, DeleteOptions,
-    Domain, FixPlan, MetadataDir, NodeData, ParseOptions, Reopen, Resolution, SnapshotDisk,
-    activewrite_actions, apply_fix, backup_begin_actions, blockcommit_bitmap_actions,
-    blockcopy_bitmap_actions, checkpoint_add_actions, checkpoint_def_from_xml,
-    checkpoint_discard_actions, fix_actions, fix_plan, reconcile, reopen_command, resolve_backup,
-    size_actions, sizes_from_nodes, snapshot_bitmap_actions,
+    BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, Domain, FixPlan,
+    Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution, SnapshotDisk,
+    Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step, copy_step,
+    create_step, discard_step, fix_plan, fix_step, pull_step, reconcile, resolved_backup_step,
+    size_actions, sizes_from_nodes, snapshot_step,
 };
 
 fn lib<T>(r: virtcheckpoint::Result<T>) -> Result<T> {
@@ -35,11 +36,7 @@ pub fn definition(vm: &Vm, name: &str, disks_xml: &str) -> Result<CheckpointDef>
 }
 
 /// Creates checkpoint `name` on every disk; returns the transaction's actions.
-pub fn create_checkpoint(
-    vm: &mut Vm,
-    list: &mut CheckpointList,
-    name: &str,
-) -> Result<Vec<Action>> {
+pub fn create_checkpoint(vm: &mut Vm, list: &mut CheckpointList, name: &str) -> Result<Step> {
     create_checkpoint_on(vm, list, name, "")
 }
 
@@ -49,22 +46,20 @@ pub fn create_checkpoint_on(
     list: &mut CheckpointList,
     name: &str,
     disks_xml: &str,
-) -> Result<Vec<Action>> {
+) -> Result<Step> {
     let def = definition(vm, name, disks_xml)?;
     let nodes = vm.nodes()?;
-    let actions = lib(checkpoint_add_actions(&vm.domain(), &def, Some(&nodes)))?;
-    vm.transaction(&actions)?;
+    let step = lib(create_step(&vm.domain(), &def, Some(&nodes)))?;
+    vm.send_phase(&step.now)?;
     lib(list.add_created(def))?;
-    Ok(actions)
+    Ok(step)
 }
 
 /// What a push backup did.
 #[derive(Debug, Default)]
 pub struct PushBackup {
-    /// The start transaction.
-    pub actions: Vec<Action>,
-    /// The stand-alone removals at the end.
-    pub cleanup: Vec<Action>,
+    /// The step sent: the start transaction now, the end's commands.
+    pub step: Step,
     /// The backup image of each disk, by target.
     pub images: Vec<(String, PathBuf)>,
 }
@@ -84,7 +79,7 @@ pub fn backup_push(
         Some(n) => Some(definition(vm, n, "")?),
         None => None,
     };
-    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list| {
+    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list, storage| {
         let disks: Vec<BackupDisk> = disks
             .iter()
             .cloned()
@@ -93,13 +88,14 @@ pub fn backup_push(
                 d
             })
             .collect();
-        lib(backup_begin_actions(
+        lib(backup_step(
             dom,
             BackupMode::Push,
             &disks,
             nodes,
             &|c| list.contains(c),
             new_def.as_ref(),
+            storage,
         ))
     })?;
     if let Some(def) = new_def {
@@ -118,8 +114,8 @@ pub fn backup_resolved(
     tag: &str,
 ) -> Result<(Vec<(String, Resolution)>, PushBackup)> {
     let mut decided = Vec::new();
-    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list| {
-        let (d, plan) = lib(resolve_backup(
+    let out = run_push(vm, list, dir, tag, |dom, disks, nodes, list, storage| {
+        let (d, step) = lib(resolved_backup_step(
             dom,
             BackupMode::Push,
             disks,
@@ -127,9 +123,10 @@ pub fn backup_resolved(
             &list.topological(),
             from,
             None,
+            storage,
         ))?;
         decided = d;
-        Ok(plan)
+        Ok(step)
     })?;
     Ok((decided, out))
 }
@@ -139,7 +136,13 @@ fn run_push(
     list: &CheckpointList,
     dir: &Path,
     tag: &str,
-    plan: impl FnOnce(&Domain, &[BackupDisk], &NodeData, &CheckpointList) -> Result<BackupPlan>,
+    plan: impl FnOnce(
+        &Domain,
+        &[BackupDisk],
+        &NodeData,
+        &CheckpointList,
+        &[Option<&str>],
+    ) -> Result<Step>,
 ) -> Result<PushBackup> {
     let nodes = vm.nodes()?;
     let mut disks = Vec::new();
@@ -154,7 +157,7 @@ fn run_push(
         let path = dir.join(format!("{tag}-{}.qcow2", d.target));
         img::create(&path, size, None)?;
         let index = vm.attach(&path, None)?;
-        attached.push((d.target.clone(), top.format_node(), index));
+        attached.push(index);
         disks.push(BackupDisk {
             target: d.target.clone(),
             incremental: None,
@@ -163,26 +166,26 @@ fn run_push(
         });
         out.images.push((d.target.clone(), path));
     }
-    let planned = plan(&vm.domain(), &disks, &nodes, list);
-    let plan = match planned {
+    let storage: Vec<String> = attached
+        .iter()
+        .map(|i| format!("libvirt-{i}-storage"))
+        .collect();
+    let storage: Vec<Option<&str>> = storage.iter().map(|s| Some(s.as_str())).collect();
+    let step = match plan(&vm.domain(), &disks, &nodes, list, &storage) {
         Ok(p) => p,
         Err(e) => {
-            for (_, _, index) in attached {
+            for index in attached {
                 let _ = vm.detach(index);
             }
             return Err(e);
         }
     };
-    vm.transaction(&plan.actions)?;
-    for (target, top, index) in attached {
-        vm.finish_job(&format!("backup-{target}-{top}"))?;
-        vm.detach(index)?;
+    vm.send_phase(&step.now)?;
+    for job in &step.jobs {
+        vm.wait_concluded(job)?;
     }
-    for a in &plan.cleanup {
-        vm.qmp.execute_text(&a.to_command().to_compact())?;
-    }
-    out.actions = plan.actions;
-    out.cleanup = plan.cleanup;
+    vm.send_phase(&step.on_end)?;
+    out.step = step;
     Ok(out)
 }
 
@@ -218,9 +221,9 @@ pub fn remove_behind_back(vm: &mut Vm, target: &str, layer: usize, name: &str) -
     })
 }
 
-/// Reconciles online and applies the fix: one removal transaction (backing layers
-/// reopened around it), then the metadata brought in line (and its files, given a
-/// metadata folder). Returns the plan.
+/// Reconciles online and applies the fix step (one removal transaction, backing
+/// layers reopened around it), then the metadata brought in line (and its files,
+/// given a metadata folder). Returns the plan.
 pub fn fix_online(
     vm: &mut Vm,
     list: &mut CheckpointList,
@@ -228,10 +231,8 @@ pub fn fix_online(
 ) -> Result<FixPlan> {
     let nodes = vm.nodes()?;
     let dom = vm.domain();
-    let rep = reconcile(&dom, &list.topological(), &nodes);
-    let plan = fix_plan(&rep, &dom);
-    let (actions, reopens) = fix_actions(&plan, &dom);
-    with_reopened(vm, &reopens, |vm| vm.transaction(&actions))?;
+    let plan = fix_plan(&reconcile(&dom, &list.topological(), &nodes), &dom);
+    vm.send_phase(&fix_step(&dom, &plan).now)?;
     lib(apply_fix(list, &plan, meta))?;
     Ok(plan)
 }
@@ -247,7 +248,8 @@ fn new_overlay(vm: &mut Vm, target: &str, overlay: &Path) -> Result<(u32, NodeDa
     Ok((index, nodes))
 }
 
-/// Records that `overlay` (node index `index`) is now disk `target`'s top.
+/// Records that `overlay` (node index `index`) is now disk `target`'s top, for a
+/// snapshot taken behind the library's back (no step describes it).
 fn push_top(vm: &mut Vm, target: &str, overlay: &Path, index: u32) {
     let disk = vm
         .disks
@@ -263,21 +265,34 @@ fn push_top(vm: &mut Vm, target: &str, overlay: &Path, index: u32) {
     );
 }
 
-/// An external snapshot of disk `target` into a new overlay at `overlay`, with the
-/// bitmaps propagated; returns the transaction's actions.
-pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Vec<Action>> {
+/// An external snapshot of disk `target` into a new overlay at `overlay`: the step's
+/// transaction (bitmaps propagated, `blockdev-snapshot`), then its chain afterwards.
+/// Returns the step.
+pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Step> {
     let (index, nodes) = new_overlay(vm, target, overlay)?;
-    let actions = lib(snapshot_bitmap_actions(
-        &vm.domain(),
-        &[SnapshotDisk {
-            target: target.into(),
-            overlay_node: format!("libvirt-{index}-format"),
-        }],
-        &nodes,
-    ))?;
-    vm.transaction(&actions)?;
-    push_top(vm, target, overlay, index);
-    Ok(actions)
+    let image = ModelImage {
+        source: overlay.display().to_string(),
+        format: "qcow2".into(),
+        format_node: format!("libvirt-{index}-format"),
+        storage_node: format!("libvirt-{index}-storage"),
+        readonly: false,
+    };
+    let disk = SnapshotDisk {
+        target: target.into(),
+        overlay_node: image.format_node.clone(),
+    };
+    let step = lib(snapshot_step(&vm.domain(), &[disk], &[image], &nodes))?;
+    vm.send_phase(&step.now)?;
+    adopt(vm, &step)?;
+    Ok(step)
+}
+
+/// Takes the step's chain afterwards as the VM's.
+fn adopt(vm: &mut Vm, step: &Step) -> Result<()> {
+    match &step.domain_after {
+        Some(d) => vm.adopt(d),
+        None => Ok(()),
+    }
 }
 
 /// The reopen description of layer `layer` of disk `target`.
@@ -285,58 +300,43 @@ fn layer_reopen(vm: &Vm, target: &str, layer: usize) -> Reopen {
     Reopen::of(vm.domain().disk(target).expect("known disk"), layer)
 }
 
-/// Runs `work` with `layers` reopened read-write, as libvirt does around a delete, a
-/// fix or a non-active commit; they are reopened read-only afterwards even when `work`
-/// failed.
+/// Runs `work` with `layers` reopened read-write and then read-only again: what the
+/// outside actor of `remove_behind_back` does (the library's own steps carry their
+/// reopens).
 fn with_reopened<T>(
     vm: &mut Vm,
     layers: &[Reopen],
     work: impl FnOnce(&mut Vm) -> Result<T>,
 ) -> Result<T> {
-    let send = |vm: &mut Vm, r: &Reopen, read_only: bool| {
-        let cmd = reopen_command(
-            &r.format_node,
-            &r.storage_node,
-            r.backing_node.as_deref(),
-            read_only,
-        );
-        vm.qmp.execute_text(&cmd.to_compact()).map(drop)
-    };
     for r in layers {
-        send(vm, r, false)?;
+        vm.send_phase(&[r.command(false)])?;
     }
     let out = work(vm);
     for r in layers {
-        send(vm, r, true)?;
+        vm.send_phase(&[r.command(true)])?;
     }
     out
 }
 
-/// Deletes checkpoint `name` with `opts`: for each checkpoint to discard,
-/// the node data is read again, the read-only layers holding the bitmap are reopened
-/// read-write around the removal transaction, then the tree is updated. Returns the
-/// transactions sent.
+/// Deletes checkpoint `name` with `opts`: for each checkpoint to discard, the node
+/// data is read again and its discard step sent; then the tree is updated. Returns the
+/// steps sent.
 pub fn delete_checkpoint(
     vm: &mut Vm,
     list: &mut CheckpointList,
     name: &str,
     opts: DeleteOptions,
-) -> Result<Vec<Vec<Action>>> {
+) -> Result<Vec<Step>> {
     let plan = lib(list.plan_delete(name, opts))?;
     let mut sent = Vec::new();
-    for cp in &plan.discard {
+    for i in 0..plan.discard.len() {
         let nodes = vm.nodes()?;
-        let def = lib(list.get(cp))?.clone();
-        let d = lib(checkpoint_discard_actions(
-            &vm.domain(),
-            &def,
-            &nodes,
-            false,
-        ))?;
-        with_reopened(vm, &d.reopen, |vm| vm.transaction(&d.actions))?;
-        sent.push(d.actions);
+        let def = lib(list.discarded(&plan, i))?.clone();
+        let step = lib(discard_step(&vm.domain(), &def, &nodes, false))?;
+        vm.send_phase(&step.now)?;
+        sent.push(step);
     }
-    lib(list.apply_delete(&plan))?;
+    lib(apply_delete(list, &plan, None))?;
     Ok(sent)
 }
 
@@ -359,12 +359,12 @@ pub fn checkpoint_size(
 }
 
 /// Commits `chain[top..base]` of disk `target` into `chain[base]` (top 0 = active
-/// commit, with pivot), carrying the bitmaps as libvirt does; returns the bitmap
-/// transaction.
-pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Result<Vec<Action>> {
+/// commit, with pivot): starts the job, then sends the commit step's phases at their
+/// moments and takes its chain afterwards; the committed images then leave QEMU.
+/// Returns the step.
+pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Result<Step> {
     let chain = vm.disk(target).chain.clone();
     let domain_before = vm.domain();
-    let disk_before = domain_before.disk(target).expect("known").clone();
     let job = format!("commit-{target}-{}", chain[top].format_node());
     let active = top == 0;
     let mut args = json!({"job-id": job, "device": chain[0].format_node(),
@@ -372,49 +372,49 @@ pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Resul
                           "auto-dismiss": false});
     if !active {
         args["top-node"] = json!(chain[top].format_node());
-        // The base is read-only below the active layer: the commit needs it writable.
     }
     vm.qmp.execute("block-commit", Some(args))?;
+    let (top_node, base_node) = (chain[top].format_node(), chain[base].format_node());
     if active {
         vm.wait_ready(&job)?;
-        vm.transaction(&activewrite_actions(&chain[base].format_node()))?;
-        vm.qmp.execute("job-complete", Some(json!({"id": job})))?;
+        let nodes = vm.nodes()?;
+        let step = lib(commit_step(
+            &domain_before,
+            target,
+            &top_node,
+            &base_node,
+            &job,
+            &nodes,
+        ))?;
+        vm.send_phase(&step.on_ready)?;
     }
-    vm.finish_job(&job)?;
+    vm.wait_concluded(&job)?;
     let nodes = vm.nodes()?;
-    let actions = lib(blockcommit_bitmap_actions(
-        &disk_before.chain,
-        top,
-        base,
-        active,
+    let step = lib(commit_step(
+        &domain_before,
+        target,
+        &top_node,
+        &base_node,
+        &job,
         &nodes,
     ))?;
-    // The chain QEMU has now: the committed layers are gone.
-    let disk = vm
-        .disks
-        .iter_mut()
-        .find(|d| d.target == target)
-        .expect("known disk");
-    disk.chain.drain(top..base);
-    if active {
-        vm.transaction(&actions)?;
-    } else {
-        let base_layer = [layer_reopen(vm, target, top)];
-        with_reopened(vm, &base_layer, |vm| vm.transaction(&actions))?;
-    }
+    vm.send_phase(&step.on_end)?;
+    adopt(vm, &step)?;
     // As libvirt does once the bitmaps are merged: the committed images leave QEMU
     // (their files keep their bitmaps).
     for image in &chain[top..base] {
         vm.detach(image.index)?;
     }
-    Ok(actions)
+    Ok(step)
 }
 
 /// Copies disk `target` into a new image at `dest` (only its top layer when `shallow`)
-/// and pivots to it, carrying the bitmaps; returns the bitmap transaction.
-pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Result<Vec<Action>> {
+/// and pivots to it: starts the mirror job, then sends the copy step's phases at their
+/// moments and takes its chain afterwards; the old images then leave QEMU. Returns the
+/// step.
+pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Result<Step> {
     let chain = vm.disk(target).chain.clone();
-    let disk_before = vm.domain().disk(target).expect("known").clone();
+    let domain_before = vm.domain();
     let size = vm
         .nodes()?
         .get(&chain[0].format_node())
@@ -422,48 +422,54 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
     let backing = if shallow { chain.get(1).cloned() } else { None };
     img::create(dest, size, backing.as_ref().map(|b| b.path.as_path()))?;
     let index = vm.attach(dest, backing.as_ref().map(|b| b.index))?;
-    let mirror = format!("libvirt-{index}-format");
+    let mirror = ModelImage {
+        source: dest.display().to_string(),
+        format: "qcow2".into(),
+        format_node: format!("libvirt-{index}-format"),
+        storage_node: format!("libvirt-{index}-storage"),
+        readonly: false,
+    };
     let job = format!("copy-{target}-{}", chain[0].format_node());
     vm.qmp.execute(
         "blockdev-mirror",
         Some(
-            json!({"job-id": job, "device": chain[0].format_node(), "target": mirror,
+            json!({"job-id": job, "device": chain[0].format_node(), "target": mirror.format_node,
                     "sync": if shallow { "top" } else { "full" }, "auto-finalize": true,
                     "auto-dismiss": false}),
         ),
     )?;
     vm.wait_ready(&job)?;
-    vm.transaction(&activewrite_actions(&mirror))?;
-    vm.qmp.execute("job-complete", Some(json!({"id": job})))?;
-    vm.finish_job(&job)?;
-    let nodes = vm.nodes()?;
-    let actions = blockcopy_bitmap_actions(&disk_before.chain, &mirror, shallow, &nodes);
-    vm.transaction(&actions)?;
+    // The test VM is transient: libvirt's precondition for a shallow copy holds.
+    let plan = |nodes: &NodeData| {
+        lib(copy_step(
+            &domain_before,
+            target,
+            &mirror,
+            shallow,
+            false,
+            false,
+            &job,
+            nodes,
+        ))
+    };
+    let step = plan(&vm.nodes()?)?;
+    vm.send_phase(&step.on_ready)?;
+    vm.wait_concluded(&job)?;
+    let step = plan(&vm.nodes()?)?;
+    vm.send_phase(&step.on_end)?;
+    adopt(vm, &step)?;
     let left = if shallow { &chain[..1] } else { &chain[..] };
     for image in left {
         vm.detach(image.index)?;
     }
-    let disk = vm
-        .disks
-        .iter_mut()
-        .find(|d| d.target == target)
-        .expect("known disk");
-    let mut new_chain = vec![Image {
-        path: dest.to_path_buf(),
-        index,
-    }];
-    if shallow {
-        new_chain.extend(chain[1..].iter().cloned());
-    }
-    disk.chain = new_chain;
-    Ok(actions)
+    Ok(step)
 }
 
 /// A pull backup of disk `target` from checkpoint `from`: a scratch image over the
-/// disk's top, the library's transaction (temporary bitmap merged on the scratch node,
-/// `blockdev-backup` sync none), the scratch exported over NBD on `socket` with the
-/// bitmap. `read` is called while the export is up with the NBD socket path; then the
-/// export, server, job and scratch node are torn down as libvirt does.
+/// disk's top and an NBD server (the caller's), then the backup step (its transaction
+/// and the export of the scratch node with the bitmap). `read` is called while the
+/// export is up with the NBD socket path; then the step's abort and end phases tear it
+/// down, as libvirt ends a pull backup, and the server is stopped.
 pub fn backup_pull<T>(
     vm: &mut Vm,
     list: &CheckpointList,
@@ -478,46 +484,70 @@ pub fn backup_pull<T>(
     let scratch_path = dir.join(format!("scratch-{target}.qcow2"));
     img::create(&scratch_path, size, Some(&top.path))?;
     let index = vm.attach(&scratch_path, Some(top.index))?;
-    let scratch = format!("libvirt-{index}-format");
     let disks = [BackupDisk {
         target: target.into(),
         incremental: Some(from.into()),
-        store_node: scratch.clone(),
+        store_node: format!("libvirt-{index}-format"),
         export_bitmap: None,
     }];
-    let plan = lib(backup_begin_actions(
+    let storage = format!("libvirt-{index}-storage");
+    let step = lib(backup_step(
         &vm.domain(),
         BackupMode::Pull,
         &disks,
         &nodes,
         &|c| list.contains(c),
         None,
+        &[Some(&storage)],
     ))?;
     let socket = dir.join("nbd.sock");
     vm.qmp.execute(
         "nbd-server-start",
         Some(json!({"addr": {"type": "unix", "data": {"path": socket}}})),
     )?;
-    vm.transaction(&plan.actions)?;
-    let (_, _, bitmap) = plan.exports[0].clone();
-    let export_id = format!("libvirt-nbd-{scratch}");
-    vm.qmp.execute(
-        "block-export-add",
-        Some(
-            json!({"type": "nbd", "id": export_id, "node-name": scratch, "writable": false,
-                    "name": target, "bitmaps": bitmap.into_iter().collect::<Vec<_>>()}),
-        ),
-    )?;
+    vm.send_phase(&step.now)?;
     let result = read(&socket);
-    let job = format!("backup-{target}-{}", top.format_node());
+    vm.send_phase(&step.on_abort)?;
+    for job in &step.jobs {
+        vm.qmp.wait_event(
+            "JOB_STATUS_CHANGE",
+            std::time::Duration::from_secs(30),
+            |d| d["id"] == job.as_str() && d["status"] == "concluded",
+        )?;
+    }
+    vm.send_phase(&step.on_end)?;
     vm.qmp.execute("nbd-server-stop", None)?;
-    vm.qmp.execute("job-cancel", Some(json!({"id": job})))?;
-    vm.qmp.wait_event(
-        "JOB_STATUS_CHANGE",
-        std::time::Duration::from_secs(30),
-        |d| d["id"] == job.as_str() && d["status"] == "concluded",
-    )?;
-    vm.qmp.execute("job-dismiss", Some(json!({"id": job})))?;
-    vm.detach(index)?;
     result
+}
+
+/// Pulls the layers above `base` (None: all below the top) into disk `target`'s top
+/// with a `block-stream` job, then sends the pull step's end (the job dismissed, the
+/// bitmaps of the pulled layers merged into the top) and takes its chain afterwards;
+/// the pulled images then leave QEMU. Returns the step.
+pub fn block_pull(vm: &mut Vm, target: &str, base: Option<usize>) -> Result<Step> {
+    let chain = vm.disk(target).chain.clone();
+    let domain_before = vm.domain();
+    let job = format!("pull-{target}-{}", chain[0].format_node());
+    let nodes = vm.nodes()?;
+    let base_node = base.map(|b| chain[b].format_node());
+    let step = lib(pull_step(
+        &domain_before,
+        target,
+        base_node.as_deref(),
+        &job,
+        &nodes,
+    ))?;
+    let mut args = json!({"job-id": job, "device": chain[0].format_node(),
+                          "auto-finalize": true, "auto-dismiss": false});
+    if let Some(b) = base {
+        args["base-node"] = json!(chain[b].format_node());
+    }
+    vm.qmp.execute("block-stream", Some(args))?;
+    vm.wait_concluded(&job)?;
+    vm.send_phase(&step.on_end)?;
+    adopt(vm, &step)?;
+    for image in &chain[1..base.unwrap_or(chain.len())] {
+        vm.detach(image.index)?;
+    }
+    Ok(step)
 }

@@ -98,6 +98,9 @@ impl Qmp {
     }
 
     fn send_text(&mut self, text: &str, command: &str, id: &str) -> Result<String> {
+        if std::env::var_os("VCP_QMP_TRACE").is_some() {
+            eprintln!("qmp -> {text}");
+        }
         self.sent.push(text.to_owned());
         io("write to QMP", self.writer.write_all(text.as_bytes()))?;
         io("write to QMP", self.writer.write_all(b"\n"))?;

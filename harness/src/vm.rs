@@ -269,6 +269,81 @@ impl Vm {
         Ok(())
     }
 
+    /// Sends a step's phase as the library wrote it.
+    pub fn send_phase(&mut self, commands: &[virtcheckpoint::Json]) -> Result<()> {
+        for c in commands {
+            self.qmp.execute_text(&c.to_compact())?;
+        }
+        Ok(())
+    }
+
+    /// Waits for job `id` to conclude without error (a step's `on_end` dismisses it).
+    pub fn wait_concluded(&mut self, id: &str) -> Result<()> {
+        let ev = self
+            .qmp
+            .wait_event("BLOCK_JOB_COMPLETED", Duration::from_secs(120), |d| {
+                d["device"] == id
+            })?;
+        if let Some(err) = ev["data"]["error"].as_str() {
+            return Err(HarnessError::Other(format!("job {id} failed: {err}")));
+        }
+        self.qmp
+            .wait_event("JOB_STATUS_CHANGE", Duration::from_secs(30), |d| {
+                d["id"] == id && d["status"] == "concluded"
+            })?;
+        Ok(())
+    }
+
+    /// Takes the chains of a step's `domain_after` as the VM's own (node names are
+    /// libvirt's `libvirt-<index>-format`).
+    pub fn adopt(&mut self, dom: &Domain) -> Result<()> {
+        for disk in &mut self.disks {
+            let new = dom
+                .disk(&disk.target)
+                .ok_or_else(|| HarnessError::Other(format!("no disk {}", disk.target)))?;
+            disk.chain = new
+                .chain
+                .iter()
+                .map(|i| {
+                    let index = i
+                        .format_node
+                        .strip_prefix("libvirt-")
+                        .and_then(|r| r.strip_suffix("-format"))
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| HarnessError::Other(format!("node {}", i.format_node)))?;
+                    Ok(Image {
+                        path: PathBuf::from(&i.source),
+                        index,
+                    })
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(())
+    }
+
+    /// The files of the backing chain QEMU has under format node `node`, top first, as
+    /// `query-named-block-nodes` reports them (`image` / `backing-image`, which only the
+    /// non-flat reply nests).
+    pub fn backing_files(&mut self, node: &str) -> Result<Vec<String>> {
+        let raw = self
+            .qmp
+            .execute_raw("query-named-block-nodes", Some(r#"{"flat":false}"#))?;
+        let v: serde_json::Value = serde_json::from_str(&raw)
+            .map_err(|e| HarnessError::Other(format!("node data: {e}")))?;
+        let list = v.get("return").unwrap_or(&v);
+        let entry = list
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["node-name"] == node))
+            .ok_or_else(|| HarnessError::Other(format!("no node {node}")))?;
+        let mut out = Vec::new();
+        let mut image = &entry["image"];
+        while let Some(f) = image["filename"].as_str() {
+            out.push(f.to_owned());
+            image = &image["backing-image"];
+        }
+        Ok(out)
+    }
+
     /// Waits for job `id` to be ready (mirror, active commit).
     pub fn wait_ready(&mut self, id: &str) -> Result<()> {
         self.qmp

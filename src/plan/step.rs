@@ -74,15 +74,16 @@ fn push_transaction(out: &mut Vec<Json>, actions: &[Action]) {
     }
 }
 
-/// `actions` wrapped in reopens: read-write before (deepest first), read-only after
-/// (in reverse), as libvirt does around a delete or a non-active commit.
+/// `actions` wrapped in reopens: read-write before, read-only after, each in the
+/// reopen list's order (deepest first), as libvirt walks its list around a delete or a
+/// non-active commit.
 fn reopened(reopen: &[Reopen], actions: &[Action]) -> Vec<Json> {
     if actions.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<Json> = reopen.iter().map(|r| r.command(false)).collect();
     out.push(transaction(actions));
-    out.extend(reopen.iter().rev().map(|r| r.command(true)));
+    out.extend(reopen.iter().map(|r| r.command(true)));
     out
 }
 
@@ -110,16 +111,28 @@ pub fn discard_step(
     })
 }
 
+/// The online reconcile fix: the backing layers holding a removal reopened read-write,
+/// one transaction removing every broken copy and orphan, the layers reopened
+/// read-only. Then bring the metadata in line (`apply_fix`).
+pub fn fix_step(dom: &Domain, fix: &super::reconcile::FixPlan) -> Step {
+    let (actions, reopen) = super::reconcile::fix_actions(fix, dom);
+    Step {
+        now: reopened(&reopen, &actions),
+        ..Step::default()
+    }
+}
+
 /// The start of a backup (qemuBackupBegin) and its end and abort.
 ///
 /// `now`: one transaction ([the adds of `new_checkpoint`], then per disk the temporary
 /// bitmap and its `blockdev-backup`), and in pull mode one `block-export-add` per disk
 /// (NBD, read-only, named after the disk target, exporting the temporary bitmap of an
-/// incremental disk). `on_end` per disk: `job-dismiss`, the store's `blockdev-del`
-/// (format node, then the storage node when `store_storage_nodes` names it), then in
-/// push mode the temporary bitmap's removal from the top; in pull mode the export is
-/// deleted first. `on_abort`: `job-cancel` of every job; once they concluded, `on_end`
-/// applies as well.
+/// incremental disk). `on_end`, once the jobs concluded, per disk: `job-dismiss`, the
+/// store's `blockdev-del` (format node, then the storage node when
+/// `store_storage_nodes` names it), then in push mode the temporary bitmaps' removal
+/// from the tops. `on_abort`: in pull mode each export's `block-export-del`, then a
+/// `job-cancel` per job. A pull backup's jobs never conclude on their own: the driver
+/// ends it, when the client is done, with `on_abort` and then `on_end`.
 pub fn backup_step(
     dom: &Domain,
     mode: BackupMode,
@@ -152,7 +165,7 @@ pub fn backup_step(
                 args.push(("bitmaps", Json::Arr(vec![tmp.as_str().into()])));
             }
             step.now.push(command("block-export-add", args));
-            step.on_end.push(command(
+            step.on_abort.push(command(
                 "block-export-del",
                 vec![("id", export_id.as_str().into())],
             ));
@@ -177,6 +190,43 @@ pub fn backup_step(
     step.on_end
         .extend(plan.cleanup.iter().map(Action::to_command));
     Ok(step)
+}
+
+/// The backup step of a backup requested incremental from `from`, resolved per disk
+/// (`resolve_backup`): incremental where the chain is valid, full elsewhere. Returns the
+/// decisions, in `disks` order, and the step.
+#[allow(clippy::too_many_arguments)]
+pub fn resolved_backup_step(
+    dom: &Domain,
+    mode: BackupMode,
+    disks: &[BackupDisk],
+    nodes: &NodeData,
+    checkpoints: &[&CheckpointDef],
+    from: &str,
+    new_checkpoint: Option<&CheckpointDef>,
+    store_storage_nodes: &[Option<&str>],
+) -> Result<(Vec<(String, super::resolve::Resolution)>, Step)> {
+    let (decided, _) =
+        super::resolve::resolve_backup(dom, mode, disks, nodes, checkpoints, from, new_checkpoint)?;
+    let resolved: Vec<BackupDisk> = disks
+        .iter()
+        .zip(&decided)
+        .map(|(d, (_, r))| BackupDisk {
+            incremental: (*r == super::resolve::Resolution::Incremental).then(|| from.to_owned()),
+            ..d.clone()
+        })
+        .collect();
+    let exists = |c: &str| checkpoints.iter().any(|d| d.name == c);
+    let step = backup_step(
+        dom,
+        mode,
+        &resolved,
+        nodes,
+        &exists,
+        new_checkpoint,
+        store_storage_nodes,
+    )?;
+    Ok((decided, step))
 }
 
 /// An external snapshot of `disks` (qemuSnapshotDiskBitmapsPropagate): one transaction
@@ -324,9 +374,12 @@ pub fn copy_step(
 }
 
 /// A block pull into disk `target`'s top from the layers above `base_node` (None: the
-/// whole chain), planned from node data read when the job concluded: `on_end` = the
-/// merges of each valid bitmap from the pulled layers into the top, then `job-dismiss`.
-/// The domain afterwards has the pulled layers gone.
+/// whole chain), planned before the job starts: `on_end` = `job-dismiss`, then the
+/// merges of each valid bitmap from the pulled layers into the top. The job is
+/// dismissed first because QEMU 10.0 crashes answering `query-named-block-nodes` while
+/// a concluded stream job waits to be dismissed (seen here); the merges only need the
+/// bitmaps known at the start, which the stream does not change. The domain afterwards
+/// has the pulled layers gone.
 pub fn pull_step(
     dom: &Domain,
     target: &str,
@@ -342,8 +395,8 @@ pub fn pull_step(
         jobs: vec![job_id.to_owned()],
         ..Step::default()
     };
-    push_transaction(&mut step.on_end, &actions);
     step.on_end.push(command("job-dismiss", job()));
+    push_transaction(&mut step.on_end, &actions);
     step.on_abort.push(command("job-cancel", job()));
     let mut after = dom.clone();
     let chain = &mut disk_mut(&mut after, target)?.chain;

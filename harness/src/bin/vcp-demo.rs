@@ -7,16 +7,26 @@ use std::path::{Path, PathBuf};
 use vcp_harness::flows::{self, PushBackup, backup_push, create_checkpoint};
 use vcp_harness::img;
 use vcp_harness::vm::{Image, Vm, VmDisk};
-use virtcheckpoint::{Action, CheckpointList, transaction};
+use virtcheckpoint::{CheckpointList, Step};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn show(label: &str, actions: &[Action]) {
+/// Prints a whole driver step: each phase with its commands.
+fn show(label: &str, step: &Step) {
     println!("  -> {label}:");
-    println!("     {}", transaction(actions).to_compact());
+    for (phase, cmds) in [
+        ("now", &step.now),
+        ("when ready", &step.on_ready),
+        ("at job end", &step.on_end),
+        ("on abort", &step.on_abort),
+    ] {
+        for c in cmds.iter() {
+            println!("     [{phase}] {}", c.to_compact());
+        }
+    }
 }
 
 fn counts(vm: &mut Vm) -> R<()> {
@@ -96,11 +106,11 @@ fn run(dir: &Path) -> R<bool> {
     let full = backup_push(&mut vm, &mut list, None, Some("c1"), dir, "full")?;
     show(
         "full backup creating checkpoint c1 (one transaction)",
-        &full.actions,
+        &full.step,
     );
     write(&mut vm, 0x22, MIB, K64)?;
     let inc1 = backup_push(&mut vm, &mut list, Some("c1"), Some("c2"), dir, "inc1")?;
-    show("incremental from c1, creating c2", &inc1.actions);
+    show("incremental from c1, creating c2", &inc1.step);
     ok &= verify(&inc1, &[(MIB, K64)], "inc1")?;
     write(&mut vm, 0x33, 2 * MIB, 2 * K64)?;
     let created = create_checkpoint(&mut vm, &mut list, "c3")?;
@@ -108,11 +118,7 @@ fn run(dir: &Path) -> R<bool> {
     write(&mut vm, 0x44, 3 * MIB, K64)?;
     counts(&mut vm)?;
     let inc2 = backup_push(&mut vm, &mut list, Some("c2"), None, dir, "inc2")?;
-    show("incremental from c2", &inc2.actions);
-    println!(
-        "     end of job: {}",
-        inc2.cleanup[0].to_command().to_compact()
-    );
+    show("incremental from c2", &inc2.step);
     ok &= verify(&inc2, &[(2 * MIB, 2 * K64), (3 * MIB, K64)], "inc2")?;
 
     println!("\n== Scenario b: external snapshot, bitmaps carried into the overlay");
@@ -126,7 +132,7 @@ fn run(dir: &Path) -> R<bool> {
     let old = backup_push(&mut vm, &mut list, Some("c2"), None, dir, "from-c2")?;
     show(
         "incremental from c2 (older than the snapshot: merged from both layers)",
-        &old.actions,
+        &old.step,
     );
     ok &= verify(
         &old,
@@ -139,10 +145,7 @@ fn run(dir: &Path) -> R<bool> {
         "from-c2",
     )?;
     let new = backup_push(&mut vm, &mut list, Some("c4"), None, dir, "from-c4")?;
-    show(
-        "incremental from c4 (newer than the snapshot)",
-        &new.actions,
-    );
+    show("incremental from c4 (newer than the snapshot)", &new.step);
     ok &= verify(&new, &[(6 * MIB, K64)], "from-c4")?;
     vm.quit()?;
 
@@ -191,34 +194,29 @@ fn plans_only() {
         }],
         ..Default::default()
     };
-    if let Ok(actions) = virtcheckpoint::checkpoint_add_actions(&dom, &chk("chk5"), Some(&nodes)) {
+    if let Ok(step) = virtcheckpoint::create_step(&dom, &chk("chk5"), Some(&nodes)) {
         show(
             "checkpoint chk5 (one new bitmap, nothing else touched)",
-            &actions,
+            &step,
         );
     }
-    if let Ok(plan) = virtcheckpoint::checkpoint_discard_actions(&dom, &chk("chk1"), &nodes, false)
-    {
-        show("delete chk1 from both layers", &plan.actions);
-        for r in &plan.reopen {
-            println!(
-                "     (reopen {} read-write before, read-only after)",
-                r.format_node
-            );
-        }
+    if let Ok(step) = virtcheckpoint::discard_step(&dom, &chk("chk1"), &nodes, false) {
+        show(
+            "delete chk1 from both layers (the backing layer reopened around it)",
+            &step,
+        );
     }
-    if let Ok(plan) = virtcheckpoint::backup_begin_actions(
+    let storage = [Some("libvirt-5-storage")];
+    if let Ok(step) = virtcheckpoint::backup_step(
         &dom,
         virtcheckpoint::BackupMode::Push,
         &disks,
         &nodes,
         &|_| true,
         None,
+        &storage,
     ) {
-        show(
-            "incremental backup from chk1 across the snapshot",
-            &plan.actions,
-        );
+        show("incremental backup from chk1 across the snapshot", &step);
     }
 }
 
