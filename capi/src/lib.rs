@@ -209,6 +209,27 @@ impl Call {
         unsafe { p.as_mut() }.ok_or_else(|| self.null(name))
     }
 
+    /// The three handles most planners take: the domain, a second handle, the node
+    /// data.
+    ///
+    /// # Safety
+    /// As for [`Call::handle`], for each.
+    pub(crate) unsafe fn handles3<'a, A, B, C>(
+        &self,
+        a: (*const A, &str),
+        b: (*const B, &str),
+        c: (*const C, &str),
+    ) -> Result<(&'a A, &'a B, &'a C)> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            Ok((
+                self.handle(a.0, a.1)?,
+                self.handle(b.0, b.1)?,
+                self.handle(c.0, c.1)?,
+            ))
+        }
+    }
+
     /// An optional handle argument (NULL = absent).
     ///
     /// # Safety

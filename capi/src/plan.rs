@@ -163,13 +163,9 @@ pub unsafe extern "C" fn vcp_checkpoint_discard_actions(
 ) -> c_int {
     guard!(|cx| {
         // SAFETY: handles from the caller.
-        let (dom, def, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(def, "def")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let (dom, def, nodes) = (&dom.0, &def.0, &nodes.0);
         // SAFETY: the caller's out-parameters.
         let (outs, tolerate) = unsafe { discard_out(cx, flags, actions, reopen, missing) }?;
         // SAFETY: the caller's out-parameters.
@@ -623,13 +619,9 @@ pub unsafe extern "C" fn vcp_checkpoint_size_actions(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let (dom, def, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(def, "def")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let (dom, def, nodes) = (&dom.0, &def.0, &nodes.0);
         let (r, m, c) = (
             cx.out(recovery, "recovery")?,
             cx.out(merge, "merge")?,

@@ -32,13 +32,9 @@ pub unsafe extern "C" fn vcp_reconcile(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let (dom, list, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(list, "list")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, list, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
+        let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let out = cx.out(report, "report")?;
         let rep = reconcile(dom, &list.topological(), nodes);
         let fix = fix_plan(&rep, dom);
@@ -69,13 +65,9 @@ pub unsafe extern "C" fn vcp_reconcile_fix_actions(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let (dom, list, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(list, "list")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, list, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
+        let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let (a, r) = (cx.out(actions, "actions")?, cx.out(reopen, "reopen")?);
         let plan = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
         let (acts, reopens) = fix_actions(&plan, dom);
@@ -102,13 +94,9 @@ pub unsafe extern "C" fn vcp_reconcile_fix_commands(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let (dom, list, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(list, "list")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, list, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
+        let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let out = cx.out(commands, "commands")?;
         let plan = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
         // SAFETY: the caller's out-parameter.
@@ -219,13 +207,9 @@ pub unsafe extern "C" fn vcp_offline_create_commands(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: handles from the caller.
-        let (dom, def, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(def, "def")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let (dom, def, nodes) = (&dom.0, &def.0, &nodes.0);
         let out = cx.out(commands, "commands")?;
         let cmds = offline::create_commands(dom, def, nodes)?;
         // SAFETY: the caller's out-parameter.
@@ -254,13 +238,9 @@ pub unsafe extern "C" fn vcp_offline_delete_commands(
     guard!(|cx| {
         cx.flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING)?;
         // SAFETY: handles from the caller.
-        let (dom, def, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(def, "def")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let (dom, def, nodes) = (&dom.0, &def.0, &nodes.0);
         let (c, m) = (cx.out(commands, "commands")?, cx.out(missing, "missing")?);
         let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
         let (cmds, gone) = offline::delete_commands(dom, def, nodes, tolerate)?;

@@ -178,13 +178,9 @@ pub unsafe extern "C" fn vcp_discard_step(
     guard!(|cx| {
         cx.flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING)?;
         // SAFETY: handles from the caller.
-        let (dom, def, nodes) = unsafe {
-            (
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(def, "def")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let (dom, def, nodes) = (&dom.0, &def.0, &nodes.0);
         let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
         Ok(into_handle(vcp_step(discard_step(
             dom, def, nodes, tolerate,

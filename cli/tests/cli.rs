@@ -2,7 +2,9 @@
 //! wording on stderr, meaningful exit codes.
 
 use std::path::PathBuf;
-use std::process::Command;
+
+mod common;
+use common::vcp;
 
 fn data(rel: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -10,18 +12,6 @@ fn data(rel: &str) -> String {
         .join(rel)
         .display()
         .to_string()
-}
-
-fn vcp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vcp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn libvirt_sent(record: &str, cmd: &str) -> Vec<String> {

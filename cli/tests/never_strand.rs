@@ -5,7 +5,6 @@
 //! These tests need QEMU (scripts/install-qemu.sh); without it they fail, never skip.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use vcp_cli::tools;
 use vcp_harness::flows::{self, backup_push, create_checkpoint};
@@ -15,6 +14,9 @@ use virtcheckpoint::{
     ChainState, CheckpointList, DeleteOptions, ErrorCode, FullReason, MetadataDir, Resolution,
     apply_fix, fix_commands, fix_plan, reconcile,
 };
+
+mod common;
+use common::vcp;
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -63,18 +65,6 @@ fn domain_xml(vm: &Vm) -> String {
     }
     s.push_str("  </devices>\n</domain>\n");
     s
-}
-
-fn vcp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vcp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn state(list: &CheckpointList, vm: &mut Vm, cp: &str, disk: &str) -> ChainState {

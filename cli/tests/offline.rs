@@ -13,6 +13,9 @@ use virtcheckpoint::{
     CheckpointDef, Disk, Domain, ErrorCode, Image, ParseOptions, checkpoint_def_from_xml, offline,
 };
 
+mod common;
+use common::vcp;
+
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
 
@@ -202,18 +205,6 @@ fn images_held_by_qemu_are_refused() {
     vm.quit().unwrap();
     assert!(names(&base).is_empty(), "nothing was changed");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn vcp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vcp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `vcp offline`: the same plans from the command line, read with qemu-img and

@@ -253,18 +253,7 @@ impl Vm {
 
     /// Waits for job `id` to complete without error, then dismisses it.
     pub fn finish_job(&mut self, id: &str) -> Result<()> {
-        let ev = self
-            .qmp
-            .wait_event("BLOCK_JOB_COMPLETED", Duration::from_secs(120), |d| {
-                d["device"] == id
-            })?;
-        if let Some(err) = ev["data"]["error"].as_str() {
-            return Err(HarnessError::Other(format!("job {id} failed: {err}")));
-        }
-        self.qmp
-            .wait_event("JOB_STATUS_CHANGE", Duration::from_secs(30), |d| {
-                d["id"] == id && d["status"] == "concluded"
-            })?;
+        self.wait_concluded(id)?;
         self.qmp.execute("job-dismiss", Some(json!({"id": id})))?;
         Ok(())
     }
