@@ -76,6 +76,7 @@ pub use xml::tree::{
 };
 
 // The planner: one function per libvirt step.
+pub use plan::adopt::{Adoption, adopt};
 pub use plan::align::{align_disks, assign_bitmap_names};
 pub use plan::backup::{
     BackupDisk, BackupMode, BackupPlan, backup_actions as backup_begin_actions,
@@ -115,4 +116,4 @@ pub mod offline {
 // The checkpoint tree and its metadata files.
 pub use store::dir::{LoadProblem, MetadataDir};
 pub use store::list::{CheckpointList, DeleteOptions, DeletePlan, ListOptions};
-pub use store::{apply_delete, apply_fix};
+pub use store::{adopt_into, apply_delete, apply_fix};

@@ -8,14 +8,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use vcp_cli::{table, tools};
 use virtcheckpoint::{
-    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, Domain, Error, ListOptions,
-    MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE, actions_json, apply_fix,
-    backup_begin_actions, backup_step, blockcommit_bitmap_actions, blockcopy_bitmap_actions,
-    blockpull_bitmap_actions, checkpoint_add_actions, checkpoint_def_from_xml,
-    checkpoint_discard_actions, commit_step, copy_step, create_step, discard_step, fix_commands,
-    fix_plan, fix_step, now, offline, parse_domain, parse_node_data, pull_step, reconcile,
-    report_json, resolution_json, resolve_backup, size_actions, snapshot_bitmap_actions,
-    transaction,
+    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, Domain, Error, FormatOptions,
+    ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE, actions_json,
+    adopt_into, apply_fix, backup_begin_actions, backup_step, blockcommit_bitmap_actions,
+    blockcopy_bitmap_actions, blockpull_bitmap_actions, checkpoint_add_actions,
+    checkpoint_def_from_xml, checkpoint_discard_actions, commit_step, copy_step, create_step,
+    discard_step, fix_commands, fix_plan, fix_step, format_checkpoint, now, offline, parse_domain,
+    parse_node_data, pull_step, reconcile, report_json, resolution_json, resolve_backup,
+    size_actions, snapshot_bitmap_actions, transaction,
 };
 
 const USAGE: &str = "\
@@ -50,6 +50,11 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp check --domain D --metadata DIR --name VM (--nodes N | --offline [--in-use]) [--json]
                                        checkpoints x disks x layers, one symbol per state
   vcp tree  --metadata DIR --name VM   the checkpoint tree (* marks the current one)
+  vcp adopt --domain D --metadata DIR --name VM (--nodes N | --offline) [--apply]
+                                       rebuild lost checkpoint metadata from the images'
+                                       bitmaps (valid chains of no known checkpoint,
+                                       ordered by their dirty data; refused where the
+                                       order cannot be told); --apply writes it
   vcp fix   --domain D --metadata DIR --name VM (--nodes N | --offline [--in-use]) [--apply]
                                        remove orphan and broken bitmaps, never a valid one,
                                        and bring the metadata in line (a checkpoint stops
@@ -466,6 +471,20 @@ fn fix(a: &Args) -> R<ExitCode> {
         println!("nothing to fix");
         return Ok(ExitCode::SUCCESS);
     }
+    // Adoption before removal: orphans that form valid chains can become checkpoints
+    // again (`vcp adopt`) instead of being removed.
+    if !rep.orphans.is_empty() {
+        let mut trial = list.clone();
+        if let Ok(names) = adopt_into(&mut trial, &dom, &nd, None, now())
+            && !names.is_empty()
+        {
+            println!(
+                "# {} orphan bitmap(s) can be adopted as checkpoints instead of removed: {} (run 'vcp adopt ... --apply' first)",
+                names.len(),
+                names.join(", ")
+            );
+        }
+    }
     let plan = fix_plan(&rep, &dom);
     let apply = a.flag("--apply");
     if a.flag("--offline") {
@@ -503,6 +522,41 @@ fn fix(a: &Args) -> R<ExitCode> {
             plan.removals.len(),
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vcp adopt`: rebuilds lost checkpoint metadata from the images' bitmaps, prints
+/// the definitions (as `virsh checkpoint-redefine` takes them), and with `--apply`
+/// writes them into the metadata folder.
+fn adopt_cmd(a: &Args) -> R<ExitCode> {
+    let (dom, nd) = bitmaps_for(a, &domain(a)?)?;
+    let mut list = metadata(a)?;
+    let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
+    let dir = a.flag("--apply").then_some(&md);
+    let names = adopt_into(&mut list, &dom, &nd, dir, now())?;
+    if names.is_empty() {
+        println!("nothing to adopt");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for n in &names {
+        let def = list.get(n)?;
+        print!(
+            "{}",
+            format_checkpoint(
+                def,
+                FormatOptions {
+                    secure: true,
+                    ..Default::default()
+                }
+            )
+        );
+    }
+    let verb = if a.flag("--apply") {
+        "adopted"
+    } else {
+        "would adopt"
+    };
+    println!("# {verb}, oldest first: {}", names.join(" -> "));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -654,6 +708,7 @@ fn run(raw: &[String]) -> R<ExitCode> {
         "check" => check(&a),
         "fix" => fix(&a),
         "tree" => tree(&a),
+        "adopt" => adopt_cmd(&a),
         "resolve" => resolve(&a),
         other => Err(Fail::Usage(format!("unknown command '{other}'"))),
     }

@@ -438,3 +438,75 @@ fn inconsistent_bitmaps_after_a_crash_fixed_and_restarted() {
     assert_eq!(img::allocated(&b.images[0].1).unwrap(), vec![]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A CloudStack-style restart: the domain is rebuilt and the checkpoint metadata is
+/// gone, but the bitmaps survive in the images. `vcp fix` offers adoption, `vcp adopt`
+/// rebuilds c1 -> c2 -> c3 from the bitmaps alone (across an external snapshot), the
+/// rebuilt definitions validate, and the next incremental from c2 is exact.
+#[test]
+fn lost_metadata_is_adopted_back_and_the_next_incremental_is_exact() {
+    let dir = scene("adopt");
+    let mut vm = vm(&dir, &["vda"]);
+    let mut list = CheckpointList::new();
+    vm.write("vda", 0x11, 0, MIB).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    vm.write("vda", 0x22, MIB, K64).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    vm.write("vda", 0x33, 2 * MIB, K64).unwrap();
+    flows::snapshot(&mut vm, "vda", &dir.join("vda-s1.qcow2")).unwrap();
+    vm.write("vda", 0x44, 3 * MIB, 2 * K64).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c3").unwrap();
+    vm.write("vda", 0x55, 5 * MIB, K64).unwrap();
+    let since_c2 = [(2 * MIB, K64), (3 * MIB, 2 * K64), (5 * MIB, K64)];
+
+    // The domain is rebuilt: no metadata (an empty folder), the bitmaps still there.
+    std::fs::write(dir.join("domain.xml"), domain_xml(&vm)).unwrap();
+    std::fs::write(dir.join("nodes.json"), vm.node_data_raw().unwrap()).unwrap();
+    let d = dir.to_str().unwrap();
+    let (dom_xml, nodes_json) = (format!("{d}/domain.xml"), format!("{d}/nodes.json"));
+    let base = [
+        "--domain",
+        &dom_xml,
+        "--metadata",
+        d,
+        "--name",
+        "vm",
+        "--nodes",
+        &nodes_json,
+    ];
+    let (code, out, err) = vcp(&[&["fix"][..], &base].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "3 orphan bitmap(s) can be adopted as checkpoints instead of removed: c1, c2, c3"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = vcp(&[&["adopt"][..], &base, &["--apply"]].concat());
+    eprintln!("vcp adopt --apply:\n{out}");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.ends_with("# adopted, oldest first: c1 -> c2 -> c3\n"),
+        "{out}"
+    );
+    let (code, out, _) = vcp(&[&["check"][..], &base].concat());
+    assert_eq!(code, 0, "clean after adoption:\n{out}");
+    let (_, out, _) = vcp(&["tree", "--metadata", d, "--name", "vm"]);
+    eprintln!("vcp tree:\n{out}");
+
+    // The driver reloads the adopted metadata: redefine validates, backups are exact.
+    let (mut adopted, problems) = MetadataDir::new(&dir, "vm").unwrap().load().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(adopted.parent("c3").unwrap(), Some("c2"));
+    assert_eq!(adopted.parent("c2").unwrap(), Some("c1"));
+    assert_eq!(adopted.current(), Some("c3"));
+    let nodes = vm.nodes().unwrap();
+    for name in ["c1", "c2", "c3"] {
+        let def = adopted.get(name).unwrap().clone();
+        virtcheckpoint::redefine_validate(&vm.domain(), &def, &nodes).unwrap();
+    }
+    let b = backup_push(&mut vm, &mut adopted, Some("c2"), None, &dir, "after-adopt").unwrap();
+    vm.quit().unwrap();
+    assert_eq!(img::allocated(&b.images[0].1).unwrap(), clusters(&since_c2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

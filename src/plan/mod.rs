@@ -3,6 +3,7 @@
 //! [`merge::bitmap_merge_actions`], and every validity question through
 //! [`chain::chain_state`].
 
+pub(crate) mod adopt;
 pub(crate) mod align;
 pub(crate) mod backup;
 pub(crate) mod chain;

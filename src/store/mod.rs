@@ -82,3 +82,31 @@ pub fn apply_fix(
     *list = next;
     Ok((changed.len(), removed.len()))
 }
+
+/// Adopts the bitmaps the metadata lost (`plan::adopt`): the rebuilt definitions are
+/// redefined into `list`, continuing from its current checkpoint, and (when `dir` is
+/// given) written, all or nothing. Returns the adopted names, oldest first.
+pub fn adopt_into(
+    list: &mut CheckpointList,
+    dom: &crate::model::domain::Domain,
+    nodes: &crate::model::nodes::NodeData,
+    dir: Option<&MetadataDir>,
+    now: i64,
+) -> Result<Vec<String>> {
+    let known: Vec<&str> = list.defs().map(|d| d.name.as_str()).collect();
+    let current = list.current().map(str::to_owned);
+    let adoption = crate::plan::adopt::adopt(dom, nodes, &known, current.as_deref(), now)?;
+    let mut next = list.clone();
+    for def in &adoption.defs {
+        next.redefine(def.clone())?;
+    }
+    if let Some(last) = adoption.defs.last() {
+        next.set_current(Some(&last.name))?;
+    }
+    if let Some(dir) = dir {
+        let saves: Vec<&CheckpointDef> = adoption.defs.iter().collect();
+        dir.commit(&saves, &[])?;
+    }
+    *list = next;
+    Ok(adoption.defs.into_iter().map(|d| d.name).collect())
+}
