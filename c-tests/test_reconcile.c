@@ -215,11 +215,66 @@ check_offline(void)
     free(info);
 }
 
+/* Adopting bitmaps whose metadata was lost, and the chain reset. */
+static void
+check_adopt_and_reset(void)
+{
+    const char *two = "[{\"node-name\":\"libvirt-1-format\",\"image\":{\"virtual-size\":1},"
+                      "\"dirty-bitmaps\":[{\"name\":\"b\",\"recording\":true,\"persistent\":true,"
+                      "\"count\":65536,\"granularity\":65536},{\"name\":\"a\",\"recording\":true,"
+                      "\"persistent\":true,\"count\":131072,\"granularity\":65536}]}]";
+    const char *tied = "[{\"node-name\":\"libvirt-1-format\",\"image\":{\"virtual-size\":1},"
+                       "\"dirty-bitmaps\":[{\"name\":\"x\",\"recording\":true,\"persistent\":true,"
+                       "\"count\":0},{\"name\":\"y\",\"recording\":true,\"persistent\":true,"
+                       "\"count\":0}]}]";
+    vcp_domain *dom = vcp_domain_new("vm", NULL);
+    vcp_node_data *nodes = vcp_node_data_parse_json(two, 0);
+    vcp_node_data *tie = vcp_node_data_parse_json(tied, 0);
+    vcp_checkpoint_list *list = vcp_checkpoint_list_new();
+    char **names = NULL, *parent = NULL;
+    vcp_step *step;
+
+    vcp_domain_add_disk(dom, "vda", NULL, NULL, 0);
+    vcp_domain_disk_append_image(dom, "vda", "/i/vda.qcow2", "qcow2", "libvirt-1-format", NULL, 0);
+    TAP_OK(vcp_checkpoint_list_adopt(list, dom, nodes, NULL, NULL, &names, 0) == 2 &&
+           strcmp(names[0], "a") == 0 && strcmp(names[1], "b") == 0,
+           "adopt: a (more dirty data) is older than b");
+    vcp_string_list_free(names);
+    TAP_OK(vcp_checkpoint_list_get_parent(list, "b", &parent) == 0 && parent && strcmp(parent, "a") == 0,
+           "adopt: b's parent is a");
+    vcp_free(parent);
+    names = NULL;
+    TAP_OK(vcp_checkpoint_list_adopt(list, dom, tie, NULL, NULL, &names, 0) == -1 && names == NULL &&
+           tap_err_code() == VCP_ERR_OPERATION_INVALID &&
+           strstr(vcp_last_error_message(), "cannot tell whether bitmap 'x' or 'y' is the older"),
+           "adopt: an order the data cannot decide is refused, not guessed");
+    TAP_OK(problems(dom, list, nodes, 0) == 0, "adopted: clean");
+
+    step = vcp_reset_step(dom, nodes, 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &names) == 1 &&
+           strstr(names[0], "\"name\":\"b\"") && strstr(names[0], "\"name\":\"a\""),
+           "reset: one transaction removing both bitmaps");
+    vcp_string_list_free(names);
+    vcp_step_free(step);
+    TAP_OK(vcp_checkpoint_list_retire_all(list, NULL, NULL, 0) == 2 &&
+           vcp_checkpoint_list_names(list, NULL, 0, &names) == 0, "reset: both checkpoints retired");
+    vcp_string_list_free(names);
+    step = vcp_fix_step(dom, list, nodes, 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &names) == 1, "fix step: the orphans' removal");
+    vcp_string_list_free(names);
+    vcp_step_free(step);
+    vcp_checkpoint_list_free(list);
+    vcp_node_data_free(tie);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+}
+
 int
 main(int argc, char **argv)
 {
     datadir = tap_datadir(argc, argv);
     check_online();
     check_offline();
+    check_adopt_and_reset();
     return TAP_DONE();
 }

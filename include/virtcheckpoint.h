@@ -725,6 +725,33 @@ int vcp_checkpoint_list_apply_delete(vcp_checkpoint_list *list,
                                      unsigned int flags);
 
 /**
+ * Adopts the bitmaps the metadata lost: from `nodes`, every bitmap of no checkpoint in
+ * `list` that forms a valid chain from a disk's top is rebuilt as a checkpoint (oldest
+ * first by its dirty data, continuing from the current checkpoint) and redefined into
+ * `list`; with `base_dir` and `domain` (both or neither) the metadata files are
+ * written too. Stores the adopted names, oldest first, in `*names` and returns their
+ * number, or -1 (VIR_ERR_OPERATION_INVALID when the order cannot be told; nothing
+ * changes). `flags` must be 0.
+ */
+int vcp_checkpoint_list_adopt(vcp_checkpoint_list *list,
+                              const vcp_domain *dom,
+                              const vcp_node_data *nodes,
+                              const char *base_dir,
+                              const char *domain,
+                              char ***names,
+                              unsigned int flags);
+
+/**
+ * Retires every checkpoint of `list` (after a chain reset): the list is emptied and,
+ * with `base_dir` and `domain`, every metadata file removed. Returns how many were
+ * retired, or -1. `flags` must be 0.
+ */
+int vcp_checkpoint_list_retire_all(vcp_checkpoint_list *list,
+                                   const char *base_dir,
+                                   const char *domain,
+                                   unsigned int flags);
+
+/**
  * The discard transaction for checkpoint `index` of the plan's discard list (in
  * order), planned against `nodes` read just before it, as libvirt reads the node data
  * again before each one: stores the actions in `*actions` and the backing layers to
@@ -1271,6 +1298,23 @@ vcp_step *vcp_snapshot_step(const vcp_domain *dom,
                             const vcp_snapshot_overlay *overlays,
                             size_t n,
                             unsigned int flags);
+
+/**
+ * The chain reset step (after a snapshot revert or a restore, when every bitmap is
+ * wrong): one transaction removing every bitmap on every layer (those a job holds
+ * excepted), the backing layers reopened around it. Then retire the checkpoints with
+ * `vcp_checkpoint_list_retire_all()`. `flags` must be 0.
+ */
+vcp_step *vcp_reset_step(const vcp_domain *dom, const vcp_node_data *nodes, unsigned int flags);
+
+/**
+ * The online reconcile fix as a step (the removals in one transaction, the backing
+ * layers reopened around it); then `vcp_reconcile_fix_metadata()`. `flags` must be 0.
+ */
+vcp_step *vcp_fix_step(const vcp_domain *dom,
+                       const vcp_checkpoint_list *list,
+                       const vcp_node_data *nodes,
+                       unsigned int flags);
 
 /**
  * The library version as `major * 1000000 + minor * 1000 + micro` (libvirt's

@@ -101,7 +101,7 @@ pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
 pub use plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 pub use plan::step::{
     Step, backup_step, commit_step, copy_step, create_step, discard_step, fix_step, pull_step,
-    resolved_backup_step, snapshot_step,
+    reset_step, resolved_backup_step, snapshot_step,
 };
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 
@@ -109,11 +109,11 @@ pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 pub mod offline {
     pub use crate::plan::offline::{
         Argv, SizeCommands, argv_json, commit_commands, create_commands, delete_commands,
-        remove_argv, size_commands, snapshot_commands, to_qemu_img,
+        remove_argv, reset_commands, size_commands, snapshot_commands, to_qemu_img,
     };
 }
 
 // The checkpoint tree and its metadata files.
 pub use store::dir::{LoadProblem, MetadataDir};
 pub use store::list::{CheckpointList, DeleteOptions, DeletePlan, ListOptions};
-pub use store::{adopt_into, apply_delete, apply_fix};
+pub use store::{adopt_into, apply_delete, apply_fix, retire_all};

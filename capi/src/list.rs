@@ -10,7 +10,7 @@ use crate::plan::{discard, discard_out};
 use crate::{Call, Outputs, count, free_handle, guard, into_handle};
 use virtcheckpoint::{
     CheckpointList, DeleteOptions, DeletePlan, Error, ErrorDomain, ListOptions, MetadataDir,
-    Result, apply_delete,
+    Result, adopt_into, apply_delete, now, retire_all,
 };
 
 /// A domain's checkpoints: a forest with one "current" checkpoint (libvirt's
@@ -394,6 +394,76 @@ pub unsafe extern "C" fn vcp_checkpoint_list_apply_delete(
         };
         apply_delete(list, plan, dir.as_ref())?;
         Ok(0)
+    })
+}
+
+/// Adopts the bitmaps the metadata lost: from `nodes`, every bitmap of no checkpoint in
+/// `list` that forms a valid chain from a disk's top is rebuilt as a checkpoint (oldest
+/// first by its dirty data, continuing from the current checkpoint) and redefined into
+/// `list`; with `base_dir` and `domain` (both or neither) the metadata files are
+/// written too. Stores the adopted names, oldest first, in `*names` and returns their
+/// number, or -1 (VIR_ERR_OPERATION_INVALID when the order cannot be told; nothing
+/// changes). `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_adopt(
+    list: *mut vcp_checkpoint_list,
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    base_dir: *const c_char,
+    domain: *const c_char,
+    names: *mut *mut *mut c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C strings from the caller.
+        let (list, dom, nodes, dir) = unsafe {
+            (
+                &mut cx.handle_mut(list, "list")?.0,
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                opt_metadata_dir(cx, base_dir, domain)?,
+            )
+        };
+        let out = cx.out(names, "names")?;
+        // Planned on a copy, the output allocated, then the files written: all or nothing.
+        let mut next = list.clone();
+        let adopted = adopt_into(&mut next, dom, nodes, None, now())?;
+        let outs = Outputs::default().list(out, &adopted)?;
+        if let Some(dir) = &dir {
+            let defs = adopted
+                .iter()
+                .map(|n| next.get(n))
+                .collect::<Result<Vec<_>>>()?;
+            dir.commit(&defs, &[])?;
+        }
+        // SAFETY: the caller's out-parameter.
+        unsafe { outs.write() };
+        *list = next;
+        Ok(count(adopted.len()))
+    })
+}
+
+/// Retires every checkpoint of `list` (after a chain reset): the list is emptied and,
+/// with `base_dir` and `domain`, every metadata file removed. Returns how many were
+/// retired, or -1. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_retire_all(
+    list: *mut vcp_checkpoint_list,
+    base_dir: *const c_char,
+    domain: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handle and C strings from the caller.
+        let (list, dir) = unsafe {
+            (
+                &mut cx.handle_mut(list, "list")?.0,
+                opt_metadata_dir(cx, base_dir, domain)?,
+            )
+        };
+        Ok(count(retire_all(list, dir.as_ref())?.len()))
     })
 }
 

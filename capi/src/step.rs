@@ -13,7 +13,7 @@ use crate::plan::{
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
     Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step, copy_step,
-    create_step, discard_step, pull_step, snapshot_step,
+    create_step, discard_step, fix_plan, fix_step, pull_step, reconcile, reset_step, snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -407,5 +407,43 @@ pub unsafe extern "C" fn vcp_snapshot_step(
         Ok(into_handle(vcp_step(snapshot_step(
             dom, &disks, &images, nodes,
         )?)))
+    })
+}
+
+/// The chain reset step (after a snapshot revert or a restore, when every bitmap is
+/// wrong): one transaction removing every bitmap on every layer (those a job holds
+/// excepted), the backing layers reopened around it. Then retire the checkpoints with
+/// `vcp_checkpoint_list_retire_all()`. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_reset_step(
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles from the caller.
+        let (dom, nodes) = unsafe { (&cx.handle(dom, "dom")?.0, &cx.handle(nodes, "nodes")?.0) };
+        Ok(into_handle(vcp_step(reset_step(dom, nodes))))
+    })
+}
+
+/// The online reconcile fix as a step (the removals in one transaction, the backing
+/// layers reopened around it); then `vcp_reconcile_fix_metadata()`. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_fix_step(
+    dom: *const vcp_domain,
+    list: *const crate::list::vcp_checkpoint_list,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles from the caller.
+        let (dom, list, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
+        let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
+        let fix = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
+        Ok(into_handle(vcp_step(fix_step(dom, &fix))))
     })
 }

@@ -14,8 +14,8 @@ use virtcheckpoint::{
     blockcopy_bitmap_actions, blockpull_bitmap_actions, checkpoint_add_actions,
     checkpoint_def_from_xml, checkpoint_discard_actions, commit_step, copy_step, create_step,
     discard_step, fix_commands, fix_plan, fix_step, format_checkpoint, now, offline, parse_domain,
-    parse_node_data, pull_step, reconcile, report_json, resolution_json, resolve_backup,
-    size_actions, snapshot_bitmap_actions, transaction,
+    parse_node_data, pull_step, reconcile, report_json, reset_step, resolution_json,
+    resolve_backup, retire_all, size_actions, snapshot_bitmap_actions, transaction,
 };
 
 const USAGE: &str = "\
@@ -55,6 +55,9 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        bitmaps (valid chains of no known checkpoint,
                                        ordered by their dirty data; refused where the
                                        order cannot be told); --apply writes it
+  vcp reset --domain D --metadata DIR --name VM (--nodes N | --offline) [--apply]
+                                       after a revert or a restore: drop every bitmap on
+                                       every layer, retire every checkpoint
   vcp fix   --domain D --metadata DIR --name VM (--nodes N | --offline [--in-use]) [--apply]
                                        remove orphan and broken bitmaps, never a valid one,
                                        and bring the metadata in line (a checkpoint stops
@@ -560,6 +563,38 @@ fn adopt_cmd(a: &Args) -> R<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vcp reset`: drops every bitmap on every layer and retires every checkpoint, for
+/// after a revert or a restore. Online it prints the step; offline `--apply` runs the
+/// `qemu-img` commands and removes the metadata files.
+fn reset_cmd(a: &Args) -> R<ExitCode> {
+    let (dom, nd) = bitmaps_for(a, &domain(a)?)?;
+    let mut list = metadata(a)?;
+    let apply = a.flag("--apply");
+    if a.flag("--offline") {
+        let cmds = offline::reset_commands(&dom, &nd)?;
+        for c in &cmds {
+            println!("{}", c.join(" "));
+            if apply {
+                tools::run(c)?;
+            }
+        }
+    } else {
+        if apply {
+            return Err(Fail::Usage(
+                "--apply runs offline plans only; send the printed QMP to QEMU".into(),
+            ));
+        }
+        print_step(a, &reset_step(&dom, &nd));
+    }
+    let names: Vec<String> = list.defs().map(|d| d.name.clone()).collect();
+    println!("# metadata: checkpoints retired: {}", names.join(", "));
+    if apply {
+        let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
+        retire_all(&mut list, Some(&md))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn tree(a: &Args) -> R<ExitCode> {
     let list = metadata(a)?;
     let current = list.current().map(str::to_owned);
@@ -709,6 +744,7 @@ fn run(raw: &[String]) -> R<ExitCode> {
         "fix" => fix(&a),
         "tree" => tree(&a),
         "adopt" => adopt_cmd(&a),
+        "reset" => reset_cmd(&a),
         "resolve" => resolve(&a),
         other => Err(Fail::Usage(format!("unknown command '{other}'"))),
     }

@@ -510,3 +510,80 @@ fn lost_metadata_is_adopted_back_and_the_next_incremental_is_exact() {
     assert_eq!(img::allocated(&b.images[0].1).unwrap(), clusters(&since_c2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Chain reset after a revert: online, one transaction drops every bitmap on every
+/// layer (the backing one reopened around it); the checkpoints are retired; a new
+/// chain starts and its incremental is exact. Offline, `vcp reset --apply` does the
+/// same with qemu-img, checked with qemu-img.
+#[test]
+fn chain_reset_drops_every_bitmap_and_a_new_chain_is_exact() {
+    let dir = scene("reset");
+    let mut vm = vm(&dir, &["vda"]);
+    let mut list = CheckpointList::new();
+    let md = MetadataDir::new(&dir, "vm").unwrap();
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    md.save(list.get("c1").unwrap()).unwrap();
+    vm.write("vda", 0x11, 0, K64).unwrap();
+    flows::snapshot(&mut vm, "vda", &dir.join("vda-s1.qcow2")).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    md.save(list.get("c2").unwrap()).unwrap();
+    vm.write("vda", 0x22, MIB, K64).unwrap();
+
+    let step = virtcheckpoint::reset_step(&vm.domain(), &vm.nodes().unwrap());
+    assert_eq!(step.now.len(), 3, "reopen, one transaction, reopen");
+    vm.send_phase(&step.now).unwrap();
+    let nodes = vm.nodes().unwrap();
+    assert!(
+        nodes.nodes().iter().all(|n| n.bitmaps.is_empty()),
+        "no bitmap left"
+    );
+    assert_eq!(
+        virtcheckpoint::retire_all(&mut list, Some(&md)).unwrap(),
+        ["c1", "c2"]
+    );
+    assert!(md.load().unwrap().0.is_empty(), "metadata files removed");
+
+    create_checkpoint(&mut vm, &mut list, "n1").unwrap();
+    vm.write("vda", 0x33, 2 * MIB, 2 * K64).unwrap();
+    let b = backup_push(&mut vm, &mut list, Some("n1"), None, &dir, "after-reset").unwrap();
+    let disks = vm.disks.clone();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&b.images[0].1).unwrap(),
+        clusters(&[(2 * MIB, 2 * K64)])
+    );
+
+    // Offline, from the command line: every layer's bitmaps gone, checked by qemu-img.
+    let d = dir.to_str().unwrap();
+    let mut fake = Vm::start(&dir, disks.clone()).unwrap();
+    std::fs::write(dir.join("domain.xml"), domain_xml(&fake)).unwrap();
+    fake.quit().unwrap();
+    md.save(list.get("n1").unwrap()).unwrap();
+    let dom_xml = format!("{d}/domain.xml");
+    let (code, out, err) = vcp(&[
+        "reset",
+        "--domain",
+        &dom_xml,
+        "--metadata",
+        d,
+        "--name",
+        "vm",
+        "--offline",
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("qemu-img bitmap --remove"), "{out}");
+    assert!(
+        out.ends_with("# metadata: checkpoints retired: n1\n"),
+        "{out}"
+    );
+    for image in &disks[0].chain {
+        assert!(
+            img::bitmaps(&image.path).unwrap().is_empty(),
+            "{}",
+            image.path.display()
+        );
+    }
+    assert!(md.load().unwrap().0.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -246,3 +246,10 @@ pub fn commit_commands(
     out.extend(to_qemu_img(&actions, dom)?);
     Ok(out)
 }
+
+/// A chain reset offline: `qemu-img bitmap --remove` of every bitmap on every layer.
+pub fn reset_commands(dom: &Domain, nodes: &NodeData) -> Result<Vec<Argv>> {
+    let dom = &*dom.keyed_by_file();
+    let (actions, _) = super::step::reset_actions(dom, nodes);
+    to_qemu_img(&actions, dom)
+}

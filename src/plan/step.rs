@@ -122,6 +122,40 @@ pub fn fix_step(dom: &Domain, fix: &super::reconcile::FixPlan) -> Step {
     }
 }
 
+/// Chain reset, for after a snapshot revert or a restore from backup, when every bitmap
+/// is wrong: one transaction removing every bitmap on every layer of every disk (those
+/// a job holds excepted), the backing layers holding one reopened around it. Retire the
+/// checkpoints with `retire_all` once QEMU accepted it.
+pub fn reset_step(dom: &Domain, nodes: &NodeData) -> Step {
+    let (actions, reopen) = reset_actions(dom, nodes);
+    Step {
+        now: reopened(&reopen, &actions),
+        ..Step::default()
+    }
+}
+
+/// The removals of a chain reset and the backing layers they touch (deepest first).
+pub(crate) fn reset_actions(dom: &Domain, nodes: &NodeData) -> (Vec<Action>, Vec<Reopen>) {
+    let mut actions = Vec::new();
+    let mut reopen = Vec::new();
+    for disk in &dom.disks {
+        for (layer, image) in disk.chain.iter().enumerate() {
+            let Some(node) = nodes.get(&image.format_node) else {
+                continue;
+            };
+            let mut touched = false;
+            for b in node.bitmaps.iter().filter(|b| !b.busy) {
+                actions.push(Action::remove(&image.format_node, &b.name));
+                touched = true;
+            }
+            if touched && layer > 0 {
+                reopen.insert(0, Reopen::of(disk, layer));
+            }
+        }
+    }
+    (actions, reopen)
+}
+
 /// The start of a backup (qemuBackupBegin) and its end and abort.
 ///
 /// `now`: one transaction ([the adds of `new_checkpoint`], then per disk the temporary

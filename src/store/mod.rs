@@ -110,3 +110,14 @@ pub fn adopt_into(
     *list = next;
     Ok(adoption.defs.into_iter().map(|d| d.name).collect())
 }
+
+/// Retires every checkpoint (after a chain reset): the tree is emptied and (when `dir`
+/// is given) every metadata file removed, all or nothing. Returns the names retired.
+pub fn retire_all(list: &mut CheckpointList, dir: Option<&MetadataDir>) -> Result<Vec<String>> {
+    let names: Vec<String> = list.defs().map(|d| d.name.clone()).collect();
+    if let Some(dir) = dir {
+        dir.commit(&[], &names)?;
+    }
+    *list = CheckpointList::new();
+    Ok(names)
+}
