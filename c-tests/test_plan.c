@@ -465,6 +465,18 @@ check_steps(void)
         char *del0 = libvirt_sent(rec06, "blockdev-del", 0);
         char *del1 = libvirt_sent(rec06, "blockdev-del", 1);
         char *rm = libvirt_sent(rec06, "block-dirty-bitmap-remove", 0);
+        vcp_checkpoint_def *c9 = chk("chk9", d1);
+        TAP_OK(vcp_create_step_granularity(d1, c9, n6, 3000, 0) == NULL &&
+               tap_err_code() == VCP_ERR_CONFIG_UNSUPPORTED &&
+               strstr(vcp_last_error_message(), "must be a power of two"),
+               "create step: a granularity that is not a power of two is refused");
+        step = vcp_create_step_granularity(d1, c9, n6, 4194304, 0);
+        TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &cmds) == 1 &&
+               strstr(cmds[0], "\"name\":\"chk9\",\"persistent\":true,\"disabled\":false,\"granularity\":4194304"),
+               "create step: the chosen granularity on the new bitmap");
+        vcp_string_list_free(cmds);
+        vcp_step_free(step);
+        vcp_checkpoint_def_free(c9);
         step = vcp_backup_step(d1, n6, VCP_BACKUP_PUSH, &disk, 1, storage, NULL, NULL, 0);
         TAP_OK(step && vcp_step_jobs(step, &jobs) == 1 &&
                strcmp(jobs[0], "backup-vda-libvirt-1-format") == 0, "backup step: its job");

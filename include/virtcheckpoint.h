@@ -1218,6 +1218,18 @@ vcp_step *vcp_create_step(const vcp_domain *dom,
                           unsigned int flags);
 
 /**
+ * Like `vcp_create_step()`, with the bitmaps' granularity in bytes (0: QEMU's
+ * default): a power of two from 512 B to 2 GiB whose bitmap of each disk fits QEMU's
+ * 512 MiB, checked against each disk's virtual size in `nodes` (required) before
+ * anything is planned (VIR_ERR_CONFIG_UNSUPPORTED). `flags` must be 0.
+ */
+vcp_step *vcp_create_step_granularity(const vcp_domain *dom,
+                                      const vcp_checkpoint_def *def,
+                                      const vcp_node_data *nodes,
+                                      uint64_t granularity,
+                                      unsigned int flags);
+
+/**
  * The step that discards checkpoint `def`'s bitmaps, from node data read just before:
  * the backing layers reopened read-write, the removal transaction, the layers
  * reopened read-only. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.

@@ -85,7 +85,11 @@ pub use plan::backup::{
 pub use plan::chain::{ChainState, bitmap_chain_is_valid, chain_state};
 pub use plan::commit::{blockcommit_bitmap_actions, commit_failed_actions};
 pub use plan::copy::blockcopy_bitmap_actions;
-pub use plan::create::{MAX_BITMAP_NAME, add_actions as checkpoint_add_actions, check_create};
+pub use plan::create::{
+    CreateOptions, MAX_BITMAP_BYTES, MAX_BITMAP_NAME, MAX_GRANULARITY, MIN_GRANULARITY,
+    add_actions as checkpoint_add_actions, add_actions_with as checkpoint_add_actions_with,
+    check_create, check_granularity,
+};
 pub use plan::delete::{
     DiscardPlan, Reopen, discard_actions as checkpoint_discard_actions, discard_disk_bitmaps,
 };
@@ -100,8 +104,8 @@ pub use plan::resolve::{FullReason, Resolution, resolve_backup};
 pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
 pub use plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 pub use plan::step::{
-    Step, backup_step, commit_step, copy_step, create_step, discard_step, fix_step, pull_step,
-    reset_step, resolved_backup_step, snapshot_step,
+    Step, backup_step, commit_step, copy_step, create_step, create_step_with, discard_step,
+    fix_step, pull_step, reset_step, resolved_backup_step, snapshot_step,
 };
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 

@@ -646,3 +646,41 @@ fn i_block_pull_keeps_the_chain_of_bitmaps_exact() {
         clusters(&since_c1)
     );
 }
+
+#[test]
+fn j_a_chosen_granularity_holds_along_the_chain() {
+    let s = Scene::new("j");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    let def = flows::definition(&vm, "c1", "").unwrap();
+    let nodes = vm.nodes().unwrap();
+    let opts = |g| virtcheckpoint::CreateOptions {
+        granularity: Some(g),
+    };
+    // Refused before QEMU sees anything: not a power of two.
+    let e = virtcheckpoint::create_step_with(&vm.domain(), &def, Some(&nodes), opts(3000))
+        .unwrap_err();
+    assert!(e.message().contains("must be a power of two"), "{e}");
+    assert!(vm.nodes().unwrap().bitmap("libvirt-1-format", "c1").is_none());
+
+    let step =
+        virtcheckpoint::create_step_with(&vm.domain(), &def, Some(&nodes), opts(MIB)).unwrap();
+    vm.send_phase(&step.now).unwrap();
+    list.add_created(def).unwrap();
+    vm.write("vda", 0x11, MIB + K64, K64).unwrap();
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    vm.write("vda", 0x22, 5 * MIB, K64).unwrap();
+    let nodes = vm.nodes().unwrap();
+    for node in ["libvirt-1-format", "libvirt-2-format"] {
+        assert_eq!(nodes.bitmap(node, "c1").unwrap().granularity, MIB, "{node}");
+    }
+    let b = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "from-c1").unwrap();
+    vm.quit().unwrap();
+    // The two 1 MiB granules were copied; QEMU writes only their data clusters.
+    assert_eq!(
+        img::allocated(&image_of(&b, "vda")).unwrap(),
+        clusters(&[(MIB + K64, K64), (5 * MIB, K64)])
+    );
+    let text = b.step.now[0].to_compact();
+    assert!(text.contains(r#""granularity":1048576"#), "the temporary bitmap too: {text}");
+}

@@ -12,8 +12,9 @@ use crate::plan::{
 };
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
-    Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step, copy_step,
-    create_step, discard_step, fix_plan, fix_step, pull_step, reconcile, reset_step, snapshot_step,
+    CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step,
+    copy_step, create_step, create_step_with, discard_step, fix_plan, fix_step, pull_step,
+    reconcile, reset_step, snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -162,6 +163,31 @@ pub unsafe extern "C" fn vcp_create_step(
             def,
             nodes.map(|n| &n.0),
         )?)))
+    })
+}
+
+/// Like `vcp_create_step()`, with the bitmaps' granularity in bytes (0: QEMU's
+/// default): a power of two from 512 B to 2 GiB whose bitmap of each disk fits QEMU's
+/// 512 MiB, checked against each disk's virtual size in `nodes` (required) before
+/// anything is planned (VIR_ERR_CONFIG_UNSUPPORTED). `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_create_step_granularity(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    granularity: u64,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles from the caller.
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        let opts = CreateOptions {
+            granularity: (granularity != 0).then_some(granularity),
+        };
+        let step = create_step_with(&dom.0, &def.0, Some(&nodes.0), opts)?;
+        Ok(into_handle(vcp_step(step)))
     })
 }
 

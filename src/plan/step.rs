@@ -89,8 +89,21 @@ fn reopened(reopen: &[Reopen], actions: &[Action]) -> Vec<Json> {
 
 /// Creating checkpoint `def` (qemuCheckpointAddActions): one transaction.
 pub fn create_step(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>) -> Result<Step> {
+    create_step_with(dom, def, nodes, create::CreateOptions::default())
+}
+
+/// [`create_step`] with [`create::CreateOptions`] (a granularity).
+pub fn create_step_with(
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: Option<&NodeData>,
+    opts: create::CreateOptions,
+) -> Result<Step> {
     let mut step = Step::default();
-    push_transaction(&mut step.now, &create::add_actions(dom, def, nodes)?);
+    push_transaction(
+        &mut step.now,
+        &create::add_actions_with(dom, def, nodes, opts)?,
+    );
     Ok(step)
 }
 
