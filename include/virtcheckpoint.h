@@ -1226,7 +1226,7 @@ vcp_step *vcp_create_step(const vcp_domain *dom,
 vcp_step *vcp_create_step_granularity(const vcp_domain *dom,
                                       const vcp_checkpoint_def *def,
                                       const vcp_node_data *nodes,
-                                      uint64_t granularity,
+                                      unsigned long long granularity,
                                       unsigned int flags);
 
 /**

@@ -1,7 +1,7 @@
 //! `vcp_step`: a whole driver step (the commands to send now, when the job is ready,
 //! when it has ended, to abort it; the jobs; the domain afterwards).
 
-use std::ffi::{c_char, c_int, c_uint};
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
 use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
@@ -175,7 +175,7 @@ pub unsafe extern "C" fn vcp_create_step_granularity(
     dom: *const vcp_domain,
     def: *const vcp_checkpoint_def,
     nodes: *const vcp_node_data,
-    granularity: u64,
+    granularity: c_ulonglong,
     flags: c_uint,
 ) -> *mut vcp_step {
     guard!(|cx| {

@@ -555,7 +555,7 @@ fn chain_reset_drops_every_bitmap_and_a_new_chain_is_exact() {
 
     // Offline, from the command line: every layer's bitmaps gone, checked by qemu-img.
     let d = dir.to_str().unwrap();
-    let mut fake = Vm::start(&dir, disks.clone()).unwrap();
+    let fake = Vm::start(&dir, disks.clone()).unwrap();
     std::fs::write(dir.join("domain.xml"), domain_xml(&fake)).unwrap();
     fake.quit().unwrap();
     md.save(list.get("n1").unwrap()).unwrap();
