@@ -105,7 +105,7 @@ pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
 pub use plan::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 pub use plan::step::{
     Step, backup_step, commit_step, copy_step, create_step, create_step_with, discard_step,
-    fix_step, pull_step, reset_step, resolved_backup_step, snapshot_step,
+    fix_step, pending_abort_step, pull_step, reset_step, resolved_backup_step, snapshot_step,
 };
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 
@@ -120,4 +120,6 @@ pub mod offline {
 // The checkpoint tree and its metadata files.
 pub use store::dir::{LoadProblem, MetadataDir};
 pub use store::list::{CheckpointList, DeleteOptions, DeletePlan, ListOptions};
-pub use store::{adopt_into, apply_delete, apply_fix, retire_all};
+pub use store::{
+    adopt_into, apply_delete, apply_fix, begin_pending, commit_pending, drop_pending, retire_all,
+};

@@ -658,10 +658,15 @@ fn j_a_chosen_granularity_holds_along_the_chain() {
         granularity: Some(g),
     };
     // Refused before QEMU sees anything: not a power of two.
-    let e = virtcheckpoint::create_step_with(&vm.domain(), &def, Some(&nodes), opts(3000))
-        .unwrap_err();
+    let e =
+        virtcheckpoint::create_step_with(&vm.domain(), &def, Some(&nodes), opts(3000)).unwrap_err();
     assert!(e.message().contains("must be a power of two"), "{e}");
-    assert!(vm.nodes().unwrap().bitmap("libvirt-1-format", "c1").is_none());
+    assert!(
+        vm.nodes()
+            .unwrap()
+            .bitmap("libvirt-1-format", "c1")
+            .is_none()
+    );
 
     let step =
         virtcheckpoint::create_step_with(&vm.domain(), &def, Some(&nodes), opts(MIB)).unwrap();
@@ -682,5 +687,8 @@ fn j_a_chosen_granularity_holds_along_the_chain() {
         clusters(&[(MIB + K64, K64), (5 * MIB, K64)])
     );
     let text = b.step.now[0].to_compact();
-    assert!(text.contains(r#""granularity":1048576"#), "the temporary bitmap too: {text}");
+    assert!(
+        text.contains(r#""granularity":1048576"#),
+        "the temporary bitmap too: {text}"
+    );
 }

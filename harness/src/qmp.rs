@@ -135,6 +135,11 @@ impl Qmp {
         Ok(v["return"].clone())
     }
 
+    /// Forgets the events received so far (those of another driver's jobs).
+    pub fn discard_events(&mut self) {
+        self.events.clear();
+    }
+
     /// Waits for event `name` whose `data` satisfies `pred`; earlier events are kept.
     pub fn wait_event(
         &mut self,

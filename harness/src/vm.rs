@@ -103,7 +103,13 @@ impl Vm {
             "tcg",
             "-qmp",
         ])
-        .arg(format!("unix:{},server=on,wait=off", socket.display()));
+        .arg(format!("unix:{},server=on,wait=off", socket.display()))
+        // A second monitor, for a driver in another process (the crash tests').
+        .arg("-qmp")
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            dir.join("qmp-driver.sock").display()
+        ));
         let mut max_index = 0;
         for disk in &disks {
             for (pos, image) in disk.chain.iter().enumerate().rev() {
@@ -157,11 +163,22 @@ impl Vm {
 
     /// The domain model virtcheckpoint plans against.
     pub fn domain(&self) -> Domain {
+        domain_of(&self.disks)
+    }
+
+    /// The second QMP monitor's socket, for a driver in another process.
+    pub fn driver_socket(&self) -> PathBuf {
+        self.dir.join("qmp-driver.sock")
+    }
+}
+
+/// The domain model of a VM's disks (node names `libvirt-<index>-*`).
+pub fn domain_of(disks: &[VmDisk]) -> Domain {
+    {
         Domain {
             name: "vcp-test".into(),
             uuid: String::new(),
-            disks: self
-                .disks
+            disks: disks
                 .iter()
                 .map(|d| Disk {
                     target: d.target.clone(),
@@ -183,7 +200,9 @@ impl Vm {
                 .collect(),
         }
     }
+}
 
+impl Vm {
     /// The raw `query-named-block-nodes` reply.
     pub fn node_data_raw(&mut self) -> Result<String> {
         self.qmp

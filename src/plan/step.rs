@@ -169,6 +169,30 @@ pub(crate) fn reset_actions(dom: &Domain, nodes: &NodeData) -> (Vec<Action>, Vec
     (actions, reopen)
 }
 
+/// Removing a pending checkpoint's bitmaps (a backup's new checkpoint that was never
+/// committed: the backup was aborted, or the driver died): one transaction removing
+/// bitmap `name` wherever it is on every disk's chain, the backing layers reopened
+/// around it. Nothing to send when it was never created. Then `drop_pending`. Nothing
+/// has to be merged back: every other bitmap kept recording.
+pub fn pending_abort_step(dom: &Domain, nodes: &NodeData, name: &str) -> Step {
+    let mut actions = Vec::new();
+    let mut reopen = Vec::new();
+    for disk in &dom.disks {
+        for (layer, image) in disk.chain.iter().enumerate() {
+            if nodes.bitmap(&image.format_node, name).is_some() {
+                actions.push(Action::remove(&image.format_node, name));
+                if layer > 0 {
+                    reopen.insert(0, Reopen::of(disk, layer));
+                }
+            }
+        }
+    }
+    Step {
+        now: reopened(&reopen, &actions),
+        ..Step::default()
+    }
+}
+
 /// The start of a backup (qemuBackupBegin) and its end and abort.
 ///
 /// `now`: one transaction ([the adds of `new_checkpoint`], then per disk the temporary
@@ -178,8 +202,10 @@ pub(crate) fn reset_actions(dom: &Domain, nodes: &NodeData) -> (Vec<Action>, Vec
 /// store's `blockdev-del` (format node, then the storage node when
 /// `store_storage_nodes` names it), then in push mode the temporary bitmaps' removal
 /// from the tops. `on_abort`: in pull mode each export's `block-export-del`, then a
-/// `job-cancel` per job. A pull backup's jobs never conclude on their own: the driver
-/// ends it, when the client is done, with `on_abort` and then `on_end`.
+/// `job-cancel` per job, then the removal of `new_checkpoint`'s bitmaps (it stays
+/// pending until the job ended well; see `begin_pending`). A pull backup's jobs never
+/// conclude on their own: the driver ends it, when the client is done, with the export
+/// removal and job cancel of `on_abort` and then `on_end`.
 pub fn backup_step(
     dom: &Domain,
     mode: BackupMode,
@@ -236,6 +262,16 @@ pub fn backup_step(
     }
     step.on_end
         .extend(plan.cleanup.iter().map(Action::to_command));
+    // A checkpoint created with the backup is pending until the job ends well: an
+    // abort removes its bitmaps (nothing to merge back, every other bitmap recorded on).
+    if let Some(def) = new_checkpoint {
+        for a in create::add_actions(dom, def, Some(nodes))? {
+            if let Action::BitmapAdd { node, name, .. } = a {
+                step.on_abort
+                    .push(Action::remove(&node, &name).to_command());
+            }
+        }
+    }
     Ok(step)
 }
 

@@ -19,6 +19,10 @@ use crate::xml::checkpoint::{
 /// Prefix of temporary files; never a valid checkpoint name (leading '.').
 const TMP_PREFIX: &str = ".vcp-tmp-";
 
+/// The journal of pending checkpoints (created with a backup, not committed yet): one
+/// name a line. Not a `*.xml` file, so libvirt and `load` pass it by.
+const PENDING: &str = ".vcp-pending";
+
 fn system(what: impl std::fmt::Display, e: &std::io::Error) -> Error {
     Error::system(ErrorDomain::Qemu, what, e)
 }
@@ -188,6 +192,66 @@ impl MetadataDir {
         self.commit(&[], &[name.to_owned()])
     }
 
+    /// The checkpoints marked pending (two-phase backup checkpoints), in the order they
+    /// were marked. None when there is no journal.
+    pub fn pending(&self) -> Result<Vec<String>> {
+        match fs::read_to_string(self.dir.join(PENDING)) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(system(
+                format_args!(
+                    "cannot read the pending journal of '{}'",
+                    self.dir.display()
+                ),
+                &e,
+            )),
+        }
+    }
+
+    /// Replaces the pending journal, atomically and durably (removed when empty).
+    pub fn set_pending(&self, names: &[String]) -> Result<()> {
+        let path = self.dir.join(PENDING);
+        if names.is_empty() {
+            return match fs::remove_file(&path) {
+                Ok(()) => self.sync_dir(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(system(
+                    format_args!("cannot remove '{}'", path.display()),
+                    &e,
+                )),
+            };
+        }
+        for n in names {
+            self.file_for(n)?;
+        }
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            system(
+                format_args!("cannot create folder '{}'", self.dir.display()),
+                &e,
+            )
+        })?;
+        let tmp = self.dir.join(format!("{TMP_PREFIX}pending"));
+        let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(system(
+                format_args!("cannot write '{}'", path.display()),
+                &e,
+            ));
+        }
+        self.sync_dir()
+    }
+
     /// Loads every `*.xml` file of the folder into a list (relations rebuilt, current
     /// chosen as libvirt does). Files that cannot be used — unparsable, half-written,
     /// named differently from the checkpoint inside, leftover temporary files — are
@@ -218,6 +282,9 @@ impl MetadataDir {
                 });
                 continue;
             };
+            if fname == PENDING {
+                continue; // the pending journal, read by `pending`
+            }
             if fname.starts_with(TMP_PREFIX) {
                 problems.push(LoadProblem {
                     path,

@@ -121,3 +121,34 @@ pub fn retire_all(list: &mut CheckpointList, dir: Option<&MetadataDir>) -> Resul
     *list = CheckpointList::new();
     Ok(names)
 }
+
+/// Two-phase backup checkpoints, step 1: marks `name` pending in the folder's journal,
+/// durably, before the backup transaction that creates its bitmap is sent. Until
+/// [`commit_pending`], a crash or an abort leaves a checkpoint that
+/// [`drop_pending`] (after the step of `plan::step::pending_abort_step`) removes.
+pub fn begin_pending(dir: &MetadataDir, name: &str) -> Result<()> {
+    let mut names = dir.pending()?;
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
+    dir.set_pending(&names)
+}
+
+/// Two-phase backup checkpoints, last step: the backup job ended well; `name` is a
+/// checkpoint like any other from now on.
+pub fn commit_pending(dir: &MetadataDir, name: &str) -> Result<()> {
+    let names: Vec<String> = dir.pending()?.into_iter().filter(|n| n != name).collect();
+    dir.set_pending(&names)
+}
+
+/// Drops pending checkpoint `name` once its bitmaps were removed: out of the tree (its
+/// children, if any, re-parented), its metadata file removed, out of the journal.
+pub fn drop_pending(list: &mut CheckpointList, dir: &MetadataDir, name: &str) -> Result<()> {
+    if list.contains(name) {
+        let plan = list.plan_delete(name, DeleteOptions::METADATA_ONLY)?;
+        apply_delete(list, &plan, Some(dir))?;
+    } else {
+        dir.commit(&[], &[name.to_owned()])?;
+    }
+    commit_pending(dir, name)
+}
