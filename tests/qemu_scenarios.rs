@@ -692,3 +692,77 @@ fn j_a_chosen_granularity_holds_along_the_chain() {
         "the temporary bitmap too: {text}"
     );
 }
+
+#[test]
+fn k_two_owners_never_touch_each_others_chains() {
+    let s = Scene::new("k");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    let name = |o: &str, n: &str| virtcheckpoint::owned_name(o, n).unwrap();
+    create_checkpoint(&mut vm, &mut list, &name("a", "c1")).unwrap();
+    let w1 = write_all(&mut vm, "vda", &[(0x11, 0, K64)]);
+    create_checkpoint(&mut vm, &mut list, &name("b", "c1")).unwrap();
+    let w2 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, &name("a", "c2")).unwrap();
+    let w3 = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);
+    create_checkpoint(&mut vm, &mut list, &name("b", "c2")).unwrap();
+    let w4 = write_all(&mut vm, "vda", &[(0x44, 3 * MIB, K64)]);
+
+    // Retention for owner a: keep its newest one. Only a:c1 goes.
+    let plans = list.plan_retention("a", 1).unwrap();
+    assert_eq!(plans.len(), 1);
+    for plan in plans {
+        for i in 0..plan.discard.len() {
+            let def = list.discarded(&plan, i).unwrap().clone();
+            assert_eq!(virtcheckpoint::owner_of(&def.name), Some("a"));
+            let step =
+                virtcheckpoint::discard_step(&vm.domain(), &def, &vm.nodes().unwrap(), false)
+                    .unwrap();
+            vm.send_phase(&step.now).unwrap();
+        }
+        virtcheckpoint::apply_delete(&mut list, &plan, None).unwrap();
+    }
+    let nodes = vm.nodes().unwrap();
+    assert!(nodes.bitmap("libvirt-1-format", "a:c1").is_none());
+    for kept in ["b:c1", "a:c2", "b:c2"] {
+        assert!(nodes.bitmap("libvirt-1-format", kept).is_some(), "{kept}");
+    }
+    // An orphan of owner a: a fix for owner b leaves it alone.
+    vm.qmp
+        .execute(
+            "block-dirty-bitmap-add",
+            Some(serde_json::json!({"node": "libvirt-1-format", "name": "a:lost", "persistent": true})),
+        )
+        .unwrap();
+    let dom = vm.domain();
+    let nodes = vm.nodes().unwrap();
+    let fix = virtcheckpoint::fix_plan(
+        &virtcheckpoint::reconcile(&dom, &list.topological(), &nodes),
+        &dom,
+    );
+    assert!(fix.removals.iter().any(|r| r.name == "a:lost"));
+    let for_b = virtcheckpoint::fix_for_owner(&fix, "b");
+    assert!(for_b.removals.is_empty(), "nothing of b's is broken");
+    vm.send_phase(&virtcheckpoint::fix_step(&dom, &for_b).now)
+        .unwrap();
+    assert!(
+        vm.nodes()
+            .unwrap()
+            .bitmap("libvirt-1-format", "a:lost")
+            .is_some()
+    );
+
+    // Both consumers' incrementals stay exact.
+    let from_b1 = backup_push(&mut vm, &mut list, Some("b:c1"), None, &s.dir, "b1").unwrap();
+    let from_a2 = backup_push(&mut vm, &mut list, Some("a:c2"), None, &s.dir, "a2").unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&from_b1, "vda")).unwrap(),
+        clusters(&[w2.clone(), w3.clone(), w4.clone()].concat())
+    );
+    assert_eq!(
+        img::allocated(&image_of(&from_a2, "vda")).unwrap(),
+        clusters(&[w3, w4].concat())
+    );
+    let _ = w1;
+}

@@ -4,6 +4,7 @@
 
 pub(crate) mod dir;
 pub(crate) mod list;
+pub(crate) mod owner;
 
 use crate::error::Result;
 use crate::model::checkpoint::{CheckpointDef, DiskCheckpointKind};
