@@ -269,6 +269,96 @@ check_adopt_and_reset(void)
     vcp_domain_free(dom);
 }
 
+static vcp_checkpoint_def *
+named(const char *name)
+{
+    static int created = 100;
+    char xml[256];
+    snprintf(xml, sizeof(xml), "<domaincheckpoint><name>%s</name><creationTime>%d</creationTime>"
+             "<disks><disk name='vda' checkpoint='bitmap' bitmap='%s'/></disks></domaincheckpoint>",
+             name, created++, name);
+    return vcp_checkpoint_def_parse_xml(xml, NULL, VCP_CHECKPOINT_PARSE_REDEFINE);
+}
+
+/* Two-phase backup checkpoints and owners through the C ABI. */
+static void
+check_pending_and_owners(void)
+{
+    char base[] = "/tmp/vcp-c-pending-XXXXXX";
+    const char *orphans = "[{\"node-name\":\"libvirt-1-format\",\"image\":{\"virtual-size\":1},"
+                          "\"dirty-bitmaps\":[{\"name\":\"a:x\",\"recording\":true,\"persistent\":true},"
+                          "{\"name\":\"b:y\",\"recording\":true,\"persistent\":true}]}]";
+    vcp_domain *dom = vcp_domain_new("vm", NULL);
+    vcp_node_data *nodes = vcp_node_data_parse_json(orphans, 0);
+    vcp_checkpoint_list *list = vcp_checkpoint_list_new();
+    vcp_checkpoint_delete_plan *plan;
+    vcp_step *step;
+    char **names = NULL;
+    const char *owned[] = { "a:1", "b:1", "a:2" };
+    size_t i;
+
+    vcp_domain_add_disk(dom, "vda", NULL, NULL, 0);
+    vcp_domain_disk_append_image(dom, "vda", "/i/vda.qcow2", "qcow2", "libvirt-1-format", NULL, 0);
+    TAP_OK(mkdtemp(base) != NULL, "a metadata folder");
+    TAP_OK(vcp_checkpoint_pending_begin(base, "vm", "p1", 0) == 0 &&
+           vcp_checkpoint_pending_names(base, "vm", &names) == 1 && strcmp(names[0], "p1") == 0,
+           "pending: p1 is in the journal");
+    vcp_string_list_free(names);
+    TAP_OK(vcp_checkpoint_pending_commit(base, "vm", "p1", 0) == 0 &&
+           vcp_checkpoint_pending_names(base, "vm", &names) == 0, "pending: committed, journal empty");
+    vcp_string_list_free(names);
+    {
+        vcp_checkpoint_def *p2 = named("p2");
+        TAP_OK(vcp_checkpoint_pending_begin(base, "vm", "p2", 0) == 0 && p2 &&
+               vcp_checkpoint_list_add(list, p2, 0) == 1 &&
+               vcp_checkpoint_list_save(list, base, "vm", "p2", 0) == 0 &&
+               vcp_checkpoint_list_drop_pending(list, base, "vm", "p2", 0) == 0 &&
+               vcp_checkpoint_list_lookup(list, "p2") == NULL &&
+               vcp_checkpoint_pending_names(base, "vm", &names) == 0,
+               "pending: dropped from the tree, the files and the journal");
+        vcp_string_list_free(names);
+        vcp_checkpoint_def_free(p2);
+    }
+    TAP_OK(vcp_checkpoint_pending_begin(base, "vm", "../x", 0) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG, "pending: a name that is no file name is refused");
+    step = vcp_pending_abort_step(dom, nodes, "a:x", 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &names) == 1 &&
+           strstr(names[0], "\"name\":\"a:x\"") && !strstr(names[0], "b:y"),
+           "pending abort: only that checkpoint's bitmap is removed");
+    vcp_string_list_free(names);
+    vcp_step_free(step);
+
+    for (i = 0; i < 3; i++) {
+        vcp_checkpoint_def *d = named(owned[i]);
+        vcp_checkpoint_list_add(list, d, 0);
+        vcp_checkpoint_def_free(d);
+    }
+    TAP_OK(vcp_checkpoint_list_owned_names(list, "a", &names) == 2 && strcmp(names[0], "a:1") == 0,
+           "owners: a's checkpoints");
+    vcp_string_list_free(names);
+    TAP_OK(vcp_checkpoint_list_plan_retention(list, "a", 1, &names) == 1 && strcmp(names[0], "a:1") == 0,
+           "owners: retention keeps a's newest only");
+    vcp_string_list_free(names);
+    plan = vcp_checkpoint_list_plan_delete_owned(list, "b:1", "a", 0);
+    TAP_OK(plan == NULL && tap_err_code() == VCP_ERR_OPERATION_INVALID &&
+           strstr(vcp_last_error_message(), "'b:1' does not belong to owner 'a'"),
+           "owners: a cannot delete b's checkpoint");
+    step = vcp_fix_step_owner(dom, list, nodes, "b", 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &names) == 1 &&
+           strstr(names[0], "b:y") && !strstr(names[0], "a:x"),
+           "owners: b's fix never removes a's bitmap");
+    vcp_string_list_free(names);
+    vcp_step_free(step);
+    vcp_checkpoint_list_free(list);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+        TAP_OK(system(cmd) == 0, "cleanup");
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -276,5 +366,6 @@ main(int argc, char **argv)
     check_online();
     check_offline();
     check_adopt_and_reset();
+    check_pending_and_owners();
     return TAP_DONE();
 }

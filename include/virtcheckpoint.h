@@ -770,6 +770,72 @@ int vcp_checkpoint_delete_plan_discard_actions(const vcp_checkpoint_delete_plan 
                                                unsigned int flags);
 
 /**
+ * Two-phase backup checkpoints: marks checkpoint `name` pending in the journal of
+ * `<base_dir>/<domain>`, durably; call it before sending the backup transaction that
+ * creates the checkpoint's bitmap. Returns 0 or -1. `flags` must be 0.
+ */
+int vcp_checkpoint_pending_begin(const char *base_dir,
+                                 const char *domain,
+                                 const char *name,
+                                 unsigned int flags);
+
+/**
+ * Two-phase backup checkpoints: the backup ended well, checkpoint `name` is committed
+ * (out of the journal). Returns 0 or -1. `flags` must be 0.
+ */
+int vcp_checkpoint_pending_commit(const char *base_dir,
+                                  const char *domain,
+                                  const char *name,
+                                  unsigned int flags);
+
+/**
+ * The checkpoints pending in the journal of `<base_dir>/<domain>` (after a crash:
+ * those to remove with `vcp_pending_abort_step()` and
+ * `vcp_checkpoint_list_drop_pending()`), in `*names`. Returns their number, or -1.
+ */
+int vcp_checkpoint_pending_names(const char *base_dir, const char *domain, char ***names);
+
+/**
+ * Drops pending checkpoint `name` once its bitmaps were removed: out of `list`
+ * (children re-parented), its metadata file and its journal entry removed. Returns 0
+ * or -1. `flags` must be 0.
+ */
+int vcp_checkpoint_list_drop_pending(vcp_checkpoint_list *list,
+                                     const char *base_dir,
+                                     const char *domain,
+                                     const char *name,
+                                     unsigned int flags);
+
+/**
+ * The checkpoints of `owner` (named `owner:NAME`), parents before children, in
+ * `*names`. Returns their number, or -1.
+ */
+int vcp_checkpoint_list_owned_names(const vcp_checkpoint_list *list,
+                                    const char *owner,
+                                    char ***names);
+
+/**
+ * Retention for `owner`: in `*names` the checkpoints to delete, oldest first, so that
+ * only its `keep` newest stay; delete each with `vcp_checkpoint_list_plan_delete_owned()`
+ * in that order. No other owner's checkpoint is ever listed. Returns their number, or
+ * -1.
+ */
+int vcp_checkpoint_list_plan_retention(const vcp_checkpoint_list *list,
+                                       const char *owner,
+                                       size_t keep,
+                                       char ***names);
+
+/**
+ * As `vcp_checkpoint_list_plan_delete()`, on behalf of `owner`: refused with
+ * VIR_ERR_OPERATION_INVALID when the checkpoint, or a descendant the delete would
+ * remove, belongs to someone else.
+ */
+vcp_checkpoint_delete_plan *vcp_checkpoint_list_plan_delete_owned(const vcp_checkpoint_list *list,
+                                                                  const char *name,
+                                                                  const char *owner,
+                                                                  unsigned int flags);
+
+/**
  * Frees a string or buffer returned by this library. NULL is accepted.
  *
  * # Safety
@@ -1327,6 +1393,27 @@ vcp_step *vcp_fix_step(const vcp_domain *dom,
                        const vcp_checkpoint_list *list,
                        const vcp_node_data *nodes,
                        unsigned int flags);
+
+/**
+ * The step that removes pending checkpoint `name`'s bitmaps wherever they are (an
+ * aborted backup's new checkpoint, or one found pending after a crash), the backing
+ * layers reopened around it; nothing to send when it was never created. Then
+ * `vcp_checkpoint_list_drop_pending()`. `flags` must be 0.
+ */
+vcp_step *vcp_pending_abort_step(const vcp_domain *dom,
+                                 const vcp_node_data *nodes,
+                                 const char *name,
+                                 unsigned int flags);
+
+/**
+ * As `vcp_fix_step()`, limited to `owner`: only its own broken copies and orphan
+ * bitmaps are removed; no other owner's bitmap is touched. `flags` must be 0.
+ */
+vcp_step *vcp_fix_step_owner(const vcp_domain *dom,
+                             const vcp_checkpoint_list *list,
+                             const vcp_node_data *nodes,
+                             const char *owner,
+                             unsigned int flags);
 
 /**
  * The library version as `major * 1000000 + minor * 1000 + micro` (libvirt's

@@ -10,7 +10,7 @@ use crate::plan::{discard, discard_out};
 use crate::{Call, Outputs, count, free_handle, guard, into_handle};
 use virtcheckpoint::{
     CheckpointList, DeleteOptions, DeletePlan, Error, ErrorDomain, ListOptions, MetadataDir,
-    Result, adopt_into, apply_delete, now, retire_all,
+    Result, adopt_into, apply_delete, begin_pending, commit_pending, drop_pending, now, retire_all,
 };
 
 /// A domain's checkpoints: a forest with one "current" checkpoint (libvirt's
@@ -107,6 +107,15 @@ pub unsafe extern "C" fn vcp_checkpoint_list_save(
         dir.save(list.get(name)?)?;
         Ok(0)
     })
+}
+
+/// The `VCP_CHECKPOINT_DELETE_*` bits as options.
+fn delete_options(flags: c_uint) -> DeleteOptions {
+    DeleteOptions {
+        children: flags & VCP_CHECKPOINT_DELETE_CHILDREN != 0,
+        metadata_only: flags & VCP_CHECKPOINT_DELETE_METADATA_ONLY != 0,
+        children_only: flags & VCP_CHECKPOINT_DELETE_CHILDREN_ONLY != 0,
+    }
 }
 
 /// The metadata folder `<base_dir>/<domain>`.
@@ -294,12 +303,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_plan_delete(
         // SAFETY: handle and C string from the caller.
         let list = &unsafe { cx.handle(list, "list") }?.0;
         let name = unsafe { cx.str(name, "name") }?;
-        let opts = DeleteOptions {
-            children: flags & VCP_CHECKPOINT_DELETE_CHILDREN != 0,
-            metadata_only: flags & VCP_CHECKPOINT_DELETE_METADATA_ONLY != 0,
-            children_only: flags & VCP_CHECKPOINT_DELETE_CHILDREN_ONLY != 0,
-        };
-        let plan = list.plan_delete(name, opts)?;
+        let plan = list.plan_delete(name, delete_options(flags))?;
         Ok(into_handle(vcp_checkpoint_delete_plan(plan)))
     })
 }
@@ -501,5 +505,166 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_discard_actions(
         // SAFETY: the caller's out-parameters.
         unsafe { discard(outs, dom, def, nodes, tolerate) }?;
         Ok(0)
+    })
+}
+
+/// Two-phase backup checkpoints: marks checkpoint `name` pending in the journal of
+/// `<base_dir>/<domain>`, durably; call it before sending the backup transaction that
+/// creates the checkpoint's bitmap. Returns 0 or -1. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_pending_begin(
+    base_dir: *const c_char,
+    domain: *const c_char,
+    name: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: C strings from the caller.
+        let (dir, name) = unsafe { (metadata_dir(cx, base_dir, domain)?, cx.str(name, "name")?) };
+        begin_pending(&dir, name)?;
+        Ok(0)
+    })
+}
+
+/// Two-phase backup checkpoints: the backup ended well, checkpoint `name` is committed
+/// (out of the journal). Returns 0 or -1. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_pending_commit(
+    base_dir: *const c_char,
+    domain: *const c_char,
+    name: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: C strings from the caller.
+        let (dir, name) = unsafe { (metadata_dir(cx, base_dir, domain)?, cx.str(name, "name")?) };
+        commit_pending(&dir, name)?;
+        Ok(0)
+    })
+}
+
+/// The checkpoints pending in the journal of `<base_dir>/<domain>` (after a crash:
+/// those to remove with `vcp_pending_abort_step()` and
+/// `vcp_checkpoint_list_drop_pending()`), in `*names`. Returns their number, or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_pending_names(
+    base_dir: *const c_char,
+    domain: *const c_char,
+    names: *mut *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: C strings from the caller.
+        let dir = unsafe { metadata_dir(cx, base_dir, domain) }?;
+        let out = cx.out(names, "names")?;
+        let pending = dir.pending()?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &pending)?.write() };
+        Ok(count(pending.len()))
+    })
+}
+
+/// Drops pending checkpoint `name` once its bitmaps were removed: out of `list`
+/// (children re-parented), its metadata file and its journal entry removed. Returns 0
+/// or -1. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_drop_pending(
+    list: *mut vcp_checkpoint_list,
+    base_dir: *const c_char,
+    domain: *const c_char,
+    name: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handle and C strings from the caller.
+        let (list, dir, name) = unsafe {
+            (
+                &mut cx.handle_mut(list, "list")?.0,
+                metadata_dir(cx, base_dir, domain)?,
+                cx.str(name, "name")?,
+            )
+        };
+        drop_pending(list, &dir, name)?;
+        Ok(0)
+    })
+}
+
+/// The checkpoints of `owner` (named `owner:NAME`), parents before children, in
+/// `*names`. Returns their number, or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_owned_names(
+    list: *const vcp_checkpoint_list,
+    owner: *const c_char,
+    names: *mut *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and C string from the caller.
+        let (list, owner) = unsafe { (&cx.handle(list, "list")?.0, cx.str(owner, "owner")?) };
+        let out = cx.out(names, "names")?;
+        let found: Vec<&str> = list
+            .owned_by(owner)
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &found)?.write() };
+        Ok(count(found.len()))
+    })
+}
+
+/// Retention for `owner`: in `*names` the checkpoints to delete, oldest first, so that
+/// only its `keep` newest stay; delete each with `vcp_checkpoint_list_plan_delete_owned()`
+/// in that order. No other owner's checkpoint is ever listed. Returns their number, or
+/// -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_plan_retention(
+    list: *const vcp_checkpoint_list,
+    owner: *const c_char,
+    keep: usize,
+    names: *mut *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and C string from the caller.
+        let (list, owner) = unsafe { (&cx.handle(list, "list")?.0, cx.str(owner, "owner")?) };
+        let out = cx.out(names, "names")?;
+        let plans = list.plan_retention(owner, keep)?;
+        let targets: Vec<&str> = plans.iter().map(|p| p.target.as_str()).collect();
+        // SAFETY: the caller's out-parameter.
+        unsafe { Outputs::default().list(out, &targets)?.write() };
+        Ok(count(targets.len()))
+    })
+}
+
+/// As `vcp_checkpoint_list_plan_delete()`, on behalf of `owner`: refused with
+/// VIR_ERR_OPERATION_INVALID when the checkpoint, or a descendant the delete would
+/// remove, belongs to someone else.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_list_plan_delete_owned(
+    list: *const vcp_checkpoint_list,
+    name: *const c_char,
+    owner: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_checkpoint_delete_plan {
+    guard!(|cx| {
+        cx.flags(
+            flags,
+            VCP_CHECKPOINT_DELETE_CHILDREN
+                | VCP_CHECKPOINT_DELETE_METADATA_ONLY
+                | VCP_CHECKPOINT_DELETE_CHILDREN_ONLY,
+        )?;
+        // SAFETY: handle and C strings from the caller.
+        let (list, name, owner) = unsafe {
+            (
+                &cx.handle(list, "list")?.0,
+                cx.str(name, "name")?,
+                cx.str(owner, "owner")?,
+            )
+        };
+        let opts = delete_options(flags);
+        Ok(into_handle(vcp_checkpoint_delete_plan(
+            list.plan_delete_owned(name, owner, opts)?,
+        )))
     })
 }

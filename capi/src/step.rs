@@ -13,8 +13,8 @@ use crate::plan::{
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
     CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step,
-    copy_step, create_step, create_step_with, discard_step, fix_plan, fix_step, pull_step,
-    reconcile, reset_step, snapshot_step,
+    copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan, fix_step,
+    pending_abort_step, pull_step, reconcile, reset_step, snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -471,5 +471,55 @@ pub unsafe extern "C" fn vcp_fix_step(
         let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let fix = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
         Ok(into_handle(vcp_step(fix_step(dom, &fix))))
+    })
+}
+
+/// The step that removes pending checkpoint `name`'s bitmaps wherever they are (an
+/// aborted backup's new checkpoint, or one found pending after a crash), the backing
+/// layers reopened around it; nothing to send when it was never created. Then
+/// `vcp_checkpoint_list_drop_pending()`. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_pending_abort_step(
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    name: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C string from the caller.
+        let (dom, nodes, name) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(name, "name")?,
+            )
+        };
+        Ok(into_handle(vcp_step(pending_abort_step(dom, nodes, name))))
+    })
+}
+
+/// As `vcp_fix_step()`, limited to `owner`: only its own broken copies and orphan
+/// bitmaps are removed; no other owner's bitmap is touched. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_fix_step_owner(
+    dom: *const vcp_domain,
+    list: *const crate::list::vcp_checkpoint_list,
+    nodes: *const vcp_node_data,
+    owner: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C string from the caller.
+        let (dom, list, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
+        let owner = unsafe { cx.str(owner, "owner") }?;
+        let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
+        let fix = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
+        Ok(into_handle(vcp_step(fix_step(
+            dom,
+            &fix_for_owner(&fix, owner),
+        ))))
     })
 }
