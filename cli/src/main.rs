@@ -8,14 +8,15 @@ use std::path::Path;
 use std::process::ExitCode;
 use vcp_cli::{table, tools};
 use virtcheckpoint::{
-    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, Domain, Error, FormatOptions,
-    ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE, actions_json,
-    adopt_into, apply_fix, backup_begin_actions, backup_step, blockcommit_bitmap_actions,
-    blockcopy_bitmap_actions, blockpull_bitmap_actions, checkpoint_add_actions,
-    checkpoint_def_from_xml, checkpoint_discard_actions, commit_step, copy_step, create_step,
-    discard_step, fix_commands, fix_plan, fix_step, format_checkpoint, now, offline, parse_domain,
-    parse_node_data, pull_step, reconcile, report_json, reset_step, resolution_json,
-    resolve_backup, retire_all, size_actions, snapshot_bitmap_actions, transaction,
+    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, CreateOptions, Domain, Error,
+    FormatOptions, ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE,
+    actions_json, adopt_into, apply_fix, backup_begin_actions, backup_step,
+    blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
+    checkpoint_add_actions, checkpoint_def_from_xml, checkpoint_discard_actions, commit_step,
+    copy_step, create_step_with, discard_step, drop_pending, fix_commands, fix_plan, fix_step,
+    format_checkpoint, now, offline, parse_domain, parse_node_data, pending_abort_step, pull_step,
+    reconcile, report_json, reset_step, resolution_json, resolve_backup, retire_all, size_actions,
+    snapshot_bitmap_actions, transaction,
 };
 
 const USAGE: &str = "\
@@ -26,7 +27,7 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
 
   vcp nodes [FILE]                     bitmaps per node of a query-named-block-nodes reply
   vcp report [FILE]                    libvirt's bitmap detection report of a reply
-  vcp plan create   --domain D --checkpoint C [--nodes N]
+  vcp plan create   --domain D --checkpoint C [--nodes N] [--granularity BYTES]
   vcp plan delete   --domain D --checkpoint C --nodes N [--ignore-missing]
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
@@ -55,6 +56,13 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        bitmaps (valid chains of no known checkpoint,
                                        ordered by their dirty data; refused where the
                                        order cannot be told); --apply writes it
+  vcp retain --domain D --metadata DIR --name VM --nodes N --owner O --keep K
+                                       retention for one owner (checkpoints named O:NAME):
+                                       the deletes, oldest first, with their steps
+  vcp pending --metadata DIR --name VM [--domain D --nodes N] [--apply]
+                                       checkpoints a crash left pending (two-phase backup
+                                       checkpoints): the steps removing their bitmaps;
+                                       --apply drops their metadata
   vcp reset --domain D --metadata DIR --name VM (--nodes N | --offline) [--apply]
                                        after a revert or a restore: drop every bitmap on
                                        every layer, retire every checkpoint
@@ -234,8 +242,15 @@ fn plan(a: &Args) -> R<ExitCode> {
                 Some(_) => Some(nodes(a)?),
                 None => None,
             };
-            if a.flag("--step") {
-                print_step(a, &create_step(&dom, &def, nd.as_ref())?);
+            let granularity = match a.opt("--granularity") {
+                Some(g) => Some(g.parse::<u64>().map_err(|_| {
+                    Fail::Usage(format!("--granularity needs a number of bytes, not '{g}'"))
+                })?),
+                None => None,
+            };
+            let step = create_step_with(&dom, &def, nd.as_ref(), CreateOptions { granularity })?;
+            if a.flag("--step") || granularity.is_some() {
+                print_step(a, &step);
             } else {
                 print_tx(a, &checkpoint_add_actions(&dom, &def, nd.as_ref())?);
             }
@@ -595,6 +610,60 @@ fn reset_cmd(a: &Args) -> R<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vcp retain`: for one owner, which checkpoints retention deletes (oldest first),
+/// and each delete's step from the node data. No other owner's checkpoint is listed.
+fn retain_cmd(a: &Args) -> R<ExitCode> {
+    let dom = domain(a)?;
+    let nd = nodes(a)?;
+    let list = metadata(a)?;
+    let owner = a.req("--owner")?;
+    let keep: usize = a
+        .req("--keep")?
+        .parse()
+        .map_err(|_| Fail::Usage("--keep needs a count".into()))?;
+    let plans = list.plan_retention(owner, keep)?;
+    if plans.is_empty() {
+        println!("nothing to delete for owner {owner}");
+    }
+    let mut next = list.clone();
+    for plan in &plans {
+        println!("# delete {}", plan.target);
+        for i in 0..plan.discard.len() {
+            print_step(a, &discard_step(&dom, next.discarded(plan, i)?, &nd, true)?);
+        }
+        next.apply_delete(plan)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vcp pending`: the checkpoints a crash left pending (created with a backup, never
+/// committed), and with `--nodes` the steps that remove their bitmaps; `--apply` then
+/// drops their metadata (once those steps were sent).
+fn pending_cmd(a: &Args) -> R<ExitCode> {
+    let md = MetadataDir::new(Path::new(a.req("--metadata")?), a.req("--name")?)?;
+    let names = md.pending()?;
+    if names.is_empty() {
+        println!("nothing pending");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("# pending: {}", names.join(", "));
+    if a.opt("--nodes").is_some() {
+        let dom = domain(a)?;
+        let nd = nodes(a)?;
+        for n in &names {
+            print_step(a, &pending_abort_step(&dom, &nd, n));
+        }
+    }
+    if a.flag("--apply") {
+        let mut list = metadata(a)?;
+        for n in &names {
+            drop_pending(&mut list, &md, n)?;
+        }
+        println!("# dropped: {}", names.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn tree(a: &Args) -> R<ExitCode> {
     let list = metadata(a)?;
     let current = list.current().map(str::to_owned);
@@ -745,6 +814,8 @@ fn run(raw: &[String]) -> R<ExitCode> {
         "tree" => tree(&a),
         "adopt" => adopt_cmd(&a),
         "reset" => reset_cmd(&a),
+        "retain" => retain_cmd(&a),
+        "pending" => pending_cmd(&a),
         "resolve" => resolve(&a),
         other => Err(Fail::Usage(format!("unknown command '{other}'"))),
     }

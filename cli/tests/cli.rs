@@ -228,3 +228,80 @@ fn plan_step_prints_every_phase() {
     assert_eq!(v["on-abort"][0]["execute"], "job-cancel");
     assert_eq!(v["jobs"].as_array().unwrap().len(), 1);
 }
+
+/// The never-lose-a-chain commands: a chosen granularity on create, retention for one
+/// owner, and what a crash left pending.
+#[test]
+fn granularity_retention_and_pending_from_the_command_line() {
+    use virtcheckpoint::{CheckpointDef, MetadataDir, begin_pending};
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    let nodes = data("replies/23_snapshot_create_external_s1.json");
+    let request = tmp(
+        "g.xml",
+        "<domaincheckpoint><name>g1</name></domaincheckpoint>",
+    );
+    let create = |g: &str| {
+        vcp(&[
+            "plan",
+            "create",
+            "--domain",
+            &dom,
+            "--checkpoint",
+            &request,
+            "--nodes",
+            &nodes,
+            "--granularity",
+            g,
+        ])
+    };
+    let (code, out, err) = create("4194304");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#""name":"g1","persistent":true,"disabled":false,"granularity":4194304"#),
+        "{out}"
+    );
+    let (code, out, err) = create("3000");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("must be a power of two"), "{err}");
+
+    let base = std::env::temp_dir().join(format!("vcp-cli-owners-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let md = MetadataDir::new(&base, "vm").unwrap();
+    for (i, n) in ["a:1", "b:1", "a:2"].iter().enumerate() {
+        md.save(&CheckpointDef {
+            name: (*n).into(),
+            creation_time: 10 + i as i64,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let b = base.to_str().unwrap();
+    let (code, out, err) = vcp(&[
+        "retain",
+        "--domain",
+        &dom,
+        "--nodes",
+        &nodes,
+        "--metadata",
+        b,
+        "--name",
+        "vm",
+        "--owner",
+        "a",
+        "--keep",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "# delete a:1\n", "only a's oldest, nothing of b's");
+
+    let (_, out, _) = vcp(&["pending", "--metadata", b, "--name", "vm"]);
+    assert_eq!(out, "nothing pending\n");
+    begin_pending(&md, "a:2").unwrap();
+    let (code, out, err) = vcp(&["pending", "--metadata", b, "--name", "vm", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "# pending: a:2\n# dropped: a:2\n");
+    let (list, _) = md.load().unwrap();
+    assert!(!list.contains("a:2") && list.contains("a:1") && list.contains("b:1"));
+    assert!(md.pending().unwrap().is_empty());
+    std::fs::remove_dir_all(&base).unwrap();
+}
