@@ -15,8 +15,8 @@ use virtcheckpoint::{
     BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, Domain, FixPlan,
     Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution, SnapshotDisk,
     Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step, copy_step,
-    create_step, discard_step, fix_plan, fix_step, pull_step, reconcile, resolved_backup_step,
-    size_actions, sizes_from_nodes, snapshot_step,
+    create_step, discard_step, fix_plan, fix_step, pull_step, read_sizes, reconcile,
+    resolved_backup_step, size_step, snapshot_step,
 };
 
 fn lib<T>(r: virtcheckpoint::Result<T>) -> Result<T> {
@@ -340,22 +340,25 @@ pub fn delete_checkpoint(
     Ok(sent)
 }
 
-/// Measures checkpoint `name`: the three transactions of the size query; returns each
-/// disk's size in bytes.
+/// Measures checkpoint `name` with its size step: the merges now, the node data read
+/// again for the sizes, then the step's cleanup. Returns each disk's size in bytes.
 pub fn checkpoint_size(
     vm: &mut Vm,
     list: &CheckpointList,
     name: &str,
 ) -> Result<Vec<(String, Option<u64>)>> {
-    let def = lib(list.get(name))?.clone();
+    let mut def = lib(list.get(name))?.clone();
     let nodes = vm.nodes()?;
-    let plan = size_actions(&vm.domain(), &def, &nodes);
-    vm.transaction(&plan.recovery)?;
-    vm.transaction(&plan.merge)?;
+    let dom = vm.domain();
+    let step = size_step(&dom, &def, &nodes);
+    vm.send_phase(&step.now)?;
     let after = vm.nodes()?;
-    let sizes = sizes_from_nodes(&plan, &after);
-    vm.transaction(&plan.cleanup)?;
-    Ok(sizes)
+    read_sizes(&dom, &mut def, &nodes, &after);
+    vm.send_phase(&step.on_end)?;
+    Ok(def
+        .bitmap_disks()
+        .map(|d| (d.name.clone(), d.size))
+        .collect())
 }
 
 /// Commits `chain[top..base]` of disk `target` into `chain[base]` (top 0 = active

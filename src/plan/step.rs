@@ -124,6 +124,20 @@ pub fn discard_step(
     })
 }
 
+/// The size query of checkpoint `def` (qemuCheckpointGetXMLDescUpdateSize) as a step:
+/// `now` removes leftover temporary bitmaps and merges each measured disk's chain into
+/// `libvirt-tmp-size-xml`; the driver then reads the node data again and takes the
+/// sizes (`read_sizes`); `on_end` removes the temporary bitmaps. No job is involved:
+/// `on_end` is the moment after the read.
+pub fn size_step(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Step {
+    let plan = super::size::size_actions(dom, def, nodes);
+    let mut step = Step::default();
+    push_transaction(&mut step.now, &plan.recovery);
+    push_transaction(&mut step.now, &plan.merge);
+    push_transaction(&mut step.on_end, &plan.cleanup);
+    step
+}
+
 /// The online reconcile fix: the backing layers holding a removal reopened read-write,
 /// one transaction removing every broken copy and orphan, the layers reopened
 /// read-only. Then bring the metadata in line (`apply_fix`).
