@@ -175,6 +175,37 @@ check_malformed(void)
            "embedded NUL in a node name is refused at parse");
 }
 
+/* Node data built in place gives what the same reply parsed gives. */
+static void
+check_built(void)
+{
+    const char *json = "[{\"node-name\":\"n1\",\"image\":{\"virtual-size\":1048576},"
+                       "\"dirty-bitmaps\":[{\"name\":\"a\",\"recording\":true,\"persistent\":true,"
+                       "\"busy\":false,\"granularity\":65536,\"count\":131072}]}]";
+    vcp_node_data *parsed = vcp_node_data_parse_json(json, 0);
+    vcp_node_data *built = vcp_node_data_new();
+    char *r1 = NULL, *r2 = NULL;
+    vcp_bitmap_info bi;
+
+    TAP_OK(vcp_node_data_add_node(built, "n1", 1048576, 0) == 0 &&
+           vcp_node_data_add_bitmap(built, "n1", "a", VCP_BITMAP_RECORDING | VCP_BITMAP_PERSISTENT,
+                                    65536, 131072) == 0,
+           "built in place: one node, one bitmap");
+    r1 = vcp_node_data_format_report(parsed);
+    r2 = vcp_node_data_format_report(built);
+    TAP_OK(r1 && r2 && strcmp(r1, r2) == 0, "built in place equals the parsed reply");
+    TAP_OK(vcp_node_data_get_bitmap(built, "n1", "a", &bi) == 1 && bi.count == 131072,
+           "its bitmap reads back");
+    TAP_OK(vcp_node_data_add_node(built, "n1", 1, 0) == -1 && tap_err_code() == VCP_ERR_INTERNAL_ERROR,
+           "a node given twice is refused");
+    TAP_OK(vcp_node_data_add_bitmap(built, "nope", "b", 0, 0, 0) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG, "a bitmap of an unknown node is refused");
+    vcp_free(r1);
+    vcp_free(r2);
+    vcp_node_data_free(parsed);
+    vcp_node_data_free(built);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -184,5 +215,6 @@ main(int argc, char **argv)
     check_vector("snapshots");
     check_real_reply();
     check_malformed();
+    check_built();
     return TAP_DONE();
 }

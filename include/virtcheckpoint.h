@@ -926,6 +926,27 @@ int vcp_node_data_add_image_info(vcp_node_data *nodes,
                                  unsigned int flags);
 
 /**
+ * Adds node `name` to node data built in place (for drivers that hold QEMU's parsed
+ * reply already): `capacity` its virtual size, `flags` `VCP_NODE_*`. A name given
+ * twice is VIR_ERR_INTERNAL_ERROR, as in a reply. Returns 0 or -1.
+ */
+int vcp_node_data_add_node(vcp_node_data *nodes,
+                           const char *name,
+                           unsigned long long capacity,
+                           unsigned int flags);
+
+/**
+ * Appends bitmap `name` to node `node` of node data built in place: `flags`
+ * `VCP_BITMAP_*`, its granularity and dirty count. Returns 0 or -1.
+ */
+int vcp_node_data_add_bitmap(vcp_node_data *nodes,
+                             const char *node,
+                             const char *name,
+                             unsigned int flags,
+                             unsigned long long granularity,
+                             unsigned long long count);
+
+/**
  * Checkpoint creation (qemuCheckpointAddActions after libvirt's "one bitmap per
  * checkpoint" change): for each `bitmap` disk of the aligned `def`, in disk order, one
  * `block-dirty-bitmap-add` of a persistent, enabled bitmap named after the checkpoint

@@ -5,7 +5,9 @@ use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 use crate::domain::vcp_domain;
 use crate::memory::c_string;
 use crate::{Outputs, count, free_handle, guard, into_handle};
-use virtcheckpoint::{NodeData, detect_report, nodes_from_image_info, parse_node_data};
+use virtcheckpoint::{
+    Bitmap, Error, Node, NodeData, detect_report, nodes_from_image_info, parse_node_data,
+};
 
 /// QEMU's block-node state from one `query-named-block-nodes` reply (libvirt's
 /// `qemuBlockNamedNodeData`). Opaque; free with `vcp_node_data_free()`.
@@ -248,6 +250,77 @@ pub unsafe extern "C" fn vcp_node_data_add_image_info(
         let target = unsafe { cx.str(target, "target") }?;
         let info = unsafe { cx.str(info_json, "info_json") }?;
         nodes_from_image_info(dom, target, info, flags & VCP_IMAGE_INFO_IN_USE != 0, nodes)?;
+        Ok(0)
+    })
+}
+
+/// Adds node `name` to node data built in place (for drivers that hold QEMU's parsed
+/// reply already): `capacity` its virtual size, `flags` `VCP_NODE_*`. A name given
+/// twice is VIR_ERR_INTERNAL_ERROR, as in a reply. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_data_add_node(
+    nodes: *mut vcp_node_data,
+    name: *const c_char,
+    capacity: c_ulonglong,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, VCP_NODE_QCOW2_V2 | VCP_NODE_QCOW2_EXTENDED_L2)?;
+        // SAFETY: handle and C string from the caller.
+        let (nd, name) = unsafe { (&mut cx.handle_mut(nodes, "nodes")?.0, cx.str(name, "name")?) };
+        let node = Node {
+            name: name.to_owned(),
+            capacity,
+            physical: capacity,
+            qcow2v2: flags & VCP_NODE_QCOW2_V2 != 0,
+            qcow2_extended_l2: flags & VCP_NODE_QCOW2_EXTENDED_L2 != 0,
+            ..Node::default()
+        };
+        nd.insert(node)
+            .map_err(|d| Error::internal(format_args!("node '{}' appears twice", d.0.name)))?;
+        Ok(0)
+    })
+}
+
+/// Appends bitmap `name` to node `node` of node data built in place: `flags`
+/// `VCP_BITMAP_*`, its granularity and dirty count. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_data_add_bitmap(
+    nodes: *mut vcp_node_data,
+    node: *const c_char,
+    name: *const c_char,
+    flags: c_uint,
+    granularity: c_ulonglong,
+    count: c_ulonglong,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(
+            flags,
+            VCP_BITMAP_RECORDING
+                | VCP_BITMAP_BUSY
+                | VCP_BITMAP_PERSISTENT
+                | VCP_BITMAP_INCONSISTENT,
+        )?;
+        // SAFETY: handle and C strings from the caller.
+        let (nd, node, name) = unsafe {
+            (
+                &mut cx.handle_mut(nodes, "nodes")?.0,
+                cx.str(node, "node")?,
+                cx.str(name, "name")?,
+            )
+        };
+        nd.add_bitmap(
+            node,
+            Bitmap {
+                name: name.to_owned(),
+                recording: flags & VCP_BITMAP_RECORDING != 0,
+                busy: flags & VCP_BITMAP_BUSY != 0,
+                persistent: flags & VCP_BITMAP_PERSISTENT != 0,
+                inconsistent: flags & VCP_BITMAP_INCONSISTENT != 0,
+                granularity,
+                count,
+            },
+        )?;
         Ok(0)
     })
 }

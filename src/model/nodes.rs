@@ -117,6 +117,27 @@ impl NodeData {
         Ok(())
     }
 
+    /// Appends `bitmap` to node `node` (for drivers that hold the parsed table and
+    /// build node data in place). VIR_ERR_INVALID_ARG for an unknown node, an empty
+    /// name or one with a NUL.
+    pub fn add_bitmap(&mut self, node: &str, bitmap: Bitmap) -> crate::error::Result<()> {
+        if bitmap.name.is_empty() || bitmap.name.contains('\0') {
+            return Err(crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::Qemu,
+                "a bitmap needs a name without NUL characters",
+            ));
+        }
+        let i = *self.index.get(node).ok_or_else(|| {
+            crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::Qemu,
+                format_args!("node '{node}' not found in node data"),
+            )
+        })?;
+        self.nodes[i].bitmaps.push(bitmap);
+        self.bitmap_index[i] = std::sync::OnceLock::new();
+        Ok(())
+    }
+
     /// The node of that name.
     pub fn get(&self, name: &str) -> Option<&Node> {
         self.index.get(name).map(|&i| &self.nodes[i])
