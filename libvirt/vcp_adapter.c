@@ -1,0 +1,156 @@
+/*
+ * vcp_adapter.c: libvirt's QEMU bitmap functions delegated to virtcheckpoint.
+ *
+ * The project's own C over include/virtcheckpoint.h, compiled inside libvirt's
+ * source tree by scripts/libvirt-standin.sh, which renames libvirt's own
+ * definitions of these functions out of the way. It converts libvirt's structures
+ * (a virStorageSource chain, the qemuBlockNamedNodeData hash table) into the
+ * library's handles, calls one library function, and converts the result back.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "qemu_block.h"
+#include "qemu_monitor.h"
+#include "virerror.h"
+#include "virjson.h"
+
+#include <virtcheckpoint.h>
+
+#define VIR_FROM_THIS VIR_FROM_QEMU
+
+/* Reports the library's last error as libvirt does: its code, its text without the
+ * prefix (virReportError adds it). */
+static void
+vcpAdapterReport(void)
+{
+    const vcp_error *err = vcp_last_error();
+    virReportError(err ? err->code : VIR_ERR_INTERNAL_ERROR, "%s", vcp_last_error_detail());
+}
+
+/* The node name of a chain member, or a stand-in that matches no node when libvirt
+ * has none (its lookups then find nothing either). */
+static const char *
+vcpAdapterNode(virStorageSource *n, char *buf, size_t len, size_t i)
+{
+    if (n->nodeformat)
+        return n->nodeformat;
+    g_snprintf(buf, len, "vcp-no-node-%zu", i);
+    return buf;
+}
+
+/* Adds libvirt's entry of node @node (if it has one, and once) to @nodes. */
+static int
+vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
+{
+    qemuBlockNamedNodeData *entry = virHashLookup(data, node);
+    vcp_node_info info;
+    size_t b;
+
+    if (!entry || vcp_node_data_get_node(nodes, node, &info) != 0)
+        return 0;
+    if (vcp_node_data_add_node(nodes, node, entry->capacity,
+                               entry->qcow2v2 ? VCP_NODE_QCOW2_V2 : 0) < 0)
+        return -1;
+    for (b = 0; b < entry->nbitmaps; b++) {
+        qemuBlockNamedNodeDataBitmap *bm = entry->bitmaps[b];
+        unsigned int flags = (bm->recording ? VCP_BITMAP_RECORDING : 0) |
+                             (bm->busy ? VCP_BITMAP_BUSY : 0) |
+                             (bm->persistent ? VCP_BITMAP_PERSISTENT : 0) |
+                             (bm->inconsistent ? VCP_BITMAP_INCONSISTENT : 0);
+        if (vcp_node_data_add_bitmap(nodes, node, bm->name, flags, bm->granularity,
+                                     bm->dirtybytes) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One disk whose chain is @top's, and the node data of its layers and of @extra
+ * (NULL, or a node outside the chain that the plan reads). */
+static int
+vcpAdapterChain(virStorageSource *top,
+                virStorageSource *extra,
+                GHashTable *data,
+                vcp_domain **dom,
+                vcp_node_data **nodes)
+{
+    virStorageSource *n;
+    size_t i = 0;
+    char buf[64];
+
+    *dom = vcp_domain_new(NULL, NULL);
+    *nodes = vcp_node_data_new();
+    if (!*dom || !*nodes || vcp_domain_add_disk(*dom, "vda", NULL, NULL, 0) < 0)
+        return -1;
+    for (n = top; virStorageSourceIsBacking(n); n = n->backingStore, i++) {
+        const char *node = vcpAdapterNode(n, buf, sizeof(buf), i);
+        if (vcp_domain_disk_append_image(*dom, "vda", NULLSTR_EMPTY(n->path), "qcow2", node,
+                                         n->nodestorage, 0) < 0)
+            return -1;
+        if (n->nodeformat && vcpAdapterAddNode(*nodes, n->nodeformat, data) < 0)
+            return -1;
+    }
+    if (extra && extra->nodeformat && vcpAdapterAddNode(*nodes, extra->nodeformat, data) < 0)
+        return -1;
+    return 0;
+}
+
+bool
+qemuBlockBitmapChainIsValid(virStorageSource *src,
+                            const char *bitmapname,
+                            GHashTable *blockNamedNodeData)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    int valid = 0;
+
+    if (vcpAdapterChain(src, NULL, blockNamedNodeData, &dom, &nodes) == 0)
+        valid = vcp_bitmap_chain_is_valid(dom, "vda", bitmapname, nodes);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return valid == 1;
+}
+
+int
+qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
+                               virStorageSource *basesrc,
+                               virStorageSource *target,
+                               const char *bitmapname,
+                               const char *dstbitmapname,
+                               virStorageSource *writebitmapsrc,
+                               virJSONValue **actions,
+                               GHashTable *blockNamedNodeData)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    char *text = NULL;
+    g_autoptr(virJSONValue) act = NULL;
+    int ret = -1;
+
+    if (vcpAdapterChain(topsrc, writebitmapsrc, blockNamedNodeData, &dom, &nodes) < 0) {
+        vcpAdapterReport();
+        goto cleanup;
+    }
+    if (vcp_bitmap_merge_actions(dom, "vda", nodes, topsrc->nodeformat,
+                                 basesrc ? basesrc->nodeformat : NULL, target->nodeformat,
+                                 bitmapname, dstbitmapname,
+                                 writebitmapsrc ? writebitmapsrc->nodeformat : NULL,
+                                 &text, 0) < 0) {
+        vcpAdapterReport();
+        goto cleanup;
+    }
+    if (!(act = virJSONValueFromString(text)))
+        goto cleanup;
+    /* libvirt's "nothing to do" is NULL, not an empty array. */
+    if (virJSONValueArraySize(act) > 0)
+        *actions = g_steal_pointer(&act);
+    ret = 0;
+
+ cleanup:
+    vcp_free(text);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# libvirt 9.0.0 with its QEMU bitmap code delegated to virtcheckpoint, checked by
+# libvirt's own tests.
+#
+# 1. Fetches libvirt 9.0.0's source with Debian's own client (a private deb-src
+#    entry for bookworm, `apt-get source --download-only libvirt`) and applies
+#    Debian's patches.
+# 2. Installs the build dependencies a minimal QEMU-driver build needs.
+# 3. Delegates at build time, with its own transformation: libvirt's definitions of
+#    the delegated functions are renamed out of the way (kept, unused), the
+#    project's adapter (libvirt/vcp_adapter.c, our C over include/virtcheckpoint.h)
+#    is added to the QEMU driver, which links the library's static archive.
+# 4. Builds only tests/qemublocktest and tests/qemudomaincheckpointxml2xmltest and
+#    runs them; prints the counts per test and "N passed, N failed".
+#
+# Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
+# every backup, commit, copy and pull bitmap handler goes through).
+#
+# Usage: scripts/libvirt-standin.sh [WORKDIR]   (default: build-libvirt/)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$root/build-libvirt}
+mkdir -p "$work"
+cd "$work"
+fail() { echo "libvirt stand-in: $*"; echo "0 passed, 1 failed"; exit 1; }
+
+# 1. Source.
+if [ ! -d libvirt-9.0.0 ]; then
+    cat > deb-src.sources <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    mkdir -p apt/lists/partial
+    apt=(-o Dir::Etc::SourceList="$work/deb-src.sources" -o Dir::Etc::SourceParts=/dev/null
+         -o Dir::State::Lists="$work/apt/lists")
+    apt-get "${apt[@]}" update >/dev/null 2>&1 || fail "apt-get update of the deb-src entry failed"
+    apt-get "${apt[@]}" source --download-only libvirt >/dev/null 2>&1 \
+        || fail "apt-get source libvirt failed"
+    tar xf libvirt_9.0.0.orig.tar.xz || fail "unpacking failed"
+    (cd libvirt-9.0.0 && tar xf ../libvirt_9.0.0-*.debian.tar.xz &&
+        grep -v '^#' debian/patches/series | while read -r p; do
+            [ -n "$p" ] && patch -p1 -s < "debian/patches/$p"
+        done) || fail "Debian's patches do not apply"
+fi
+
+# 2. Build dependencies (quick when present).
+need=()
+for pkg in libglib2.0-dev libxml2-dev libxml2-utils libgnutls28-dev libyajl-dev libtirpc-dev \
+           xsltproc python3-docutils libjson-c-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
+        >/dev/null 2>&1 || fail "installing ${need[*]} failed"
+fi
+
+# The library's static archive, built by Cargo.
+cargo build --release --locked -p virtcheckpoint-c --manifest-path "$root/Cargo.toml" \
+    --target-dir "$work/cargo-target" >/dev/null 2>&1 || fail "cargo build of the C crate failed"
+archive="$work/cargo-target/release/libvirtcheckpoint_c.a"
+
+# 3. The delegation, applied to a copy each time (the pristine tree stays as fetched).
+rm -rf delegated
+cp -a libvirt-9.0.0 delegated
+python3 - "$root" "$archive" <<'PY' || fail "the delegation could not be applied"
+import re, sys
+root, archive = sys.argv[1], sys.argv[2]
+src = "delegated/src/qemu/"
+delegated = ["qemuBlockBitmapChainIsValid", "qemuBlockGetBitmapMergeActions"]
+block = open(src + "qemu_block.c").read()
+for fn in delegated:
+    # "<type>\nfn(" at the start of a line is the definition: rename it, keep it static
+    # and unused; every caller now reaches the adapter's definition.
+    block, n = re.subn(r"\n(bool|int)\n" + fn + r"\(", r"\nG_GNUC_UNUSED static \1\nvcp_replaced_" + fn + "(", block)
+    if n != 1:
+        sys.exit(f"{fn}: {n} definitions found")
+open(src + "qemu_block.c", "w").write(block)
+open(src + "vcp_adapter.c", "w").write(open(root + "/libvirt/vcp_adapter.c").read())
+mb = open(src + "meson.build").read()
+mb = mb.replace("  'qemu_block.c',\n", "  'qemu_block.c',\n  'vcp_adapter.c',\n", 1)
+dep = ("vcp_dep = declare_dependency(include_directories: include_directories('%s/include'),\n"
+       "  link_args: ['%s', '-lpthread', '-ldl', '-lm'])\n" % (root, archive))
+mb = mb.replace("if conf.has('WITH_QEMU')\n", dep + "if conf.has('WITH_QEMU')\n", 1)
+mb = mb.replace("    dependencies: [\n      access_dep,", "    dependencies: [\n      vcp_dep,\n      access_dep,", 1)
+if "vcp_adapter.c" not in mb or "vcp_dep," not in mb:
+    sys.exit("src/qemu/meson.build did not take the adapter")
+open(src + "meson.build", "w").write(mb)
+PY
+
+# 4. Build only the two tests, then run them.
+cd delegated
+meson setup build -Ddocs=disabled -Dtests=enabled -Ddriver_qemu=enabled -Ddriver_libxl=disabled \
+    -Ddriver_lxc=disabled -Ddriver_ch=disabled -Ddriver_vbox=disabled -Ddriver_esx=disabled \
+    -Ddriver_hyperv=disabled -Ddriver_openvz=disabled -Ddriver_vmware=disabled -Ddriver_vz=disabled \
+    -Ddriver_bhyve=disabled -Ddriver_network=disabled -Ddriver_interface=disabled \
+    -Dselinux=disabled -Dapparmor=disabled -Dsecdriver_apparmor=disabled -Dsecdriver_selinux=disabled \
+    -Dnls=disabled -Dwireshark_dissector=disabled -Dexpensive_tests=disabled >"$work/setup.log" 2>&1 \
+    || fail "meson setup of libvirt failed (see $work/setup.log)"
+ninja -C build tests/qemublocktest tests/qemudomaincheckpointxml2xmltest >"$work/build.log" 2>&1 \
+    || { tail -20 "$work/build.log"; fail "building libvirt's tests failed"; }
+passed=0
+failed=0
+for t in qemublocktest qemudomaincheckpointxml2xmltest; do
+    VIR_TEST_VERBOSE=1 "./build/tests/$t" >"$work/$t.log" 2>&1
+    rc=$?
+    total=$(grep -cE '^ *[0-9]+\) ' "$work/$t.log")
+    ok=$(grep -cE '\.\.\. OK$' "$work/$t.log")
+    skip=$(grep -cE '\.\.\. SKIP$' "$work/$t.log")
+    bad=$((total - ok - skip))
+    bitmap=$(grep -E '\.\.\. OK$' "$work/$t.log" | grep -ciE 'bitmap|checkpoint')
+    echo "libvirt $t: $ok OK ($bitmap bitmap/checkpoint cases), $bad failed, $skip skipped, exit $rc"
+    grep -E '^ *[0-9]+\) ' "$work/$t.log" | grep -vE '\.\.\. (OK|SKIP)$' | head -10
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    [ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
