@@ -97,6 +97,22 @@ vcpAdapterChain(virStorageSource *top,
     return 0;
 }
 
+/* The library's JSON array as libvirt's value: NULL when it is empty (libvirt's
+ * "nothing to do"). Frees @text. */
+static int
+vcpAdapterActions(char *text, virJSONValue **actions)
+{
+    g_autoptr(virJSONValue) act = virJSONValueFromString(text);
+
+    vcp_free(text);
+    if (!act)
+        return -1;
+    *actions = NULL;
+    if (virJSONValueArraySize(act) > 0)
+        *actions = g_steal_pointer(&act);
+    return 0;
+}
+
 bool
 qemuBlockBitmapChainIsValid(virStorageSource *src,
                             const char *bitmapname,
@@ -154,3 +170,53 @@ qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
     vcp_domain_free(dom);
     return ret;
 }
+
+
+int
+qemuBlockBitmapsHandleBlockcopy(virStorageSource *src,
+                                virStorageSource *mirror,
+                                GHashTable *blockNamedNodeData,
+                                bool shallow,
+                                virJSONValue **actions)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    char *text = NULL;
+    int ret = -1;
+
+    if (vcpAdapterChain(src, mirror, blockNamedNodeData, &dom, &nodes) < 0 ||
+        vcp_blockcopy_bitmap_actions(dom, "vda", nodes, mirror->nodeformat, &text,
+                                     shallow ? VCP_BLOCKCOPY_SHALLOW : 0) < 0)
+        vcpAdapterReport();
+    else
+        ret = vcpAdapterActions(text, actions);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}
+
+
+int
+qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
+                                   virStorageSource *basesrc,
+                                   bool active,
+                                   GHashTable *blockNamedNodeData,
+                                   virJSONValue **actions)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    char *text = NULL;
+    int ret = -1;
+
+    if (vcpAdapterChain(topsrc, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+        vcp_blockcommit_bitmap_actions(dom, "vda", nodes, topsrc->nodeformat,
+                                       basesrc->nodeformat, &text,
+                                       active ? VCP_BLOCKCOMMIT_ACTIVE : 0) < 0)
+        vcpAdapterReport();
+    else
+        ret = vcpAdapterActions(text, actions);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}
+
