@@ -11,7 +11,8 @@
 #    project's adapter (libvirt/vcp_adapter.c, our C over include/virtcheckpoint.h)
 #    is added to the QEMU driver, which links the library's static archive.
 # 4. Builds only tests/qemublocktest and tests/qemudomaincheckpointxml2xmltest and
-#    runs them; prints the counts per test and "N passed, N failed".
+#    runs them, and again under valgrind; prints the counts per test and
+#    "N passed, N failed".
 #
 # Delegated today (src/qemu/qemu_block.c): qemuBlockBitmapChainIsValid,
 # qemuBlockGetBitmapMergeActions (which libvirt's backup and pull bitmap code goes
@@ -121,5 +122,18 @@ for t in qemublocktest qemudomaincheckpointxml2xmltest; do
     failed=$((failed + bad))
     [ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
 done
+# The same tests under valgrind: no memory error and no definite leak.
+if command -v valgrind >/dev/null; then
+    for t in qemublocktest qemudomaincheckpointxml2xmltest; do
+        if valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 --quiet \
+            "./build/tests/$t" >"$work/$t.valgrind.log" 2>&1; then
+            echo "libvirt $t under valgrind: clean"
+            passed=$((passed + 1))
+        else
+            echo "libvirt $t under valgrind: errors (see $work/$t.valgrind.log)"
+            failed=$((failed + 1))
+        fi
+    done
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
