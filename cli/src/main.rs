@@ -450,6 +450,28 @@ fn offline_op(a: &Args) -> R<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An offline plan: its `qemu-img` commands printed, and run with `--apply`.
+fn print_or_run(a: &Args, cmds: &[offline::Argv]) -> R<()> {
+    for c in cmds {
+        println!("{}", c.join(" "));
+        if a.flag("--apply") {
+            tools::run(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// An online plan: its step printed for the driver to send (`--apply` is offline only).
+fn print_online(a: &Args, step: &Step) -> R<()> {
+    if a.flag("--apply") {
+        return Err(Fail::Usage(
+            "--apply runs offline plans only; send the printed QMP to QEMU".into(),
+        ));
+    }
+    print_step(a, step);
+    Ok(())
+}
+
 fn print_argv(cmds: &[offline::Argv]) {
     for c in cmds {
         println!("{}", c.join(" "));
@@ -511,20 +533,9 @@ fn fix(a: &Args) -> R<ExitCode> {
                 "--apply cannot change the images of a running domain; plan online instead".into(),
             ));
         }
-        let cmds = fix_commands(&plan);
-        for c in &cmds {
-            println!("{}", c.join(" "));
-            if apply {
-                tools::run(c)?;
-            }
-        }
+        print_or_run(a, &fix_commands(&plan))?;
     } else {
-        if apply {
-            return Err(Fail::Usage(
-                "--apply runs offline plans only; send the printed QMP to QEMU".into(),
-            ));
-        }
-        print_step(a, &fix_step(&dom, &plan));
+        print_online(a, &fix_step(&dom, &plan))?;
     }
     for (cp, disk) in &plan.uncover {
         println!("# metadata: checkpoint {cp} no longer claims disk {disk}");
@@ -586,20 +597,9 @@ fn reset_cmd(a: &Args) -> R<ExitCode> {
     let mut list = metadata(a)?;
     let apply = a.flag("--apply");
     if a.flag("--offline") {
-        let cmds = offline::reset_commands(&dom, &nd)?;
-        for c in &cmds {
-            println!("{}", c.join(" "));
-            if apply {
-                tools::run(c)?;
-            }
-        }
+        print_or_run(a, &offline::reset_commands(&dom, &nd)?)?;
     } else {
-        if apply {
-            return Err(Fail::Usage(
-                "--apply runs offline plans only; send the printed QMP to QEMU".into(),
-            ));
-        }
-        print_step(a, &reset_step(&dom, &nd));
+        print_online(a, &reset_step(&dom, &nd))?;
     }
     let names: Vec<String> = list.defs().map(|d| d.name.clone()).collect();
     println!("# metadata: checkpoints retired: {}", names.join(", "));
