@@ -483,6 +483,26 @@ mod tests {
     }
 
     #[test]
+    fn string_lists_are_bounded() {
+        let cx = Call { func: "vcp_f" };
+        let one = c"x";
+        let mut many: Vec<*const c_char> = vec![one.as_ptr(); MAX_ARRAY + 1];
+        many.push(ptr::null());
+        // SAFETY: a NULL-terminated array of valid C strings.
+        let e = unsafe { cx.opt_str_list(many.as_ptr(), "checkpoints") }.unwrap_err();
+        assert!(
+            e.message().contains("more than 65536 entries"),
+            "{}",
+            e.message()
+        );
+        many.truncate(MAX_ARRAY);
+        many.push(ptr::null());
+        // SAFETY: as above.
+        let ok = unsafe { cx.opt_str_list(many.as_ptr(), "checkpoints") }.unwrap();
+        assert_eq!(ok.map(|v| v.len()), Some(MAX_ARRAY));
+    }
+
+    #[test]
     fn outputs_are_all_or_nothing() {
         let mut a: *mut c_char = ptr::null_mut();
         let mut b: *mut c_char = ptr::null_mut();
