@@ -437,6 +437,19 @@ check_steps(void)
     char **cmds = NULL, **jobs = NULL, *want[3];
     int i, ok;
 
+    {
+        char *acts = NULL;
+        char **layers = NULL;
+        TAP_OK(vcp_disk_discard_bitmap_actions(dom, "vda", nd, "chk1", &acts, &layers, 0) == 0 &&
+               same_transaction(acts, rec13, 0) && layers && strcmp(layers[0], "libvirt-1-format") == 0 &&
+               !layers[1], "per-disk discard: libvirt's removals and the layer to reopen");
+        vcp_free(acts);
+        vcp_string_list_free(layers);
+        TAP_OK(vcp_disk_discard_bitmap_actions(dom, "vda", nd, "zzz", &acts, &layers, 0) == -1 &&
+               tap_err_is(VCP_ERR_INTERNAL_ERROR,
+                          "internal error: bitmap 'zzz' not found in backing chain of 'vda'"),
+               "per-disk discard: libvirt's error naming the disk");
+    }
     want[0] = libvirt_sent(rec13, "blockdev-reopen", 0);
     want[1] = libvirt_sent(rec13, "transaction", 0);
     want[2] = libvirt_sent(rec13, "blockdev-reopen", 1);

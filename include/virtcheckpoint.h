@@ -1165,6 +1165,22 @@ int vcp_checkpoint_size_read(const vcp_domain *dom,
 char *vcp_transaction_command(const char *actions);
 
 /**
+ * The removal of bitmap `bitmap` from every layer of disk `target`'s chain that has it
+ * (qemuCheckpointDiscardDiskBitmaps, libvirt's per-disk granularity): the actions in
+ * `*actions`, and in `*reopen` the format nodes of the non-top layers among them,
+ * deepest first, to reopen read-write around the transaction. A bitmap found nowhere
+ * is VIR_ERR_INTERNAL_ERROR "bitmap '%s' not found in backing chain of '%s'" naming
+ * `target`. `flags` must be 0.
+ */
+int vcp_disk_discard_bitmap_actions(const vcp_domain *dom,
+                                    const char *target,
+                                    const vcp_node_data *nodes,
+                                    const char *bitmap,
+                                    char **actions,
+                                    char ***reopen,
+                                    unsigned int flags);
+
+/**
  * Compares the checkpoint metadata `list` with the bitmaps in `nodes` (online or
  * offline). Stores in `*report` a JSON object: `clean`, per checkpoint
  * and disk the `state` (`ok`, `missing`, `gap`, `inconsistent`, `not-recording`,

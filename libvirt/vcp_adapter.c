@@ -16,6 +16,8 @@
 #include "qemu_monitor.h"
 #include "virerror.h"
 #include "virjson.h"
+#include "qemu_backup.h"
+#include "qemu_checkpoint.h"
 
 #include <virtcheckpoint.h>
 
@@ -70,11 +72,12 @@ vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
 /* One disk whose chain is @top's, and the node data of its layers and of @extra
  * (NULL, or a node outside the chain that the plan reads). */
 static int
-vcpAdapterChain(virStorageSource *top,
-                virStorageSource *extra,
-                GHashTable *data,
-                vcp_domain **dom,
-                vcp_node_data **nodes)
+vcpAdapterDisk(const char *disk,
+               virStorageSource *top,
+               virStorageSource *extra,
+               GHashTable *data,
+               vcp_domain **dom,
+               vcp_node_data **nodes)
 {
     virStorageSource *n;
     size_t i = 0;
@@ -82,11 +85,11 @@ vcpAdapterChain(virStorageSource *top,
 
     *dom = vcp_domain_new(NULL, NULL);
     *nodes = vcp_node_data_new();
-    if (!*dom || !*nodes || vcp_domain_add_disk(*dom, "vda", NULL, NULL, 0) < 0)
+    if (!*dom || !*nodes || vcp_domain_add_disk(*dom, disk, NULL, NULL, 0) < 0)
         return -1;
     for (n = top; virStorageSourceIsBacking(n); n = n->backingStore, i++) {
         const char *node = vcpAdapterNode(n, buf, sizeof(buf), i);
-        if (vcp_domain_disk_append_image(*dom, "vda", NULLSTR_EMPTY(n->path), "qcow2", node,
+        if (vcp_domain_disk_append_image(*dom, disk, NULLSTR_EMPTY(n->path), "qcow2", node,
                                          n->nodestorage, 0) < 0)
             return -1;
         if (n->nodeformat && vcpAdapterAddNode(*nodes, n->nodeformat, data) < 0)
@@ -95,6 +98,17 @@ vcpAdapterChain(virStorageSource *top,
     if (extra && extra->nodeformat && vcpAdapterAddNode(*nodes, extra->nodeformat, data) < 0)
         return -1;
     return 0;
+}
+
+/* The chain as the library's disk "vda". */
+static int
+vcpAdapterChain(virStorageSource *top,
+                virStorageSource *extra,
+                GHashTable *data,
+                vcp_domain **dom,
+                vcp_node_data **nodes)
+{
+    return vcpAdapterDisk("vda", top, extra, data, dom, nodes);
 }
 
 /* The library's JSON array as libvirt's value: NULL when it is empty (libvirt's
@@ -215,6 +229,87 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
         vcpAdapterReport();
     else
         ret = vcpAdapterActions(text, actions);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}
+
+
+/* Appends the library's JSON array to libvirt's @actions. Frees @text. */
+static int
+vcpAdapterAppend(char *text, virJSONValue *actions)
+{
+    g_autoptr(virJSONValue) act = NULL;
+
+    if (vcpAdapterActions(text, &act) < 0)
+        return -1;
+    if (act && virJSONValueArrayConcat(actions, act) < 0)
+        return -1;
+    return 0;
+}
+
+
+int
+qemuBackupDiskPrepareOneBitmapsChain(virStorageSource *backingChain,
+                                     virStorageSource *targetsrc,
+                                     const char *targetbitmap,
+                                     const char *incremental,
+                                     virJSONValue *actions,
+                                     GHashTable *blockNamedNodeData)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    char *text = NULL;
+    int ret = -1;
+
+    if (vcpAdapterChain(backingChain, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+        vcp_backup_bitmap_actions(dom, "vda", nodes, incremental, targetsrc->nodeformat,
+                                  targetbitmap, &text, 0) < 0)
+        vcpAdapterReport();
+    else
+        ret = vcpAdapterAppend(text, actions);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}
+
+
+int
+qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
+                                 GHashTable *blockNamedNodeData,
+                                 const char *delbitmap,
+                                 virJSONValue *actions,
+                                 const char *diskdst,
+                                 GSList **reopenimages)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    char *text = NULL;
+    char **reopen = NULL;
+    size_t i;
+    int ret = -1;
+
+    if (vcpAdapterDisk(diskdst, src, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+        vcp_disk_discard_bitmap_actions(dom, diskdst, nodes, delbitmap, &text, &reopen, 0) < 0) {
+        vcpAdapterReport();
+        goto cleanup;
+    }
+    if (vcpAdapterAppend(text, actions) < 0)
+        goto cleanup;
+    /* The library's list is deepest first, as libvirt's prepending leaves it. */
+    for (i = 0; reopen[i]; i++) {
+        virStorageSource *n;
+        for (n = src; virStorageSourceIsBacking(n); n = n->backingStore) {
+            if (STREQ_NULLABLE(n->nodeformat, reopen[i])) {
+                *reopenimages = g_slist_append(*reopenimages, n);
+                break;
+            }
+        }
+    }
+    ret = 0;
+
+ cleanup:
+    vcp_string_list_free(reopen);
     vcp_node_data_free(nodes);
     vcp_domain_free(dom);
     return ret;

@@ -14,9 +14,10 @@
 #    runs them, and again under valgrind; prints the counts per test and
 #    "N passed, N failed".
 #
-# Delegated today (src/qemu/qemu_block.c): qemuBlockBitmapChainIsValid,
-# qemuBlockGetBitmapMergeActions (which libvirt's backup and pull bitmap code goes
-# through), qemuBlockBitmapsHandleBlockcopy and qemuBlockBitmapsHandleCommitFinish.
+# Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
+# libvirt's pull bitmap code goes through), qemuBlockBitmapsHandleBlockcopy,
+# qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain and
+# qemuCheckpointDiscardDiskBitmaps.
 #
 # Usage: scripts/libvirt-standin.sh [WORKDIR]   (default: build-libvirt/)
 set -uo pipefail
@@ -72,16 +73,22 @@ python3 - "$root" "$archive" <<'PY' || fail "the delegation could not be applied
 import re, sys
 root, archive = sys.argv[1], sys.argv[2]
 src = "delegated/src/qemu/"
-delegated = ["qemuBlockBitmapChainIsValid", "qemuBlockGetBitmapMergeActions",
-             "qemuBlockBitmapsHandleBlockcopy", "qemuBlockBitmapsHandleCommitFinish"]
-block = open(src + "qemu_block.c").read()
-for fn in delegated:
-    # "<type>\nfn(" at the start of a line is the definition: rename it, keep it static
-    # and unused; every caller now reaches the adapter's definition.
-    block, n = re.subn(r"\n(bool|int)\n" + fn + r"\(", r"\nG_GNUC_UNUSED static \1\nvcp_replaced_" + fn + "(", block)
-    if n != 1:
-        sys.exit(f"{fn}: {n} definitions found")
-open(src + "qemu_block.c", "w").write(block)
+delegated = {
+    "qemu_block.c": ["qemuBlockBitmapChainIsValid", "qemuBlockGetBitmapMergeActions",
+                     "qemuBlockBitmapsHandleBlockcopy", "qemuBlockBitmapsHandleCommitFinish"],
+    "qemu_backup.c": ["qemuBackupDiskPrepareOneBitmapsChain"],
+    "qemu_checkpoint.c": ["qemuCheckpointDiscardDiskBitmaps"],
+}
+for path, fns in delegated.items():
+    text = open(src + path).read()
+    for fn in fns:
+        # "<type>\nfn(" at the start of a line is the definition: rename it, keep it
+        # static and unused; every caller now reaches the adapter's definition.
+        text, n = re.subn(r"\n(bool|int)\n" + fn + r"\(",
+                          r"\nG_GNUC_UNUSED static \1\nvcp_replaced_" + fn + "(", text)
+        if n != 1:
+            sys.exit(f"{fn}: {n} definitions found")
+    open(src + path, "w").write(text)
 open(src + "vcp_adapter.c", "w").write(open(root + "/libvirt/vcp_adapter.c").read())
 mb = open(src + "meson.build").read()
 mb = mb.replace("  'qemu_block.c',\n", "  'qemu_block.c',\n  'vcp_adapter.c',\n", 1)

@@ -14,8 +14,8 @@ use virtcheckpoint::{
     MergeSpec, NodeData, Reopen, Result, SnapshotDisk, actions_json, activewrite_actions,
     backup_begin_actions, backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions,
     blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
-    checkpoint_add_actions, checkpoint_discard_actions, commands_json, read_sizes,
-    redefine_validate, size_actions, snapshot_bitmap_actions, wrap_transaction,
+    checkpoint_add_actions, checkpoint_discard_actions, commands_json, discard_disk_bitmaps,
+    read_sizes, redefine_validate, size_actions, snapshot_bitmap_actions, wrap_transaction,
 };
 
 /// `vcp_backup_begin_actions()`: push mode (QEMU writes into the store nodes).
@@ -674,5 +674,48 @@ pub unsafe extern "C" fn vcp_transaction_command(actions: *const c_char) -> *mut
         // SAFETY: C string from the caller.
         let actions = unsafe { cx.str(actions, "actions") }?;
         memory::c_string(&wrap_transaction(actions)?)
+    })
+}
+
+/// The removal of bitmap `bitmap` from every layer of disk `target`'s chain that has it
+/// (qemuCheckpointDiscardDiskBitmaps, libvirt's per-disk granularity): the actions in
+/// `*actions`, and in `*reopen` the format nodes of the non-top layers among them,
+/// deepest first, to reopen read-write around the transaction. A bitmap found nowhere
+/// is VIR_ERR_INTERNAL_ERROR "bitmap '%s' not found in backing chain of '%s'" naming
+/// `target`. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_disk_discard_bitmap_actions(
+    dom: *const vcp_domain,
+    target: *const c_char,
+    nodes: *const vcp_node_data,
+    bitmap: *const c_char,
+    actions: *mut *mut c_char,
+    reopen: *mut *mut *mut c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C strings from the caller.
+        let (dom, target, nodes, bitmap) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(bitmap, "bitmap")?,
+            )
+        };
+        let (a, r) = (cx.out(actions, "actions")?, cx.out(reopen, "reopen")?);
+        let disk = dom.find_disk(target)?;
+        let (acts, layers) = discard_disk_bitmaps(&disk.chain, nodes, bitmap, target)?;
+        let names: Vec<&str> = layers
+            .iter()
+            .map(|&l| disk.chain[l].format_node.as_str())
+            .collect();
+        let outs = Outputs::default()
+            .json(a, &actions_json(&acts))?
+            .list(r, &names)?;
+        // SAFETY: the caller's out-parameters.
+        unsafe { outs.write() };
+        Ok(0)
     })
 }
