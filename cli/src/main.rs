@@ -12,7 +12,7 @@ use virtcheckpoint::{
     FormatOptions, ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE,
     actions_json, adopt_into, apply_fix, backup_begin_actions, backup_step,
     blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
-    checkpoint_add_actions, checkpoint_def_from_xml, checkpoint_discard_actions, commit_step,
+    checkpoint_add_actions_with, checkpoint_def_from_xml, checkpoint_discard_actions, commit_step,
     copy_step, create_step_with, discard_step, drop_pending, fix_commands, fix_plan, fix_step,
     format_checkpoint, now, offline, parse_domain, parse_node_data, pending_abort_step, pull_step,
     reconcile, report_json, reset_step, resolution_json, resolve_backup, retire_all, size_actions,
@@ -248,11 +248,14 @@ fn plan(a: &Args) -> R<ExitCode> {
                 })?),
                 None => None,
             };
-            let step = create_step_with(&dom, &def, nd.as_ref(), CreateOptions { granularity })?;
-            if a.flag("--step") || granularity.is_some() {
-                print_step(a, &step);
+            let opts = CreateOptions { granularity };
+            if a.flag("--step") {
+                print_step(a, &create_step_with(&dom, &def, nd.as_ref(), opts)?);
             } else {
-                print_tx(a, &checkpoint_add_actions(&dom, &def, nd.as_ref())?);
+                print_tx(
+                    a,
+                    &checkpoint_add_actions_with(&dom, &def, nd.as_ref(), opts)?,
+                );
             }
         }
         "delete" => {
