@@ -45,6 +45,7 @@ fn domain() -> Domain {
                         Image::qcow2_indexed(format!("/img/d{d}-l{l}.qcow2"), node(d, l) as u32)
                     })
                     .collect(),
+                ..Default::default()
             })
             .collect(),
     }

@@ -546,6 +546,43 @@ check_steps(void)
     vcp_domain_free(dom);
 }
 
+/* The disk's <driver> options reach the reopen of its images, in libvirt's order;
+ * detect_zeroes only where the image was opened with it (the top). */
+static void
+check_reopen_options(void)
+{
+    vcp_domain *dom = lvtest(4, 1);
+    char *top = NULL, *base = NULL;
+
+    TAP_OK(vcp_domain_disk_set_driver(dom, "vda", "none", "unmap", "unmap", 0) == 0,
+           "driver options set");
+    TAP_OK((base = vcp_blockdev_reopen_command(dom, "libvirt-1-format", 1)) &&
+           strcmp(base, "{\"execute\":\"blockdev-reopen\",\"arguments\":{\"options\":[{"
+                  "\"node-name\":\"libvirt-1-format\",\"read-only\":true,\"discard\":\"unmap\","
+                  "\"cache\":{\"direct\":true,\"no-flush\":false},\"driver\":\"qcow2\","
+                  "\"file\":\"libvirt-1-storage\",\"backing\":null}]}}") == 0,
+           "backing layer: discard and cache");
+    TAP_OK((top = vcp_blockdev_reopen_command(dom, "libvirt-4-format", 0)) &&
+           strstr(top, "\"discard\":\"unmap\",\"detect-zeroes\":\"unmap\",\"cache\"") &&
+           strstr(top, "\"backing\":\"libvirt-1-format\""),
+           "top: detect-zeroes too");
+    vcp_free(top);
+    vcp_free(base);
+    base = NULL;
+    TAP_OK(vcp_domain_disk_set_driver(dom, "vda", NULL, NULL, "unmap", 0) == 0 &&
+           (base = vcp_blockdev_reopen_command(dom, "libvirt-4-format", 0)) &&
+           strstr(base, "\"detect-zeroes\":\"on\"") && !strstr(base, "cache"),
+           "detect_zeroes=unmap without discard=unmap is sent as on");
+    vcp_free(base);
+    TAP_OK(vcp_domain_disk_set_driver(dom, "vda", "fast", NULL, NULL, 0) == -1 &&
+           tap_err_is(VCP_ERR_XML_ERROR,
+                      "XML error: Invalid value for attribute 'cache' in element 'driver': 'fast'."),
+           "an unknown cache mode is refused as libvirt's parser does");
+    TAP_OK(vcp_domain_disk_set_driver(dom, "vdz", NULL, NULL, NULL, 0) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG, "no such disk");
+    vcp_domain_free(dom);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -558,5 +595,6 @@ main(int argc, char **argv)
     check_block_jobs();
     check_size();
     check_steps();
+    check_reopen_options();
     return TAP_DONE();
 }

@@ -522,6 +522,22 @@ int vcp_domain_add_disk(vcp_domain *dom,
                         unsigned int flags);
 
 /**
+ * Sets disk `target`'s `<driver>` options that reach QEMU's format nodes, as the
+ * domain XML names them: `cache` (`none`, `writethrough`, `writeback`, `directsync`,
+ * `unsafe`), `discard` (`unmap`, `ignore`), `detect_zeroes` (`off`, `on`, `unmap`);
+ * NULL for unset. The reopens planned for the disk's images then carry them as
+ * libvirt sends them. detect_zeroes is the top image's: the image at the top of the
+ * chain when this is called, or the first one appended after. `flags` must be 0. Returns 0, or -1 (no such disk:
+ * VIR_ERR_INVALID_ARG; an unknown value: VIR_ERR_XML_ERROR, nothing changed).
+ */
+int vcp_domain_disk_set_driver(vcp_domain *dom,
+                               const char *target,
+                               const char *cache,
+                               const char *discard,
+                               const char *detect_zeroes,
+                               unsigned int flags);
+
+/**
  * Appends an image below the current bottom of disk `target`'s chain (the first call
  * gives the active image). `source` is its path or network source as text, `format`
  * e.g. `qcow2`, the node names QEMU's (`storage_node` may be NULL). `flags` must be 0.
@@ -983,7 +999,8 @@ int vcp_checkpoint_discard_actions(const vcp_domain *dom,
 
 /**
  * The `blockdev-reopen` command libvirt sends for a qcow2 backing layer of `dom`
- * around a delete or a commit: read-write before (`read_only` 0), read-only after.
+ * around a delete or a commit: read-write before (`read_only` 0), read-only after,
+ * with the image's options (`vcp_domain_disk_set_driver()`).
  * A new string (free with `vcp_free()`) or NULL.
  */
 char *vcp_blockdev_reopen_command(const vcp_domain *dom, const char *format_node, int read_only);

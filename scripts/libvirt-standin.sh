@@ -49,7 +49,10 @@ SRC
         done) || fail "Debian's patches do not apply"
 fi
 
-# 2. Build dependencies (quick when present).
+# 2. Build dependencies (quick when present): the project's own tools (Meson, Ninja,
+# a C compiler, valgrind), then libvirt's.
+command -v meson >/dev/null && command -v ninja >/dev/null && command -v valgrind >/dev/null \
+    || bash "$root/scripts/install-deps.sh" >/dev/null 2>&1 || fail "installing Meson/Ninja/valgrind failed"
 need=()
 for pkg in libglib2.0-dev libxml2-dev libxml2-utils libgnutls28-dev libyajl-dev libtirpc-dev \
            xsltproc python3-docutils libjson-c-dev; do

@@ -53,13 +53,13 @@ pub use error::{Error, ErrorCode, ErrorDomain, Result};
 // The model: plain data.
 pub use model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
 pub use model::domain::{Disk, Domain, Image};
+pub use model::driver::{CacheMode, DetectZeroes, Discard, DiskDriver};
 pub use model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
 
 // Documents in and out.
 pub use api::{checkpoint_def_from_xml, now};
 pub use qmp::action::{
-    Action, BackupSync, BitmapRef, actions_json, commands_json, reopen_command, transaction,
-    wrap_transaction,
+    Action, BackupSync, BitmapRef, actions_json, commands_json, transaction, wrap_transaction,
 };
 pub use qmp::image_info::nodes_from_image_info;
 pub use qmp::json::Json;

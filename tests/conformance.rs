@@ -57,7 +57,7 @@ impl Ctx {
                         format: i["format"].as_str().unwrap_or("qcow2").into(),
                         format_node: i["nodeformat"].as_str().unwrap_or("").into(),
                         storage_node: i["nodestorage"].as_str().unwrap_or("").into(),
-                        readonly: false,
+                        ..Default::default()
                     },
                 )
             })

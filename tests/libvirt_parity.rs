@@ -7,8 +7,7 @@ use virtcheckpoint::{
     BackupDisk, BackupMode, CheckpointDef, CheckpointDisk, Disk, DiskCheckpointKind, Domain,
     FormatOptions, Image, NodeData, ParseOptions, SnapshotDisk, backup_begin_actions,
     checkpoint_add_actions, checkpoint_discard_actions, format_checkpoint, parse_checkpoint,
-    parse_domain, parse_node_data, redefine_validate, reopen_command, snapshot_bitmap_actions,
-    transaction,
+    parse_domain, parse_node_data, redefine_validate, snapshot_bitmap_actions, transaction,
 };
 
 fn data(name: &str) -> String {
@@ -73,6 +72,7 @@ fn lvtest(indices: &[u32]) -> Domain {
                 .iter()
                 .map(|&i| Image::qcow2_indexed(format!("/srv/lab/img/layer{i}.qcow2"), i))
                 .collect(),
+            ..Default::default()
         }],
     }
 }
@@ -200,15 +200,7 @@ fn delete_matches_libvirt() {
     let mut reopens = Vec::new();
     for ro in [false, true] {
         for r in &plan.reopen {
-            reopens.push(
-                reopen_command(
-                    &r.format_node,
-                    &r.storage_node,
-                    r.backing_node.as_deref(),
-                    ro,
-                )
-                .to_compact(),
-            );
+            reopens.push(r.command(ro).to_compact());
         }
     }
     assert_eq!(reopens, sent(&rec, "blockdev-reopen"));

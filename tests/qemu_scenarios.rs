@@ -766,3 +766,60 @@ fn k_two_owners_never_touch_each_others_chains() {
     );
     let _ = w1;
 }
+
+/// The `cache` and `detect_zeroes` QEMU reports for format node `node`, and whether it
+/// is read-only.
+fn node_options(vm: &mut Vm, node: &str) -> (serde_json::Value, serde_json::Value, bool) {
+    let raw = vm.node_data_raw().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let list = v.get("return").unwrap_or(&v);
+    let n = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node-name"] == node)
+        .unwrap_or_else(|| panic!("no node {node}"));
+    (
+        n["cache"].clone(),
+        n["detect_zeroes"].clone(),
+        n["ro"].as_bool().unwrap(),
+    )
+}
+
+#[test]
+fn l_reopens_keep_the_disks_driver_options() {
+    use virtcheckpoint::{CacheMode, DetectZeroes, Discard, DiskDriver};
+    let s = Scene::new("l");
+    let mut disks = fresh_disks(&s.dir, &["vda"], DISK).unwrap();
+    disks[0].driver = DiskDriver {
+        cache: CacheMode::Unsafe,
+        discard: Discard::Unmap,
+        detect_zeroes: DetectZeroes::Unmap,
+    };
+    let mut vm = Vm::start(&s.dir, disks).unwrap();
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    let base = "libvirt-1-format";
+    let before = node_options(&mut vm, base);
+    assert_eq!(before.0["no-flush"], true, "opened with cache=unsafe");
+    assert!(before.2, "a backing layer is read-only");
+
+    // c1 lives on the backing layer: the delete reopens it read-write and back.
+    let sent = delete_checkpoint(&mut vm, &mut list, "c1", DeleteOptions::default()).unwrap();
+    let reopen = sent[0].now[0].to_compact();
+    // The base was the top when QEMU opened it, so it keeps detect_zeroes, as in
+    // libvirt; the snapshot overlay was opened without.
+    assert!(
+        reopen.contains(
+            r#""discard":"unmap","detect-zeroes":"unmap","cache":{"direct":false,"no-flush":true}"#
+        ),
+        "{reopen}"
+    );
+    assert_eq!(node_options(&mut vm, "libvirt-2-format").1, "off");
+    let after = node_options(&mut vm, base);
+    assert_eq!(after, before, "QEMU's node options are what they were");
+    vm.quit().unwrap();
+    assert!(bitmap_names(&s.path("vda-base.qcow2")).is_empty());
+}

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_uint};
 
 use crate::{Outputs, count, free_handle, guard, into_handle};
-use virtcheckpoint::{Disk, Domain, Image, parse_domain};
+use virtcheckpoint::{Disk, DiskDriver, Domain, Image, parse_domain};
 
 /// A domain's disks, each with its backing chain and QEMU node names. Opaque; free with
 /// `vcp_domain_free()`. Used by one thread at a time (no call changes it except the
@@ -80,7 +80,43 @@ pub unsafe extern "C" fn vcp_domain_add_disk(
             bus: bus.unwrap_or("").to_owned(),
             readonly: flags & VCP_DISK_READONLY != 0,
             chain: Vec::new(),
+            driver: DiskDriver::default(),
         })?;
+        Ok(0)
+    })
+}
+
+/// Sets disk `target`'s `<driver>` options that reach QEMU's format nodes, as the
+/// domain XML names them: `cache` (`none`, `writethrough`, `writeback`, `directsync`,
+/// `unsafe`), `discard` (`unmap`, `ignore`), `detect_zeroes` (`off`, `on`, `unmap`);
+/// NULL for unset. The reopens planned for the disk's images then carry them as
+/// libvirt sends them. detect_zeroes is the top image's: the image at the top of the
+/// chain when this is called, or the first one appended after. `flags` must be 0. Returns 0, or -1 (no such disk:
+/// VIR_ERR_INVALID_ARG; an unknown value: VIR_ERR_XML_ERROR, nothing changed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_domain_disk_set_driver(
+    dom: *mut vcp_domain,
+    target: *const c_char,
+    cache: *const c_char,
+    discard: *const c_char,
+    detect_zeroes: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handle and C strings from the caller.
+        let (dom, target, driver) = unsafe {
+            (
+                &mut cx.handle_mut(dom, "dom")?.0,
+                cx.str(target, "target")?,
+                DiskDriver::from_attrs(
+                    cx.opt_str(cache, "cache")?,
+                    cx.opt_str(discard, "discard")?,
+                    cx.opt_str(detect_zeroes, "detect_zeroes")?,
+                )?,
+            )
+        };
+        dom.set_disk_driver(target, driver)?;
         Ok(0)
     })
 }
@@ -114,7 +150,7 @@ pub unsafe extern "C" fn vcp_domain_disk_append_image(
                         .opt_str(storage_node, "storage_node")?
                         .unwrap_or("")
                         .to_owned(),
-                    readonly: false,
+                    ..Image::default()
                 },
             )
         };

@@ -230,7 +230,8 @@ pub(crate) unsafe fn discard(
 }
 
 /// The `blockdev-reopen` command libvirt sends for a qcow2 backing layer of `dom`
-/// around a delete or a commit: read-write before (`read_only` 0), read-only after.
+/// around a delete or a commit: read-write before (`read_only` 0), read-only after,
+/// with the image's options (`vcp_domain_disk_set_driver()`).
 /// A new string (free with `vcp_free()`) or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_blockdev_reopen_command(

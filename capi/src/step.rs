@@ -338,7 +338,7 @@ pub unsafe extern "C" fn vcp_copy_step(
                         .opt_str(mirror_storage_node, "mirror_storage_node")?
                         .unwrap_or("")
                         .to_owned(),
-                    readonly: false,
+                    ..Image::default()
                 },
             )
         };
@@ -427,7 +427,7 @@ pub unsafe extern "C" fn vcp_snapshot_step(
                 format: "qcow2".into(),
                 format_node: node.to_owned(),
                 storage_node: storage.unwrap_or("").to_owned(),
-                readonly: false,
+                ..Image::default()
             });
         }
         Ok(into_handle(vcp_step(snapshot_step(

@@ -59,6 +59,7 @@ fn domain(chain: &[&Path]) -> Domain {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         }],
     }
 }
@@ -187,6 +188,7 @@ fn images_held_by_qemu_are_refused() {
                 path: base.clone(),
                 index: 1,
             }],
+            driver: Default::default(),
         }],
     )
     .unwrap();

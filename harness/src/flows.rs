@@ -12,10 +12,10 @@ use crate::img;
 use crate::vm::{Image, Vm};
 use crate::{HarnessError, Result};
 use virtcheckpoint::{
-    BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, Domain, FixPlan,
-    Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution, SnapshotDisk,
-    Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step, copy_step,
-    create_step, discard_step, fix_plan, fix_step, pull_step, read_sizes, reconcile,
+    BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, DetectZeroes, DiskDriver,
+    Domain, FixPlan, Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution,
+    SnapshotDisk, Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step,
+    copy_step, create_step, discard_step, fix_plan, fix_step, pull_step, read_sizes, reconcile,
     resolved_backup_step, size_step, snapshot_step,
 };
 
@@ -244,7 +244,12 @@ fn new_overlay(vm: &mut Vm, target: &str, overlay: &Path) -> Result<(u32, NodeDa
     let top = vm.disk(target).chain[0].clone();
     let size = nodes.get(&top.format_node()).map_or(0, |n| n.capacity);
     img::create(overlay, size, Some(&top.path))?;
-    let index = vm.attach(overlay, None)?;
+    // libvirt opens a snapshot overlay with the disk's options but no detect_zeroes.
+    let driver = DiskDriver {
+        detect_zeroes: DetectZeroes::Default,
+        ..vm.disk(target).driver
+    };
+    let index = vm.attach_with(overlay, None, &driver)?;
     Ok((index, nodes))
 }
 
@@ -270,13 +275,7 @@ fn push_top(vm: &mut Vm, target: &str, overlay: &Path, index: u32) {
 /// Returns the step.
 pub fn snapshot(vm: &mut Vm, target: &str, overlay: &Path) -> Result<Step> {
     let (index, nodes) = new_overlay(vm, target, overlay)?;
-    let image = ModelImage {
-        source: overlay.display().to_string(),
-        format: "qcow2".into(),
-        format_node: format!("libvirt-{index}-format"),
-        storage_node: format!("libvirt-{index}-storage"),
-        readonly: false,
-    };
+    let image = ModelImage::qcow2_indexed(overlay.display().to_string(), index);
     let disk = SnapshotDisk {
         target: target.into(),
         overlay_node: image.format_node.clone(),
@@ -424,14 +423,10 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
         .map_or(0, |n| n.capacity);
     let backing = if shallow { chain.get(1).cloned() } else { None };
     img::create(dest, size, backing.as_ref().map(|b| b.path.as_path()))?;
-    let index = vm.attach(dest, backing.as_ref().map(|b| b.index))?;
-    let mirror = ModelImage {
-        source: dest.display().to_string(),
-        format: "qcow2".into(),
-        format_node: format!("libvirt-{index}-format"),
-        storage_node: format!("libvirt-{index}-storage"),
-        readonly: false,
-    };
+    // The mirror gets the disk's options, detect_zeroes included, as libvirt's.
+    let driver = vm.disk(target).driver;
+    let index = vm.attach_with(dest, backing.as_ref().map(|b| b.index), &driver)?;
+    let mirror = ModelImage::qcow2_indexed(dest.display().to_string(), index);
     let job = format!("copy-{target}-{}", chain[0].format_node());
     vm.qmp.execute(
         "blockdev-mirror",

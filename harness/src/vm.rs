@@ -1,5 +1,6 @@
 //! One guest-less QEMU process with libvirt-named block nodes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use serde_json::{Value, json};
 use crate::qmp::Qmp;
 use crate::{HarnessError, Result, io};
 use virtcheckpoint::{
-    Action, Disk, Domain, Image as ModelImage, NodeData, parse_node_data, transaction,
+    Action, DetectZeroes, Disk, DiskDriver, Domain, Image as ModelImage, NodeData, parse_node_data,
+    transaction,
 };
 
 /// One image of a disk chain: its file and libvirt's node index
@@ -41,6 +43,8 @@ pub struct VmDisk {
     pub target: String,
     /// Images, top first.
     pub chain: Vec<Image>,
+    /// The `<driver>` options libvirt would open its images with.
+    pub driver: DiskDriver,
 }
 
 /// One fresh, empty qcow2 image of `size` bytes per target, `<dir>/<target>-base.qcow2`,
@@ -58,6 +62,7 @@ pub fn fresh_disks(dir: &Path, targets: &[&str], size: u64) -> Result<Vec<VmDisk
                     path,
                     index: i as u32 + 1,
                 }],
+                driver: DiskDriver::default(),
             })
         })
         .collect()
@@ -73,6 +78,8 @@ pub struct Vm {
     /// Disks as QEMU has them now.
     pub disks: Vec<VmDisk>,
     next_index: u32,
+    /// The detect-zeroes each node index was opened with.
+    zeroes: HashMap<u32, DetectZeroes>,
 }
 
 fn storage_args(path: &Path, index: u32) -> Value {
@@ -80,10 +87,22 @@ fn storage_args(path: &Path, index: u32) -> Value {
            "auto-read-only": true, "discard": "unmap"})
 }
 
-fn format_args(index: u32, read_only: bool, backing: Option<u32>) -> Value {
-    json!({"node-name": format!("libvirt-{index}-format"), "read-only": read_only,
+/// A qcow2 format node as libvirt opens it, with `driver`'s discard, detect-zeroes
+/// and cache.
+fn format_args(index: u32, read_only: bool, backing: Option<u32>, driver: &DiskDriver) -> Value {
+    let mut v = json!({"node-name": format!("libvirt-{index}-format"), "read-only": read_only,
            "driver": "qcow2", "file": format!("libvirt-{index}-storage"),
-           "backing": backing.map(|b| Value::from(format!("libvirt-{b}-format")))})
+           "backing": backing.map(|b| Value::from(format!("libvirt-{b}-format")))});
+    if let Some(d) = driver.discard.name() {
+        v["discard"] = json!(d);
+    }
+    if let Some(z) = driver.effective_detect_zeroes().name() {
+        v["detect-zeroes"] = json!(z);
+    }
+    if let Some((direct, no_flush)) = driver.cache.flags() {
+        v["cache"] = json!({"direct": direct, "no-flush": no_flush});
+    }
+    v
 }
 
 impl Vm {
@@ -111,14 +130,21 @@ impl Vm {
             dir.join("qmp-driver.sock").display()
         ));
         let mut max_index = 0;
+        let mut zeroes = HashMap::new();
         for disk in &disks {
             for (pos, image) in disk.chain.iter().enumerate().rev() {
                 max_index = max_index.max(image.index);
                 let backing = disk.chain.get(pos + 1).map(|b| b.index);
                 cmd.arg("-blockdev")
                     .arg(storage_args(&image.path, image.index).to_string());
+                // libvirt gives detect_zeroes to the top image only.
+                let mut driver = disk.driver;
+                if pos > 0 {
+                    driver.detect_zeroes = DetectZeroes::Default;
+                }
+                zeroes.insert(image.index, driver.detect_zeroes);
                 cmd.arg("-blockdev")
-                    .arg(format_args(image.index, pos > 0, backing).to_string());
+                    .arg(format_args(image.index, pos > 0, backing, &driver).to_string());
             }
         }
         let log = io(
@@ -145,6 +171,7 @@ impl Vm {
             dir: dir.to_path_buf(),
             disks,
             next_index: max_index + 1,
+            zeroes,
         })
     }
 
@@ -163,7 +190,17 @@ impl Vm {
 
     /// The domain model virtcheckpoint plans against.
     pub fn domain(&self) -> Domain {
-        domain_of(&self.disks)
+        let mut dom = domain_of(&self.disks);
+        for (disk, vm_disk) in dom.disks.iter_mut().zip(&self.disks) {
+            for (image, vm_image) in disk.chain.iter_mut().zip(&vm_disk.chain) {
+                image.detect_zeroes = self
+                    .zeroes
+                    .get(&vm_image.index)
+                    .copied()
+                    .unwrap_or_default();
+            }
+        }
+        dom
     }
 
     /// The second QMP monitor's socket, for a driver in another process.
@@ -188,14 +225,9 @@ pub fn domain_of(disks: &[VmDisk]) -> Domain {
                     chain: d
                         .chain
                         .iter()
-                        .map(|i| ModelImage {
-                            source: i.path.display().to_string(),
-                            format: "qcow2".into(),
-                            format_node: i.format_node(),
-                            storage_node: i.storage_node(),
-                            readonly: false,
-                        })
+                        .map(|i| ModelImage::qcow2_indexed(i.path.display().to_string(), i.index))
                         .collect(),
+                    driver: d.driver,
                 })
                 .collect(),
         }
@@ -249,11 +281,25 @@ impl Vm {
     /// Attaches an existing qcow2 file as `libvirt-<index>-storage/-format` and returns
     /// the index. `backing` is a node index, or `None` for `"backing": null`.
     pub fn attach(&mut self, path: &Path, backing: Option<u32>) -> Result<u32> {
+        self.attach_with(path, backing, &DiskDriver::default())
+    }
+
+    /// [`Vm::attach`] with `driver`'s options (its detect-zeroes included), as libvirt
+    /// opens a new image of a disk.
+    pub fn attach_with(
+        &mut self,
+        path: &Path,
+        backing: Option<u32>,
+        driver: &DiskDriver,
+    ) -> Result<u32> {
         let index = self.new_index();
         self.qmp
             .execute("blockdev-add", Some(storage_args(path, index)))?;
-        self.qmp
-            .execute("blockdev-add", Some(format_args(index, false, backing)))?;
+        self.qmp.execute(
+            "blockdev-add",
+            Some(format_args(index, false, backing, driver)),
+        )?;
+        self.zeroes.insert(index, driver.detect_zeroes);
         Ok(index)
     }
 

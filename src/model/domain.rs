@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::driver::{DetectZeroes, DiskDriver};
 use crate::error::{Error, ErrorDomain, Result};
 
 /// One image of a disk's backing chain.
@@ -20,6 +21,11 @@ pub struct Image {
     /// Whether this image is opened read-only in its own right (`<readonly/>` on a
     /// backing store). Backing images are read-only to QEMU regardless.
     pub readonly: bool,
+    /// The zero-write detection QEMU opened this image with: libvirt gives the disk's
+    /// `detect_zeroes` to the image that is the top when the disk is started and to a
+    /// block copy's mirror, not to a snapshot overlay, and an image keeps it when it
+    /// becomes a backing layer. A reopen of the image sends it again.
+    pub detect_zeroes: DetectZeroes,
 }
 
 impl Image {
@@ -31,6 +37,7 @@ impl Image {
             format_node: format!("libvirt-{index}-format"),
             storage_node: format!("libvirt-{index}-storage"),
             readonly: false,
+            detect_zeroes: DetectZeroes::Default,
         }
     }
 }
@@ -48,6 +55,9 @@ pub struct Disk {
     pub readonly: bool,
     /// The images, top first. Empty when the disk has no media.
     pub chain: Vec<Image>,
+    /// The `<driver>` options that reach its images: cache and discard for every
+    /// image, detect_zeroes as [`Image::detect_zeroes`] says.
+    pub driver: DiskDriver,
 }
 
 impl Disk {
@@ -119,6 +129,14 @@ impl Domain {
         self.disk(target).ok_or_else(|| Error::no_disk(target))
     }
 
+    /// The disk with that target, to change it, or [`Error::no_disk`].
+    pub fn disk_mut(&mut self, target: &str) -> Result<&mut Disk> {
+        self.disks
+            .iter_mut()
+            .find(|d| d.target == target)
+            .ok_or_else(|| Error::no_disk(target))
+    }
+
     /// Adds a disk without media; its images follow with [`Domain::append_image`].
     /// An empty or duplicated target is refused with the error libvirt's domain parser
     /// gives (VIR_ERR_XML_ERROR "target '%s' duplicated for disk sources").
@@ -140,7 +158,8 @@ impl Domain {
     }
 
     /// Appends `image` below the last image of disk `target`'s chain. An image needs
-    /// a format node name.
+    /// a format node name. The first image of a chain is the top one: it gets the
+    /// disk's detect_zeroes, as libvirt opens it.
     pub fn append_image(&mut self, target: &str, image: Image) -> Result<()> {
         if image.format_node.is_empty() {
             return Err(Error::invalid_arg(
@@ -148,12 +167,23 @@ impl Domain {
                 "empty format node name",
             ));
         }
-        let disk = self
-            .disks
-            .iter_mut()
-            .find(|d| d.target == target)
-            .ok_or_else(|| Error::no_disk(target))?;
+        let disk = self.disk_mut(target)?;
+        let mut image = image;
+        if disk.chain.is_empty() {
+            image.detect_zeroes = disk.driver.detect_zeroes;
+        }
         disk.chain.push(image);
+        Ok(())
+    }
+
+    /// Sets disk `target`'s `<driver>` options; its top image, if it has one already,
+    /// takes the detect_zeroes (as libvirt opens the top image).
+    pub fn set_disk_driver(&mut self, target: &str, driver: DiskDriver) -> Result<()> {
+        let disk = self.disk_mut(target)?;
+        disk.driver = driver;
+        if let Some(top) = disk.chain.first_mut() {
+            top.detect_zeroes = driver.detect_zeroes;
+        }
         Ok(())
     }
 

@@ -2,4 +2,5 @@
 
 pub mod checkpoint;
 pub mod domain;
+pub mod driver;
 pub mod nodes;

@@ -2,51 +2,12 @@
 //! checkpoint's bitmap from every layer that has it, one transaction across the
 //! checkpoint's disks, and the read-only backing layers to reopen around it.
 
+pub use super::reopen::Reopen;
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::{Disk, Domain, Image};
+use crate::model::domain::{Domain, Image};
 use crate::model::nodes::NodeData;
-use crate::qmp::action::{Action, reopen_command};
-use crate::qmp::json::Json;
-
-/// A backing image to reopen read-write before the transaction and read-only after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reopen {
-    /// Its format node.
-    pub format_node: String,
-    /// Its storage node.
-    pub storage_node: String,
-    /// The format node of the image below it, if any.
-    pub backing_node: Option<String>,
-}
-
-impl Reopen {
-    /// Layer `layer` of `disk`'s chain.
-    pub fn of(disk: &Disk, layer: usize) -> Reopen {
-        Reopen {
-            format_node: disk.chain[layer].format_node.clone(),
-            storage_node: disk.chain[layer].storage_node.clone(),
-            backing_node: disk.chain.get(layer + 1).map(|b| b.format_node.clone()),
-        }
-    }
-
-    /// The image of `dom` whose format node is `node`.
-    pub fn of_node(dom: &Domain, node: &str) -> Result<Reopen> {
-        let (disk, layer) = dom.find_node(node)?;
-        Ok(Reopen::of(disk, layer))
-    }
-
-    /// The `blockdev-reopen` command libvirt sends for this image: read-write
-    /// (`read_only` false) before the change, read-only after it.
-    pub fn command(&self, read_only: bool) -> Json {
-        reopen_command(
-            &self.format_node,
-            &self.storage_node,
-            self.backing_node.as_deref(),
-            read_only,
-        )
-    }
-}
+use crate::qmp::action::Action;
 
 /// The plan for discarding one checkpoint's bitmaps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

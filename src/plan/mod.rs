@@ -16,6 +16,7 @@ pub(crate) mod offline;
 pub(crate) mod pull;
 pub(crate) mod reconcile;
 pub(crate) mod redefine;
+pub(crate) mod reopen;
 pub(crate) mod resolve;
 pub(crate) mod size;
 pub(crate) mod snapshot;

@@ -21,7 +21,7 @@ use super::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 use super::{activewrite_actions, create};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::{Disk, Domain, Image};
+use crate::model::domain::{Domain, Image};
 use crate::model::nodes::NodeData;
 use crate::qmp::action::{Action, transaction};
 use crate::qmp::json::Json;
@@ -348,18 +348,11 @@ pub fn snapshot_step(
     push_transaction(&mut step.now, &snapshot_bitmap_actions(dom, disks, nodes)?);
     let mut after = dom.clone();
     for (d, o) in disks.iter().zip(overlays) {
-        let disk = disk_mut(&mut after, &d.target)?;
+        let disk = after.disk_mut(&d.target)?;
         disk.chain.insert(0, o.clone());
     }
     step.domain_after = Some(after);
     Ok(step)
-}
-
-fn disk_mut<'a>(dom: &'a mut Domain, target: &str) -> Result<&'a mut Disk> {
-    dom.disks
-        .iter_mut()
-        .find(|d| d.target == target)
-        .ok_or_else(|| Error::no_disk(target))
 }
 
 /// A block commit of disk `target` from layer `top_node` into `base_node`, planned from
@@ -404,7 +397,7 @@ pub fn commit_step(
     }
     step.on_end.push(command("job-dismiss", job()));
     let mut after = dom.clone();
-    disk_mut(&mut after, target)?.chain.drain(top..base);
+    after.disk_mut(target)?.chain.drain(top..base);
     step.domain_after = Some(after);
     Ok(step)
 }
@@ -456,13 +449,18 @@ pub fn copy_step(
     step.on_end.push(command("job-dismiss", job()));
     step.on_abort.push(command("job-cancel", job()));
     let mut after = dom.clone();
-    let chain = &mut disk_mut(&mut after, target)?.chain;
+    let chain = &mut after.disk_mut(target)?.chain;
     let backing = if shallow && !chain.is_empty() {
         chain.split_off(1)
     } else {
         Vec::new()
     };
-    *chain = std::iter::once(mirror.clone()).chain(backing).collect();
+    // libvirt opens the mirror with the disk's detect_zeroes, as a top image.
+    let mirror = Image {
+        detect_zeroes: disk.driver.detect_zeroes,
+        ..mirror.clone()
+    };
+    *chain = std::iter::once(mirror).chain(backing).collect();
     step.domain_after = Some(after);
     Ok(step)
 }
@@ -493,7 +491,7 @@ pub fn pull_step(
     push_transaction(&mut step.on_end, &actions);
     step.on_abort.push(command("job-cancel", job()));
     let mut after = dom.clone();
-    let chain = &mut disk_mut(&mut after, target)?.chain;
+    let chain = &mut after.disk_mut(target)?.chain;
     let end = base.unwrap_or(chain.len());
     if end > 1 {
         chain.drain(1..end);
@@ -505,6 +503,7 @@ pub fn pull_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::domain::Disk;
 
     fn three_layers() -> Domain {
         let mut dom = Domain::default();

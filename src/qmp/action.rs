@@ -233,32 +233,6 @@ pub fn wrap_transaction(actions: &str) -> crate::error::Result<String> {
     ))
 }
 
-/// A `blockdev-reopen` of one qcow2 format node, as libvirt sends it around a delete or
-/// a commit: `read_only` false before, true after.
-pub fn reopen_command(
-    format_node: &str,
-    storage_node: &str,
-    backing_node: Option<&str>,
-    read_only: bool,
-) -> Json {
-    Json::Obj(vec![
-        ("execute", "blockdev-reopen".into()),
-        (
-            "arguments",
-            Json::Obj(vec![(
-                "options",
-                Json::Arr(vec![Json::Obj(vec![
-                    ("node-name", format_node.into()),
-                    ("read-only", read_only.into()),
-                    ("driver", "qcow2".into()),
-                    ("file", storage_node.into()),
-                    ("backing", backing_node.map_or(Json::Null, Json::from)),
-                ])]),
-            )]),
-        ),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,10 +265,6 @@ mod tests {
         assert_eq!(
             b.to_json().to_compact(),
             r#"{"type":"blockdev-backup","data":{"device":"libvirt-1-format","job-id":"backup-vda-libvirt-1-format","target":"libvirt-3-format","sync":"full","auto-finalize":true,"auto-dismiss":false}}"#
-        );
-        assert_eq!(
-            reopen_command("libvirt-1-format", "libvirt-1-storage", None, false).to_compact(),
-            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":null}]}}"#
         );
     }
 }

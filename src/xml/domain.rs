@@ -1,5 +1,6 @@
 //! libvirt domain XML (live, status `<domstatus>`, or inactive) -> [`Domain`]: each
-//! disk's target, device, bus, read-only flag and backing chain with node names.
+//! disk's target, device, bus, read-only flag, `<driver>` options and backing chain
+//! with node names.
 //!
 //! Node names come from the status XML's `<privateData><nodenames>` when present,
 //! else from the `index` attributes (`libvirt-<index>-format` / `-storage`), else they
@@ -8,6 +9,7 @@
 use super::tree::{Element, parse_bytes};
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::domain::{Disk, Domain, Image};
+use crate::model::driver::DiskDriver;
 
 const DOM: ErrorDomain = ErrorDomain::Domain;
 
@@ -76,12 +78,15 @@ fn parse_disk(el: &Element) -> Result<Disk> {
         .ok_or_else(|| Error::xml(DOM, "missing target dev of a disk"))?
         .to_owned();
     let disk_type = el.attr("type").unwrap_or("file");
+    let driver = el.child("driver");
+    let attr = |k: &str| driver.and_then(|d| d.attr(k));
     let mut disk = Disk {
         target,
         device: el.attr("device").unwrap_or("disk").to_owned(),
         bus: target_el.attr("bus").unwrap_or("").to_owned(),
         readonly: el.child("readonly").is_some(),
         chain: Vec::new(),
+        driver: DiskDriver::from_attrs(attr("cache"), attr("discard"), attr("detect_zeroes"))?,
     };
     let src = el.child("source");
     let source = src.map(|s| source_text(disk_type, s)).unwrap_or_default();
@@ -91,14 +96,11 @@ fn parse_disk(el: &Element) -> Result<Disk> {
     let (format_node, storage_node) = node_names(src, src.and_then(|s| s.attr("index")));
     disk.chain.push(Image {
         source,
-        format: el
-            .child("driver")
-            .and_then(|d| d.attr("type"))
-            .unwrap_or("")
-            .to_owned(),
+        format: attr("type").unwrap_or("").to_owned(),
         format_node,
         storage_node,
         readonly: disk.readonly,
+        detect_zeroes: disk.driver.detect_zeroes,
     });
     let mut cur = el.child("backingStore");
     while let Some(bs) = cur {
@@ -116,6 +118,7 @@ fn parse_disk(el: &Element) -> Result<Disk> {
             format_node,
             storage_node,
             readonly: bs.child("readonly").is_some(),
+            detect_zeroes: Default::default(),
         });
         cur = bs.child("backingStore");
     }
@@ -159,4 +162,40 @@ pub fn parse_domain(xml: &[u8]) -> Result<Domain> {
         }
     };
     domain_from_element(dom_el)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::driver::{CacheMode, DetectZeroes, Discard};
+
+    const DISK: &str = "<domain><devices><disk type='file' device='disk'>\
+        <driver name='qemu' type='qcow2' cache='DRIVER_CACHE' discard='unmap' detect_zeroes='unmap'/>\
+        <source file='/i/top.qcow2' index='2'/>\
+        <backingStore type='file' index='1'><format type='qcow2'/><source file='/i/base.qcow2'/></backingStore>\
+        <target dev='vda' bus='virtio'/></disk></devices></domain>";
+
+    #[test]
+    fn driver_options_are_read_and_checked() {
+        let dom = parse_domain(DISK.replace("DRIVER_CACHE", "writeback").as_bytes()).unwrap();
+        let d = &dom.disks[0];
+        assert_eq!(d.driver.cache, CacheMode::Writeback);
+        assert_eq!(d.driver.discard, Discard::Unmap);
+        assert_eq!(
+            d.chain[0].detect_zeroes,
+            DetectZeroes::Unmap,
+            "the top image"
+        );
+        assert_eq!(
+            d.chain[1].detect_zeroes,
+            DetectZeroes::Default,
+            "a backing one"
+        );
+        let e = parse_domain(DISK.replace("DRIVER_CACHE", "lots").as_bytes()).unwrap_err();
+        assert_eq!(e.code(), crate::error::ErrorCode::XmlError);
+        assert_eq!(
+            e.detail(),
+            "Invalid value for attribute 'cache' in element 'driver': 'lots'."
+        );
+    }
 }

@@ -42,6 +42,7 @@ fn main() {
             path: path.into(),
             index: index.parse().expect("index"),
         }],
+        driver: Default::default(),
     }];
     let dom = domain_of(&disks);
     let mut qmp = Qmp::connect(Path::new(socket), Duration::from_secs(10)).expect("qmp");

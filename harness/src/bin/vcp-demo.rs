@@ -85,6 +85,7 @@ fn run(dir: &Path) -> R<bool> {
                 path: base.clone(),
                 index: 1,
             }],
+            driver: Default::default(),
         }],
     )?;
     let mut list = CheckpointList::new();

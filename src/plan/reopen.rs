@@ -1,0 +1,145 @@
+//! The `blockdev-reopen` of one backing image around a change to its bitmaps (a
+//! delete, a non-active commit, a fix): read-write before, read-only after, with the
+//! image's full format-node options as libvirt sends them
+//! (qemuBlockReopenFormatMon over qemuBlockStorageSourceGetBlockdevProps).
+
+use crate::error::Result;
+use crate::model::domain::{Disk, Domain};
+use crate::model::driver::DiskDriver;
+use crate::qmp::json::Json;
+
+/// A backing image to reopen read-write before the transaction and read-only after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reopen {
+    /// Its format node.
+    pub format_node: String,
+    /// Its storage node.
+    pub storage_node: String,
+    /// The format node of the image below it, if any.
+    pub backing_node: Option<String>,
+    /// Its format driver (`qcow2`).
+    pub format: String,
+    /// The disk's `<driver>` options as they reach this image (detect_zeroes: the
+    /// image's own, [`crate::Image::detect_zeroes`]).
+    pub driver: DiskDriver,
+}
+
+impl Reopen {
+    /// Layer `layer` of `disk`'s chain.
+    pub fn of(disk: &Disk, layer: usize) -> Reopen {
+        let image = &disk.chain[layer];
+        let driver = DiskDriver {
+            detect_zeroes: image.detect_zeroes,
+            ..disk.driver
+        };
+        Reopen {
+            format_node: image.format_node.clone(),
+            storage_node: image.storage_node.clone(),
+            backing_node: disk.chain.get(layer + 1).map(|b| b.format_node.clone()),
+            format: if image.format.is_empty() {
+                "qcow2".into()
+            } else {
+                image.format.clone()
+            },
+            driver,
+        }
+    }
+
+    /// The image of `dom` whose format node is `node`.
+    pub fn of_node(dom: &Domain, node: &str) -> Result<Reopen> {
+        let (disk, layer) = dom.find_node(node)?;
+        Ok(Reopen::of(disk, layer))
+    }
+
+    /// The `blockdev-reopen` command libvirt sends for this image: read-write
+    /// (`read_only` false) before the change, read-only after it. The options in
+    /// libvirt's order: `node-name`, `read-only`, `discard`, `detect-zeroes`, `cache`
+    /// (each only when set), `driver`, `file`, `backing` (null when none).
+    pub fn command(&self, read_only: bool) -> Json {
+        let mut o: Vec<(&'static str, Json)> = vec![
+            ("node-name", self.format_node.as_str().into()),
+            ("read-only", read_only.into()),
+        ];
+        if let Some(d) = self.driver.discard.name() {
+            o.push(("discard", d.into()));
+        }
+        if let Some(z) = self.driver.effective_detect_zeroes().name() {
+            o.push(("detect-zeroes", z.into()));
+        }
+        if let Some((direct, no_flush)) = self.driver.cache.flags() {
+            o.push((
+                "cache",
+                Json::Obj(vec![
+                    ("direct", direct.into()),
+                    ("no-flush", no_flush.into()),
+                ]),
+            ));
+        }
+        o.push(("driver", self.format.as_str().into()));
+        o.push(("file", self.storage_node.as_str().into()));
+        o.push((
+            "backing",
+            self.backing_node.as_deref().map_or(Json::Null, Json::from),
+        ));
+        Json::Obj(vec![
+            ("execute", "blockdev-reopen".into()),
+            (
+                "arguments",
+                Json::Obj(vec![("options", Json::Arr(vec![Json::Obj(o)]))]),
+            ),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::domain::Image;
+    use crate::model::driver::{CacheMode, DetectZeroes, Discard};
+
+    /// The top image opened with the disk's detect_zeroes, the base without.
+    fn disk(driver: DiskDriver) -> Disk {
+        Disk {
+            target: "vda".into(),
+            chain: vec![
+                Image {
+                    detect_zeroes: driver.detect_zeroes,
+                    ..Image::qcow2_indexed("/i/top.qcow2", 2)
+                },
+                Image::qcow2_indexed("/i/base.qcow2", 1),
+            ],
+            driver,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn minimal_options_as_libvirt_sends_them() {
+        assert_eq!(
+            Reopen::of(&disk(DiskDriver::default()), 1)
+                .command(false)
+                .to_compact(),
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":null}]}}"#
+        );
+    }
+
+    #[test]
+    fn driver_options_reach_the_reopen() {
+        let driver = DiskDriver {
+            cache: CacheMode::None,
+            discard: Discard::Unmap,
+            detect_zeroes: DetectZeroes::Unmap,
+        };
+        let d = disk(driver);
+        // A backing layer opened without detect_zeroes: cache and discard.
+        assert_eq!(
+            Reopen::of(&d, 1).command(true).to_compact(),
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":true,"discard":"unmap","cache":{"direct":true,"no-flush":false},"driver":"qcow2","file":"libvirt-1-storage","backing":null}]}}"#
+        );
+        // The top, opened with it: detect-zeroes too, and its backing named.
+        assert_eq!(
+            Reopen::of(&d, 0).command(false).to_compact(),
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-2-format","read-only":false,"discard":"unmap","detect-zeroes":"unmap","cache":{"direct":true,"no-flush":false},"driver":"qcow2","file":"libvirt-2-storage","backing":"libvirt-1-format"}]}}"#
+        );
+    }
+}
