@@ -244,6 +244,23 @@ check_validate(void)
            tap_err_is(VCP_ERR_CHECKPOINT_INCONSISTENT,
                       "checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'"),
            "validate: c2's bitmap was removed behind libvirt's back");
+    {
+        vcp_step *st = vcp_redefine_validate_step(dom, c1, nd, 0);
+        char **now = NULL;
+        TAP_OK(st && vcp_step_commands(st, VCP_STEP_NOW, &now) == 0 && now && !now[0],
+               "validate step: c1 intact, nothing to send (libvirt sends no QMP)");
+        vcp_string_list_free(now);
+        vcp_step_free(st);
+    }
+    TAP_OK(vcp_redefine_validate_step(dom, c2, nd, 0) == NULL &&
+           tap_err_code() == VCP_ERR_CHECKPOINT_INCONSISTENT,
+           "validate step: c2 inconsistent");
+    TAP_OK(vcp_redefine_validate_step(dom, c1, NULL, VCP_REDEFINE_DOMAIN_INACTIVE) == NULL &&
+           tap_err_is(VCP_ERR_OPERATION_INVALID,
+                      "Requested operation is not valid: domain is not running"),
+           "validate step: an inactive domain is refused as libvirt does");
+    TAP_OK(vcp_redefine_validate_step(dom, c1, NULL, 0) == NULL &&
+           tap_err_code() == VCP_ERR_INVALID_ARG, "validate step: node data required");
     TAP_OK(vcp_bitmap_chain_is_valid(fake, "vda", "a", snaps) == 1 &&
            vcp_bitmap_chain_is_valid(fake, "vda", "nosuch", snaps) == 0,
            "chain validity on libvirt's 'snapshots' vector");

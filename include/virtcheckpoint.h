@@ -255,6 +255,11 @@
 #define VCP_COPY_TRANSIENT_JOB (1 << 2)
 
 /**
+ * `vcp_redefine_validate_step()`: the domain is not running.
+ */
+#define VCP_REDEFINE_DOMAIN_INACTIVE (1 << 0)
+
+/**
  * A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
  * `vcp_checkpoint_def_free()`. Used by one thread at a time:
  * `vcp_checkpoint_size_read()` changes it.
@@ -1336,6 +1341,19 @@ vcp_step *vcp_create_step(const vcp_domain *dom,
                           const vcp_checkpoint_def *def,
                           const vcp_node_data *nodes,
                           unsigned int flags);
+
+/**
+ * The step of a redefine with validation (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE`,
+ * qemuCheckpointRedefineValidateBitmaps): nothing to send, the step is the check.
+ * `nodes` is the node data read just before (NULL only with
+ * `VCP_REDEFINE_DOMAIN_INACTIVE`). Refused as libvirt refuses it: an inactive domain
+ * with VIR_ERR_OPERATION_INVALID "domain is not running", a missing or broken bitmap
+ * with VIR_ERR_CHECKPOINT_INCONSISTENT. `flags`: `VCP_REDEFINE_DOMAIN_INACTIVE`.
+ */
+vcp_step *vcp_redefine_validate_step(const vcp_domain *dom,
+                                     const vcp_checkpoint_def *def,
+                                     const vcp_node_data *nodes,
+                                     unsigned int flags);
 
 /**
  * Like `vcp_create_step()`, with the bitmaps' granularity in bytes (0: QEMU's

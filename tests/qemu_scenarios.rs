@@ -11,7 +11,7 @@ use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint
 use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Vm, fresh_disks};
 use virtcheckpoint::{
-    ChainState, CheckpointList, DeleteOptions, MetadataDir, chain_state, redefine_validate,
+    ChainState, CheckpointList, DeleteOptions, MetadataDir, chain_state, redefine_validate_step,
 };
 
 const MIB: u64 = 1 << 20;
@@ -384,7 +384,8 @@ fn d_restart_redefine_validate_and_back_up_again() {
     assert_eq!(loaded.current(), Some("c2"));
     for name in ["c1", "c2"] {
         let def = loaded.get(name).unwrap().clone();
-        redefine_validate(&vm.domain(), &def, &nodes).unwrap();
+        let step = redefine_validate_step(&vm.domain(), &def, Some(&nodes), true).unwrap();
+        assert_eq!(step, virtcheckpoint::Step::default(), "nothing to send");
         loaded.redefine(def).unwrap();
     }
     let wa2 = write_all(&mut vm, "vda", &[(0x31, 5 * MIB, K64)]);
@@ -558,7 +559,7 @@ fn h_crash_makes_bitmaps_inconsistent_and_the_chain_restarts() {
                 broken.push(format!("{name}/{}", cd.name));
             }
         }
-        let e = redefine_validate(&dom, def, &nodes).unwrap_err();
+        let e = redefine_validate_step(&dom, def, Some(&nodes), true).unwrap_err();
         assert_eq!(e.code(), virtcheckpoint::ErrorCode::CheckpointInconsistent);
     }
     assert_eq!(

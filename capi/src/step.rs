@@ -14,7 +14,7 @@ use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
     CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step,
     copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan, fix_step,
-    pending_abort_step, pull_step, reconcile, reset_step, snapshot_step,
+    pending_abort_step, pull_step, reconcile, redefine_validate_step, reset_step, snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -163,6 +163,38 @@ pub unsafe extern "C" fn vcp_create_step(
             def,
             nodes.map(|n| &n.0),
         )?)))
+    })
+}
+
+/// `vcp_redefine_validate_step()`: the domain is not running.
+pub const VCP_REDEFINE_DOMAIN_INACTIVE: c_uint = 1 << 0;
+
+/// The step of a redefine with validation (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE`,
+/// qemuCheckpointRedefineValidateBitmaps): nothing to send, the step is the check.
+/// `nodes` is the node data read just before (NULL only with
+/// `VCP_REDEFINE_DOMAIN_INACTIVE`). Refused as libvirt refuses it: an inactive domain
+/// with VIR_ERR_OPERATION_INVALID "domain is not running", a missing or broken bitmap
+/// with VIR_ERR_CHECKPOINT_INCONSISTENT. `flags`: `VCP_REDEFINE_DOMAIN_INACTIVE`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_redefine_validate_step(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, VCP_REDEFINE_DOMAIN_INACTIVE)?;
+        // SAFETY: handles from the caller.
+        let (dom, def, nodes) = unsafe {
+            (
+                &cx.handle(dom, "dom")?.0,
+                &cx.handle(def, "def")?.0,
+                cx.opt_handle(nodes),
+            )
+        };
+        let running = flags & VCP_REDEFINE_DOMAIN_INACTIVE == 0;
+        let step = redefine_validate_step(dom, def, nodes.map(|n| &n.0), running)?;
+        Ok(into_handle(vcp_step(step)))
     })
 }
 

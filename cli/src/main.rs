@@ -9,14 +9,14 @@ use std::process::ExitCode;
 use vcp_cli::{table, tools};
 use virtcheckpoint::{
     Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, CreateOptions, Domain, Error,
-    FormatOptions, ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step, TMP_SIZE,
-    actions_json, adopt_into, apply_fix, backup_begin_actions, backup_step,
+    FormatOptions, Image, ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step,
+    TMP_SIZE, actions_json, adopt_into, apply_fix, backup_begin_actions, backup_step,
     blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
     checkpoint_add_actions_with, checkpoint_def_from_xml, checkpoint_discard_actions, commit_step,
     copy_step, create_step_with, discard_step, drop_pending, fix_commands, fix_plan, fix_step,
     format_checkpoint, now, offline, parse_domain, parse_node_data, pending_abort_step, pull_step,
-    reconcile, report_json, reset_step, resolution_json, resolve_backup, retire_all, size_actions,
-    snapshot_bitmap_actions, transaction,
+    reconcile, redefine_validate_step, report_json, reset_step, resolution_json, resolve_backup,
+    retire_all, size_actions, size_step, snapshot_bitmap_actions, snapshot_step, transaction,
 };
 
 const USAGE: &str = "\
@@ -35,10 +35,13 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--shallow]
   vcp plan pull     --domain D --nodes N --disk vda [--base NODE]
   vcp plan size     --domain D --checkpoint C --nodes N
+  vcp plan validate --domain D --checkpoint C --nodes N
+                                       redefine validation: fails as libvirt does when
+                                       a bitmap chain is missing or broken
   vcp plan ... --step                  the whole driver step as JSON: the commands to
                                        send now, when the job is ready, at its end, to
                                        abort it, and the job ids (create, delete, backup,
-                                       commit, copy, pull)
+                                       snapshot, commit, copy, pull, size, validate)
   vcp offline create|delete|size --domain D --checkpoint C [--ignore-missing] [--apply]
   vcp offline commit  --domain D --disk vda --top FILE --base FILE [--apply]
   vcp offline snapshot --domain D --disk vda --overlay FILE [--apply]
@@ -308,7 +311,25 @@ fn plan(a: &Args) -> R<ExitCode> {
                     overlay_node: n,
                 })
                 .collect();
-            print_tx(a, &snapshot_bitmap_actions(&dom, &disks, &nodes(a)?)?);
+            if a.flag("--step") {
+                let overlays: Vec<Image> = disks
+                    .iter()
+                    .map(|d| Image {
+                        format: "qcow2".into(),
+                        format_node: d.overlay_node.clone(),
+                        ..Default::default()
+                    })
+                    .collect();
+                print_step(a, &snapshot_step(&dom, &disks, &overlays, &nodes(a)?)?);
+            } else {
+                print_tx(a, &snapshot_bitmap_actions(&dom, &disks, &nodes(a)?)?);
+            }
+        }
+        "validate" => {
+            let def = checkpoint(a, &dom, true)?;
+            let step = redefine_validate_step(&dom, &def, Some(&nodes(a)?), true)?;
+            print_step(a, &step);
+            eprintln!("checkpoint '{}': every bitmap chain is valid", def.name);
         }
         "commit" if a.flag("--step") => {
             let target = a.req("--disk")?;
@@ -318,7 +339,7 @@ fn plan(a: &Args) -> R<ExitCode> {
         }
         "copy" if a.flag("--step") => {
             let target = a.req("--disk")?;
-            let mirror = virtcheckpoint::Image {
+            let mirror = Image {
                 format: "qcow2".into(),
                 format_node: a.req("--mirror")?.to_owned(),
                 ..Default::default()
@@ -372,6 +393,10 @@ fn plan(a: &Args) -> R<ExitCode> {
             let d = dom.find_disk(a.req("--disk")?)?;
             let base = a.opt("--base").map(|b| d.layer_of(b)).transpose()?;
             print_tx(a, &blockpull_bitmap_actions(&d.chain, base, &nodes(a)?));
+        }
+        "size" if a.flag("--step") => {
+            let def = checkpoint(a, &dom, true)?;
+            print_step(a, &size_step(&dom, &def, &nodes(a)?));
         }
         "size" => {
             let def = checkpoint(a, &dom, true)?;

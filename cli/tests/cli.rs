@@ -305,3 +305,85 @@ fn granularity_retention_and_pending_from_the_command_line() {
     assert!(md.pending().unwrap().is_empty());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// `vcp plan snapshot --step`, `vcp plan size --step` and `vcp plan validate`.
+#[test]
+fn snapshot_size_and_validate_steps() {
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    let nodes = data("replies/23_snapshot_create_external_s1.json");
+    let (code, out, err) = vcp(&[
+        "plan",
+        "snapshot",
+        "--domain",
+        &dom,
+        "--nodes",
+        &nodes,
+        "--disk",
+        "vda=libvirt-9-format",
+        "--step",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions = v["now"][0]["arguments"]["actions"].as_array().unwrap();
+    assert_eq!(
+        actions.last().unwrap()["type"],
+        "blockdev-snapshot",
+        "the bitmaps first, then the snapshot, in one transaction"
+    );
+    assert!(v["jobs"].as_array().unwrap().is_empty());
+
+    let c1 = tmp(
+        "c1.xml",
+        "<domaincheckpoint><name>c1</name><creationTime>1</creationTime>\
+         <disks><disk name='vda' checkpoint='bitmap' bitmap='c1'/></disks></domaincheckpoint>",
+    );
+    let (code, out, err) = vcp(&[
+        "plan",
+        "size",
+        "--domain",
+        &dom,
+        "--nodes",
+        &nodes,
+        "--checkpoint",
+        &c1,
+        "--step",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["now"][0]["execute"], "transaction", "the merge now");
+    assert!(
+        v["on-end"][0].to_string().contains("libvirt-tmp-size-xml"),
+        "the temporary bitmap removed after the read"
+    );
+
+    let end = data("libvirt-9.0-qmp/74_status_xml_end.xml");
+    let missing = data("replies/70_fail_checkpoint_redefine_validate_c2_bitmap_missing.json");
+    let validate = |name: &str| {
+        let c = tmp(
+            &format!("{name}.xml"),
+            &format!(
+                "<domaincheckpoint><name>{name}</name><creationTime>1</creationTime>\
+                 <disks><disk name='vda' checkpoint='bitmap'/></disks></domaincheckpoint>"
+            ),
+        );
+        vcp(&[
+            "plan",
+            "validate",
+            "--domain",
+            &end,
+            "--nodes",
+            &missing,
+            "--checkpoint",
+            &c,
+        ])
+    };
+    let (code, out, err) = validate("c1");
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (code, out, err) = validate("c2");
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        "error: checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'\n"
+    );
+}

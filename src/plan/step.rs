@@ -124,6 +124,35 @@ pub fn discard_step(
     })
 }
 
+/// Redefining checkpoint `def` with validation (qemuCheckpointRedefineValidateBitmaps):
+/// nothing to send; the step is the check. Preconditions, as libvirt's: the domain
+/// must be running (VIR_ERR_OPERATION_INVALID "domain is not running"); then for every
+/// `bitmap` disk still in the domain the chain of bitmaps named after the checkpoint
+/// must be valid in `nodes` (read just before), else VIR_ERR_CHECKPOINT_INCONSISTENT.
+/// A redefine without validation needs no step (and no running domain).
+pub fn redefine_validate_step(
+    dom: &Domain,
+    def: &CheckpointDef,
+    nodes: Option<&NodeData>,
+    running: bool,
+) -> Result<Step> {
+    if !running {
+        return Err(Error::new(
+            ErrorCode::OperationInvalid,
+            ErrorDomain::Domain,
+            "domain is not running",
+        ));
+    }
+    let nodes = nodes.ok_or_else(|| {
+        Error::invalid_arg(
+            ErrorDomain::Qemu,
+            "redefine validation needs the node data of the running domain",
+        )
+    })?;
+    super::redefine::redefine_validate(dom, def, nodes)?;
+    Ok(Step::default())
+}
+
 /// The size query of checkpoint `def` (qemuCheckpointGetXMLDescUpdateSize) as a step:
 /// `now` removes leftover temporary bitmaps and merges each measured disk's chain into
 /// `libvirt-tmp-size-xml`; the driver then reads the node data again and takes the
