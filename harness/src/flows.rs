@@ -340,12 +340,13 @@ pub fn delete_checkpoint(
 }
 
 /// Measures checkpoint `name` with its size step: the merges now, the node data read
-/// again for the sizes, then the step's cleanup. Returns each disk's size in bytes.
+/// again for the sizes, then the step's cleanup. Returns each disk's size in bytes,
+/// and the step.
 pub fn checkpoint_size(
     vm: &mut Vm,
     list: &CheckpointList,
     name: &str,
-) -> Result<Vec<(String, Option<u64>)>> {
+) -> Result<(Vec<(String, Option<u64>)>, Step)> {
     let mut def = lib(list.get(name))?.clone();
     let nodes = vm.nodes()?;
     let dom = vm.domain();
@@ -354,10 +355,11 @@ pub fn checkpoint_size(
     let after = vm.nodes()?;
     read_sizes(&dom, &mut def, &nodes, &after);
     vm.send_phase(&step.on_end)?;
-    Ok(def
+    let sizes = def
         .bitmap_disks()
         .map(|d| (d.name.clone(), d.size))
-        .collect())
+        .collect();
+    Ok((sizes, step))
 }
 
 /// Commits `chain[top..base]` of disk `target` into `chain[base]` (top 0 = active

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use vcp_harness::flows::{self, PushBackup, backup_push, create_checkpoint};
 use vcp_harness::img;
 use vcp_harness::vm::{Image, Vm, VmDisk};
-use virtcheckpoint::{CheckpointList, Step};
+use virtcheckpoint::{CheckpointList, DeleteOptions, Step};
 
 const MIB: u64 = 1 << 20;
 const K64: u64 = 64 * 1024;
@@ -148,14 +148,52 @@ fn run(dir: &Path) -> R<bool> {
     let new = backup_push(&mut vm, &mut list, Some("c4"), None, dir, "from-c4")?;
     show("incremental from c4 (newer than the snapshot)", &new.step);
     ok &= verify(&new, &[(6 * MIB, K64)], "from-c4")?;
+
+    println!("\n== Scenario c: delete, size, block pull, copy and commit, one step each");
+    for step in flows::delete_checkpoint(&mut vm, &mut list, "c3", DeleteOptions::default())? {
+        show(
+            "delete c3 (on both layers: the backing one reopened around it)",
+            &step,
+        );
+    }
+    let (sizes, size) = flows::checkpoint_size(&mut vm, &list, "c4")?;
+    show("size of c4 (merge now, read, clean up)", &size);
+    for (disk, bytes) in sizes {
+        println!("     c4 on {disk}: {} KiB dirty", bytes.unwrap_or(0) / 1024);
+    }
+    let pull = flows::block_pull(&mut vm, "vda", None)?;
+    show("block pull of the base into the overlay", &pull);
+    let copy = flows::block_copy(&mut vm, "vda", &dir.join("vda-copy.qcow2"), false)?;
+    show("deep block copy, pivot to the copy", &copy);
+    let s2 = dir.join("vda-s2.qcow2");
+    flows::snapshot(&mut vm, "vda", &s2)?;
+    write(&mut vm, 0x77, 7 * MIB, K64)?;
+    let commit = flows::block_commit(&mut vm, "vda", 0, 1)?;
+    show(
+        "active block commit of s2 into the copy, with pivot",
+        &commit,
+    );
+    write(&mut vm, 0x88, 4 * MIB, K64)?;
+    let last = backup_push(&mut vm, &mut list, Some("c4"), None, dir, "last")?;
+    show(
+        "incremental from c4 after pull, copy and commit",
+        &last.step,
+    );
+    ok &= verify(
+        &last,
+        &[(4 * MIB, K64), (6 * MIB, K64), (7 * MIB, K64)],
+        "last",
+    )?;
+    let live = vm.disk("vda").chain[0].path.clone();
     vm.quit()?;
 
-    // Restore full <- inc1 <- from-c2 and compare with the live chain.
+    // Restore full <- inc1 <- from-c2 <- last and compare with the live disk.
     img::rebase_unsafe(&inc1.images[0].1, &full.images[0].1)?;
     img::rebase_unsafe(&old.images[0].1, &inc1.images[0].1)?;
-    let same = img::same_content(&old.images[0].1, &overlay)?;
+    img::rebase_unsafe(&last.images[0].1, &old.images[0].1)?;
+    let same = img::same_content(&last.images[0].1, &live)?;
     println!(
-        "\nrestore full <- inc1 <- from-c2 vs live disk (qemu-img compare): {}",
+        "\nrestore full <- inc1 <- from-c2 <- last vs live disk (qemu-img compare): {}",
         if same { "IDENTICAL" } else { "DIFFERENT" }
     );
     Ok(ok && same)
