@@ -553,9 +553,13 @@ check_steps(void)
     vcp_string_list_free(cmds);
     {
         char *json = step ? vcp_step_format_json(step) : NULL;
-        const char *head = "{\"now\":[],\"jobs\":[\"commit-vda\"],\"on-ready\":[";
+        const char *head = "{\"now\":[{\"execute\":\"block-commit\",\"arguments\":{"
+                           "\"device\":\"libvirt-4-format\",\"job-id\":\"commit-vda\","
+                           "\"top-node\":\"libvirt-4-format\",\"base-node\":\"libvirt-1-format\","
+                           "\"auto-finalize\":true,\"auto-dismiss\":false}}],"
+                           "\"jobs\":[\"commit-vda\"],\"on-ready\":[";
         TAP_OK(json && strncmp(json, head, strlen(head)) == 0,
-               "the whole step as JSON");
+               "the whole step as JSON: the job started as libvirt starts it (active: no backing-file)");
         vcp_free(json);
     }
     vcp_step_free(step);

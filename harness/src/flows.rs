@@ -369,39 +369,28 @@ pub fn checkpoint_size(
 pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Result<Step> {
     let chain = vm.disk(target).chain.clone();
     let domain_before = vm.domain();
-    let job = format!("commit-{target}-{}", chain[top].format_node());
-    let active = top == 0;
-    let mut args = json!({"job-id": job, "device": chain[0].format_node(),
-                          "base-node": chain[base].format_node(), "auto-finalize": true,
-                          "auto-dismiss": false});
-    if !active {
-        args["top-node"] = json!(chain[top].format_node());
-    }
-    vm.qmp.execute("block-commit", Some(args))?;
     let (top_node, base_node) = (chain[top].format_node(), chain[base].format_node());
-    if active {
-        vm.wait_ready(&job)?;
+    let job = format!("commit-{target}-{top_node}");
+    let plan = |vm: &mut Vm| {
         let nodes = vm.nodes()?;
-        let step = lib(commit_step(
+        lib(commit_step(
             &domain_before,
             target,
             &top_node,
             &base_node,
             &job,
             &nodes,
-        ))?;
-        vm.send_phase(&step.on_ready)?;
+        ))
+    };
+    let start = plan(vm)?;
+    vm.send_phase(&start.now)?;
+    if top == 0 {
+        vm.wait_ready(&job)?;
+        let ready = plan(vm)?;
+        vm.send_phase(&ready.on_ready)?;
     }
     vm.wait_concluded(&job)?;
-    let nodes = vm.nodes()?;
-    let step = lib(commit_step(
-        &domain_before,
-        target,
-        &top_node,
-        &base_node,
-        &job,
-        &nodes,
-    ))?;
+    let step = plan(vm)?;
     vm.send_phase(&step.on_end)?;
     adopt(vm, &step)?;
     // As libvirt does once the bitmaps are merged: the committed images leave QEMU
@@ -430,15 +419,6 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
     let index = vm.attach_with(dest, backing.as_ref().map(|b| b.index), &driver)?;
     let mirror = ModelImage::qcow2_indexed(dest.display().to_string(), index);
     let job = format!("copy-{target}-{}", chain[0].format_node());
-    vm.qmp.execute(
-        "blockdev-mirror",
-        Some(
-            json!({"job-id": job, "device": chain[0].format_node(), "target": mirror.format_node,
-                    "sync": if shallow { "top" } else { "full" }, "auto-finalize": true,
-                    "auto-dismiss": false}),
-        ),
-    )?;
-    vm.wait_ready(&job)?;
     // The test VM is transient: libvirt's precondition for a shallow copy holds.
     let plan = |nodes: &NodeData| {
         lib(copy_step(
@@ -452,8 +432,11 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
             nodes,
         ))
     };
-    let step = plan(&vm.nodes()?)?;
-    vm.send_phase(&step.on_ready)?;
+    let start = plan(&vm.nodes()?)?;
+    vm.send_phase(&start.now)?;
+    vm.wait_ready(&job)?;
+    let ready = plan(&vm.nodes()?)?;
+    vm.send_phase(&ready.on_ready)?;
     vm.wait_concluded(&job)?;
     let step = plan(&vm.nodes()?)?;
     vm.send_phase(&step.on_end)?;
@@ -537,12 +520,7 @@ pub fn block_pull(vm: &mut Vm, target: &str, base: Option<usize>) -> Result<Step
         &job,
         &nodes,
     ))?;
-    let mut args = json!({"job-id": job, "device": chain[0].format_node(),
-                          "auto-finalize": true, "auto-dismiss": false});
-    if let Some(b) = base {
-        args["base-node"] = json!(chain[b].format_node());
-    }
-    vm.qmp.execute("block-stream", Some(args))?;
+    vm.send_phase(&step.now)?;
     vm.wait_concluded(&job)?;
     vm.send_phase(&step.on_end)?;
     adopt(vm, &step)?;

@@ -68,6 +68,14 @@ fn command(execute: &str, args: Vec<(&'static str, Json)>) -> Json {
     ])
 }
 
+/// A block job's start arguments as libvirt sends them: `args`, then finalized by
+/// QEMU and dismissed by the driver (`auto-finalize` true, `auto-dismiss` false).
+fn job_start(mut args: Vec<(&'static str, Json)>) -> Vec<(&'static str, Json)> {
+    args.push(("auto-finalize", true.into()));
+    args.push(("auto-dismiss", false.into()));
+    args
+}
+
 fn push_transaction(out: &mut Vec<Json>, actions: &[Action]) {
     if !actions.is_empty() {
         out.push(transaction(actions));
@@ -388,6 +396,11 @@ pub fn snapshot_step(
 /// the chain before the commit and node data read when the job is ready (active) or
 /// concluded (non-active).
 ///
+/// `now` = the `block-commit` as libvirt starts it (job `job_id`, `top-node` and
+/// `base-node`; for a non-active commit the base's file as `backing-file`; finalized
+/// by QEMU, dismissed by the driver). Plan again at each moment: send `now` once, then
+/// the phase of the moment from the step planned on fresh node data.
+///
 /// Active commit (top = the active layer): `on_ready` = the activewrite bitmap on the
 /// base, then `job-complete`; `on_end` = the bitmap transaction (merges into the base,
 /// the activewrite bitmap merged and removed); `on_abort` = `job-cancel`, the
@@ -410,6 +423,16 @@ pub fn commit_step(
         jobs: vec![job_id.to_owned()],
         ..Step::default()
     };
+    let mut start = vec![
+        ("device", disk.chain[0].format_node.as_str().into()),
+        ("job-id", job_id.into()),
+        ("top-node", top_node.into()),
+        ("base-node", base_node.into()),
+    ];
+    if !active && !disk.chain[base].source.is_empty() {
+        start.push(("backing-file", disk.chain[base].source.as_str().into()));
+    }
+    step.now.push(command("block-commit", job_start(start)));
     if active {
         push_transaction(&mut step.on_ready, &activewrite_actions(base_node));
         step.on_ready.push(command("job-complete", job()));
@@ -438,6 +461,8 @@ pub fn commit_step(
 /// needs a transient job (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`), else
 /// VIR_ERR_OPERATION_INVALID "domain is not transient".
 ///
+/// `now` = the `blockdev-mirror` as libvirt starts it onto the attached mirror
+/// (`sync` `top` when shallow, else `full`); plan again at each moment as for a commit.
 /// `on_ready` = the activewrite bitmap on the mirror, then `job-complete` (the pivot);
 /// `on_end` = the bitmap transaction (every valid bitmap created on the mirror and
 /// filled from the old layers, the activewrite merged and removed) and `job-dismiss`;
@@ -463,12 +488,24 @@ pub fn copy_step(
         ));
     }
     let disk = dom.find_disk(target)?;
+    let top = disk
+        .top()
+        .ok_or_else(|| Error::invalid_arg(ErrorDomain::Qemu, "the disk has no media"))?;
     let actions = blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes);
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
         jobs: vec![job_id.to_owned()],
         ..Step::default()
     };
+    step.now.push(command(
+        "blockdev-mirror",
+        job_start(vec![
+            ("job-id", job_id.into()),
+            ("device", top.format_node.as_str().into()),
+            ("target", mirror.format_node.as_str().into()),
+            ("sync", if shallow { "top" } else { "full" }.into()),
+        ]),
+    ));
     push_transaction(
         &mut step.on_ready,
         &activewrite_actions(&mirror.format_node),
@@ -495,7 +532,9 @@ pub fn copy_step(
 }
 
 /// A block pull into disk `target`'s top from the layers above `base_node` (None: the
-/// whole chain), planned before the job starts: `on_end` = `job-dismiss`, then the
+/// whole chain), planned before the job starts: `now` = the `block-stream` as libvirt
+/// starts it (with a base: its node and its file as `backing-file`); `on_end` =
+/// `job-dismiss`, then the
 /// merges of each valid bitmap from the pulled layers into the top. The job is
 /// dismissed first because QEMU 10.0 crashes answering `query-named-block-nodes` while
 /// a concluded stream job waits to be dismissed (seen here); the merges only need the
@@ -510,12 +549,26 @@ pub fn pull_step(
 ) -> Result<Step> {
     let disk = dom.find_disk(target)?;
     let base = base_node.map(|b| disk.layer_of(b)).transpose()?;
+    let top = disk
+        .top()
+        .ok_or_else(|| Error::invalid_arg(ErrorDomain::Qemu, "the disk has no media"))?;
     let actions = blockpull_bitmap_actions(&disk.chain, base, nodes);
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
         jobs: vec![job_id.to_owned()],
         ..Step::default()
     };
+    let mut start = vec![
+        ("device", top.format_node.as_str().into()),
+        ("job-id", job_id.into()),
+    ];
+    if let Some(b) = base {
+        start.push(("base-node", disk.chain[b].format_node.as_str().into()));
+        if !disk.chain[b].source.is_empty() {
+            start.push(("backing-file", disk.chain[b].source.as_str().into()));
+        }
+    }
+    step.now.push(command("block-stream", job_start(start)));
     step.on_end.push(command("job-dismiss", job()));
     push_transaction(&mut step.on_end, &actions);
     step.on_abort.push(command("job-cancel", job()));
@@ -665,6 +718,56 @@ mod tests {
         assert_eq!(
             texts[3],
             r#"{"execute":"job-dismiss","arguments":{"id":"j"}}"#
+        );
+    }
+}
+
+#[cfg(test)]
+mod job_start_tests {
+    use super::*;
+
+    fn three() -> Domain {
+        let mut dom = Domain::default();
+        dom.add_disk(crate::model::domain::Disk {
+            target: "vda".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        for i in [3, 2, 1] {
+            dom.append_image("vda", Image::qcow2_indexed(format!("/i/{i}.qcow2"), i))
+                .unwrap();
+        }
+        dom
+    }
+
+    #[test]
+    fn job_starts_as_libvirt_sends_them() {
+        let (dom, nodes) = (three(), NodeData::new());
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-2-format",
+            "libvirt-1-format",
+            "commit-vda-libvirt-2-format",
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(
+            s.now[0].to_compact(),
+            r#"{"execute":"block-commit","arguments":{"device":"libvirt-3-format","job-id":"commit-vda-libvirt-2-format","top-node":"libvirt-2-format","base-node":"libvirt-1-format","backing-file":"/i/1.qcow2","auto-finalize":true,"auto-dismiss":false}}"#
+        );
+        let s = pull_step(&dom, "vda", Some("libvirt-1-format"), "pull-vda", &nodes).unwrap();
+        assert_eq!(
+            s.now[0].to_compact(),
+            r#"{"execute":"block-stream","arguments":{"device":"libvirt-3-format","job-id":"pull-vda","base-node":"libvirt-1-format","backing-file":"/i/1.qcow2","auto-finalize":true,"auto-dismiss":false}}"#
+        );
+        let s = pull_step(&dom, "vda", None, "pull-vda", &nodes).unwrap();
+        assert!(!s.now[0].to_compact().contains("base-node"));
+        let mirror = Image::qcow2_indexed("/i/m.qcow2", 9);
+        let s = copy_step(&dom, "vda", &mirror, true, false, false, "copy-vda", &nodes).unwrap();
+        assert_eq!(
+            s.now[0].to_compact(),
+            r#"{"execute":"blockdev-mirror","arguments":{"job-id":"copy-vda","device":"libvirt-3-format","target":"libvirt-9-format","sync":"top","auto-finalize":true,"auto-dismiss":false}}"#
         );
     }
 }
