@@ -339,6 +339,9 @@ pub fn delete_checkpoint(
     Ok(sent)
 }
 
+/// Each disk's dirty bytes since a checkpoint, by target.
+pub type Sizes = Vec<(String, Option<u64>)>;
+
 /// Measures checkpoint `name` with its size step: the merges now, the node data read
 /// again for the sizes, then the step's cleanup. Returns each disk's size in bytes,
 /// and the step.
@@ -346,7 +349,7 @@ pub fn checkpoint_size(
     vm: &mut Vm,
     list: &CheckpointList,
     name: &str,
-) -> Result<(Vec<(String, Option<u64>)>, Step)> {
+) -> Result<(Sizes, Step)> {
     let mut def = lib(list.get(name))?.clone();
     let nodes = vm.nodes()?;
     let dom = vm.domain();
