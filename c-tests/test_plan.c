@@ -167,6 +167,28 @@ check_create(void)
            "create: an existing bitmap is refused before QEMU sees it");
     TAP_OK(vcp_checkpoint_add_actions(dom, def, NULL, NULL, 0) == -1 &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "create: NULL out-parameter refused");
+    {
+        /* The same create from a definition built in place, as a driver holds it. */
+        vcp_checkpoint_def *built = vcp_checkpoint_def_new("chk1", 1700000000, 0);
+        char *tx = NULL;
+        TAP_OK(built && vcp_checkpoint_def_set_parent(built, NULL, "built") == 0 &&
+               vcp_checkpoint_def_add_disk(built, "vda", VCP_CHECKPOINT_TYPE_BITMAP, "chk1") == 0 &&
+               vcp_checkpoint_add_actions(lv, built, NULL, &tx, 0) == 0 &&
+               same_transaction(tx, "libvirt-9.0-qmp/02_checkpoint_create_chk1.txt", 0),
+               "create from a built definition: the transaction libvirt sent");
+        vcp_free(tx);
+        TAP_OK(vcp_checkpoint_def_add_disk(built, "vda", VCP_CHECKPOINT_TYPE_NO, NULL) == -1 &&
+               tap_err_is(VCP_ERR_CONFIG_UNSUPPORTED,
+                          "unsupported configuration: disk 'vda' specified twice") &&
+               vcp_checkpoint_def_get_disk_count(built) == 1,
+               "a disk named twice is refused and changes nothing");
+        TAP_OK(vcp_checkpoint_def_add_disk(built, "vdb", 9, NULL) == -1 &&
+               tap_err_code() == VCP_ERR_INVALID_ARG, "an unknown disk type is refused");
+        vcp_checkpoint_def_free(built);
+        TAP_OK(vcp_checkpoint_def_new("../x", 0, 0) == NULL && tap_err_code() == VCP_ERR_INVALID_ARG &&
+               vcp_checkpoint_def_new("", 0, 0) == NULL,
+               "a name that is not a safe file name is refused");
+    }
     vcp_checkpoint_def_free(dup);
     vcp_domain_free(lv);
     vcp_node_data_free(nd);

@@ -431,6 +431,33 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * A new definition named `name`, created at `creation_time` (Unix seconds), without
+ * disks, for drivers that hold the parsed definition (add disks with
+ * `vcp_checkpoint_def_add_disk()`). `flags` must be 0. NULL with VIR_ERR_INVALID_ARG
+ * for a name libvirt's schema refuses or that does not fit a file name.
+ */
+vcp_checkpoint_def *vcp_checkpoint_def_new(const char *name,
+                                           long long creation_time,
+                                           unsigned int flags);
+
+/**
+ * Sets (or with NULL clears) the parent's name and the description. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_set_parent(vcp_checkpoint_def *def,
+                                  const char *parent,
+                                  const char *description);
+
+/**
+ * Appends a disk: its `name` (the target), its type (`VCP_CHECKPOINT_TYPE_*`) and its
+ * bitmap name (NULL: none). Returns 0, or -1 (an empty name, an unknown type:
+ * VIR_ERR_INVALID_ARG; a disk named twice: VIR_ERR_CONFIG_UNSUPPORTED, as libvirt).
+ */
+int vcp_checkpoint_def_add_disk(vcp_checkpoint_def *def,
+                                const char *name,
+                                int kind,
+                                const char *bitmap);
+
+/**
  * Parses `<domaincheckpoint>` XML and prepares it as libvirt does
  * (virDomainCheckpointDefParseString + AlignDisks).
  *

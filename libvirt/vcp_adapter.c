@@ -69,8 +69,37 @@ vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
     return 0;
 }
 
-/* One disk whose chain is @top's, and the node data of its layers and of @extra
- * (NULL, or a node outside the chain that the plan reads). */
+/* Adds disk @disk whose chain is @top's to @dom, and the node data of its layers and
+ * of @extra (NULL, or a node outside the chain that the plan reads) to @nodes. */
+static int
+vcpAdapterAddDisk(const char *disk,
+                  virStorageSource *top,
+                  virStorageSource *extra,
+                  GHashTable *data,
+                  vcp_domain *dom,
+                  vcp_node_data *nodes)
+{
+    virStorageSource *n;
+    size_t i = 0;
+    char buf[64];
+
+    if (vcp_domain_add_disk(dom, disk, NULL, NULL, 0) < 0)
+        return -1;
+    for (n = top; virStorageSourceIsBacking(n); n = n->backingStore, i++) {
+        const char *node = vcpAdapterNode(n, buf, sizeof(buf), i);
+        if (vcp_domain_disk_append_image(dom, disk, NULLSTR_EMPTY(n->path),
+                                         virStorageFileFormatTypeToString(n->format), node,
+                                         n->nodestorage, 0) < 0)
+            return -1;
+        if (data && n->nodeformat && vcpAdapterAddNode(nodes, n->nodeformat, data) < 0)
+            return -1;
+    }
+    if (data && extra && extra->nodeformat && vcpAdapterAddNode(nodes, extra->nodeformat, data) < 0)
+        return -1;
+    return 0;
+}
+
+/* A domain of one disk, @disk, whose chain is @top's, and its node data. */
 static int
 vcpAdapterDisk(const char *disk,
                virStorageSource *top,
@@ -79,25 +108,50 @@ vcpAdapterDisk(const char *disk,
                vcp_domain **dom,
                vcp_node_data **nodes)
 {
-    virStorageSource *n;
-    size_t i = 0;
-    char buf[64];
-
     *dom = vcp_domain_new(NULL, NULL);
     *nodes = vcp_node_data_new();
-    if (!*dom || !*nodes || vcp_domain_add_disk(*dom, disk, NULL, NULL, 0) < 0)
+    if (!*dom || !*nodes)
         return -1;
-    for (n = top; virStorageSourceIsBacking(n); n = n->backingStore, i++) {
-        const char *node = vcpAdapterNode(n, buf, sizeof(buf), i);
-        if (vcp_domain_disk_append_image(*dom, disk, NULLSTR_EMPTY(n->path), "qcow2", node,
-                                         n->nodestorage, 0) < 0)
-            return -1;
-        if (n->nodeformat && vcpAdapterAddNode(*nodes, n->nodeformat, data) < 0)
+    return vcpAdapterAddDisk(disk, top, extra, data, *dom, *nodes);
+}
+
+/* Every disk of @def with its chain, and (when @data is given) their node data. */
+static int
+vcpAdapterDomain(virDomainDef *def, GHashTable *data, vcp_domain **dom, vcp_node_data **nodes)
+{
+    size_t i;
+
+    *dom = vcp_domain_new(def->name, NULL);
+    *nodes = vcp_node_data_new();
+    if (!*dom || !*nodes)
+        return -1;
+    for (i = 0; i < def->ndisks; i++) {
+        if (vcpAdapterAddDisk(def->disks[i]->dst, def->disks[i]->src, NULL, data,
+                              *dom, *nodes) < 0)
             return -1;
     }
-    if (extra && extra->nodeformat && vcpAdapterAddNode(*nodes, extra->nodeformat, data) < 0)
-        return -1;
     return 0;
+}
+
+/* libvirt's checkpoint definition as the library's. */
+static vcp_checkpoint_def *
+vcpAdapterCheckpoint(virDomainCheckpointDef *def)
+{
+    vcp_checkpoint_def *chk = vcp_checkpoint_def_new(def->parent.name,
+                                                     def->parent.creationTime, 0);
+    size_t i;
+
+    for (i = 0; chk && i < def->ndisks; i++) {
+        virDomainCheckpointDiskDef *d = def->disks + i;
+        int type = d->type == VIR_DOMAIN_CHECKPOINT_TYPE_BITMAP ? VCP_CHECKPOINT_TYPE_BITMAP :
+                   d->type == VIR_DOMAIN_CHECKPOINT_TYPE_NONE ? VCP_CHECKPOINT_TYPE_NO :
+                   VCP_CHECKPOINT_TYPE_DEFAULT;
+        if (vcp_checkpoint_def_add_disk(chk, d->name, type, d->bitmap) < 0) {
+            vcp_checkpoint_def_free(chk);
+            return NULL;
+        }
+    }
+    return chk;
 }
 
 /* The chain as the library's disk "vda". */
@@ -315,3 +369,58 @@ qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
     return ret;
 }
 
+
+
+/* Declared here: static in qemu_checkpoint.c, whose definition the stand-in renames. */
+int qemuCheckpointAddActions(virDomainObj *vm, virJSONValue *actions,
+                             virDomainCheckpointDef *def);
+int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, virDomainCheckpointDef *chkdef);
+
+int
+qemuCheckpointAddActions(virDomainObj *vm,
+                         virJSONValue *actions,
+                         virDomainCheckpointDef *def)
+{
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    vcp_checkpoint_def *chk = vcpAdapterCheckpoint(def);
+    char *text = NULL;
+    int ret = -1;
+
+    if (!chk || vcpAdapterDomain(vm->def, NULL, &dom, &nodes) < 0 ||
+        vcp_checkpoint_add_actions(dom, chk, NULL, &text, 0) < 0)
+        vcpAdapterReport();
+    else
+        ret = vcpAdapterAppend(text, actions);
+    vcp_checkpoint_def_free(chk);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return ret;
+}
+
+
+int
+qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm,
+                                      virDomainCheckpointDef *chkdef)
+{
+    g_autoptr(GHashTable) data = NULL;
+    vcp_domain *dom = NULL;
+    vcp_node_data *nodes = NULL;
+    vcp_checkpoint_def *chk = NULL;
+    vcp_step *step = NULL;
+    bool active = virDomainObjIsActive(vm);
+
+    /* The library's precondition gives libvirt's error for an inactive domain. */
+    if (active && !(data = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
+        return -1;
+    if (!(chk = vcpAdapterCheckpoint(chkdef)) ||
+        vcpAdapterDomain(vm->def, data, &dom, &nodes) < 0 ||
+        !(step = vcp_redefine_validate_step(dom, chk, active ? nodes : NULL,
+                                            active ? 0 : VCP_REDEFINE_DOMAIN_INACTIVE)))
+        vcpAdapterReport();
+    vcp_step_free(step);
+    vcp_checkpoint_def_free(chk);
+    vcp_node_data_free(nodes);
+    vcp_domain_free(dom);
+    return step ? 0 : -1;
+}

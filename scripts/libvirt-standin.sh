@@ -16,8 +16,9 @@
 #
 # Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
 # libvirt's pull bitmap code goes through), qemuBlockBitmapsHandleBlockcopy,
-# qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain and
-# qemuCheckpointDiscardDiskBitmaps.
+# qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain,
+# qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed)
+# and qemuCheckpointRedefineValidateBitmaps.
 #
 # Usage: scripts/libvirt-standin.sh [WORKDIR]   (default: build-libvirt/)
 set -uo pipefail
@@ -82,6 +83,18 @@ delegated = {
     "qemu_backup.c": ["qemuBackupDiskPrepareOneBitmapsChain"],
     "qemu_checkpoint.c": ["qemuCheckpointDiscardDiskBitmaps"],
 }
+# Static in libvirt: renamed the same way, and the adapter's external definition is
+# declared in their place.
+delegated_static = {
+    "qemu_checkpoint.c": {
+        "qemuCheckpointAddActions":
+            "int qemuCheckpointAddActions(virDomainObj *vm, virJSONValue *actions, "
+            "virDomainCheckpointDef *def);",
+        "qemuCheckpointRedefineValidateBitmaps":
+            "int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, "
+            "virDomainCheckpointDef *chkdef);",
+    },
+}
 for path, fns in delegated.items():
     text = open(src + path).read()
     for fn in fns:
@@ -91,6 +104,11 @@ for path, fns in delegated.items():
                           r"\nG_GNUC_UNUSED static \1\nvcp_replaced_" + fn + "(", text)
         if n != 1:
             sys.exit(f"{fn}: {n} definitions found")
+    for fn, proto in delegated_static.get(path, {}).items():
+        text, n = re.subn(r"\nstatic int\n" + fn + r"\(",
+                          "\n" + proto + "\nG_GNUC_UNUSED static int\nvcp_replaced_" + fn + "(", text)
+        if n != 1:
+            sys.exit(f"{fn}: {n} static definitions found")
     open(src + path, "w").write(text)
 open(src + "vcp_adapter.c", "w").write(open(root + "/libvirt/vcp_adapter.c").read())
 mb = open(src + "meson.build").read()

@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_int, c_longlong, c_uint};
 use crate::domain::vcp_domain;
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
-    CheckpointDef, DiskCheckpointKind, Error, ErrorDomain, FormatOptions, ParseOptions,
-    checkpoint_def_from_xml, format_checkpoint, now,
+    CheckpointDef, CheckpointDisk, DiskCheckpointKind, Error, ErrorDomain, FormatOptions,
+    ParseOptions, checkpoint_def_from_xml, format_checkpoint, now,
 };
 
 /// A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
@@ -30,6 +30,89 @@ pub const VCP_CHECKPOINT_TYPE_DEFAULT: c_int = 0;
 pub const VCP_CHECKPOINT_TYPE_NO: c_int = 1;
 /// A disk's checkpoint type: `bitmap`.
 pub const VCP_CHECKPOINT_TYPE_BITMAP: c_int = 2;
+
+/// A new definition named `name`, created at `creation_time` (Unix seconds), without
+/// disks, for drivers that hold the parsed definition (add disks with
+/// `vcp_checkpoint_def_add_disk()`). `flags` must be 0. NULL with VIR_ERR_INVALID_ARG
+/// for a name libvirt's schema refuses or that does not fit a file name.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_new(
+    name: *const c_char,
+    creation_time: c_longlong,
+    flags: c_uint,
+) -> *mut vcp_checkpoint_def {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: C string from the caller.
+        let name = unsafe { cx.str(name, "name") }?;
+        Ok(into_handle(vcp_checkpoint_def(CheckpointDef::new(
+            name,
+            creation_time,
+        )?)))
+    })
+}
+
+/// Sets (or with NULL clears) the parent's name and the description. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_set_parent(
+    def: *mut vcp_checkpoint_def,
+    parent: *const c_char,
+    description: *const c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and C strings from the caller.
+        let (def, parent, description) = unsafe {
+            (
+                &mut cx.handle_mut(def, "def")?.0,
+                cx.opt_str(parent, "parent")?,
+                cx.opt_str(description, "description")?,
+            )
+        };
+        def.parent = parent.map(str::to_owned);
+        def.description = description.map(str::to_owned);
+        Ok(0)
+    })
+}
+
+/// Appends a disk: its `name` (the target), its type (`VCP_CHECKPOINT_TYPE_*`) and its
+/// bitmap name (NULL: none). Returns 0, or -1 (an empty name, an unknown type:
+/// VIR_ERR_INVALID_ARG; a disk named twice: VIR_ERR_CONFIG_UNSUPPORTED, as libvirt).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_add_disk(
+    def: *mut vcp_checkpoint_def,
+    name: *const c_char,
+    kind: c_int,
+    bitmap: *const c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and C strings from the caller.
+        let (def, name, bitmap) = unsafe {
+            (
+                &mut cx.handle_mut(def, "def")?.0,
+                cx.str(name, "name")?,
+                cx.opt_str(bitmap, "bitmap")?,
+            )
+        };
+        let kind = match kind {
+            VCP_CHECKPOINT_TYPE_DEFAULT => DiskCheckpointKind::Default,
+            VCP_CHECKPOINT_TYPE_NO => DiskCheckpointKind::No,
+            VCP_CHECKPOINT_TYPE_BITMAP => DiskCheckpointKind::Bitmap,
+            other => {
+                return Err(Error::invalid_arg(
+                    ErrorDomain::DomainCheckpoint,
+                    format_args!("unknown checkpoint disk type {other}"),
+                ));
+            }
+        };
+        def.add_disk(CheckpointDisk {
+            name: name.to_owned(),
+            kind,
+            bitmap: bitmap.map(str::to_owned),
+            size: None,
+        })?;
+        Ok(0)
+    })
+}
 
 /// Parses `<domaincheckpoint>` XML and prepares it as libvirt does
 /// (virDomainCheckpointDefParseString + AlignDisks).

@@ -345,11 +345,7 @@ pub type Sizes = Vec<(String, Option<u64>)>;
 /// Measures checkpoint `name` with its size step: the merges now, the node data read
 /// again for the sizes, then the step's cleanup. Returns each disk's size in bytes,
 /// and the step.
-pub fn checkpoint_size(
-    vm: &mut Vm,
-    list: &CheckpointList,
-    name: &str,
-) -> Result<(Sizes, Step)> {
+pub fn checkpoint_size(vm: &mut Vm, list: &CheckpointList, name: &str) -> Result<(Sizes, Step)> {
     let mut def = lib(list.get(name))?.clone();
     let nodes = vm.nodes()?;
     let dom = vm.domain();

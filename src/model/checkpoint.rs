@@ -57,6 +57,46 @@ pub struct CheckpointDef {
 }
 
 impl CheckpointDef {
+    /// A definition named `name`, created at `creation_time` (Unix seconds), without
+    /// disks: for drivers that hold the definition parsed already. The name must be
+    /// one libvirt's schema accepts and fit a file name (VIR_ERR_INVALID_ARG).
+    pub fn new(name: &str, creation_time: i64) -> crate::error::Result<CheckpointDef> {
+        if !crate::xml::checkpoint::is_valid_checkpoint_name(name) {
+            return Err(crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::DomainCheckpoint,
+                format_args!(
+                    "invalid checkpoint name '{name}': empty, longer than {} bytes, or not a safe file name (no leading '.', no '/', no newline)",
+                    crate::xml::checkpoint::MAX_CHECKPOINT_NAME
+                ),
+            ));
+        }
+        Ok(CheckpointDef {
+            name: name.to_owned(),
+            creation_time,
+            disks_given: true,
+            ..CheckpointDef::default()
+        })
+    }
+
+    /// Appends a disk, in the order a driver holds them. A disk named twice is
+    /// libvirt's VIR_ERR_CONFIG_UNSUPPORTED "disk '%s' specified twice".
+    pub fn add_disk(&mut self, disk: CheckpointDisk) -> crate::error::Result<()> {
+        if disk.name.is_empty() {
+            return Err(crate::error::Error::invalid_arg(
+                crate::error::ErrorDomain::DomainCheckpoint,
+                "empty checkpoint disk name",
+            ));
+        }
+        if self.disks.iter().any(|d| d.name == disk.name) {
+            return Err(crate::error::Error::config_unsupported(
+                crate::error::ErrorDomain::DomainCheckpoint,
+                format_args!("disk '{}' specified twice", disk.name),
+            ));
+        }
+        self.disks.push(disk);
+        Ok(())
+    }
+
     /// The disks that take a bitmap.
     pub fn bitmap_disks(&self) -> impl Iterator<Item = &CheckpointDisk> {
         self.disks
