@@ -1121,6 +1121,19 @@ int vcp_backup_begin_actions(const vcp_domain *dom,
                              unsigned int flags);
 
 /**
+ * qemuSnapshotDiskBitmapsPropagate at libvirt's granularity, one image: the
+ * persistent, recording, consistent bitmaps of node `top_node` re-created on
+ * `overlay_node` (QEMU's order, same granularity), as a JSON array of transaction
+ * actions (`[]` when the node is unknown or has none). libvirt adds the
+ * `blockdev-snapshot` itself. `flags` must be 0. Returns 0 or -1.
+ */
+int vcp_node_propagate_bitmap_actions(const vcp_node_data *nodes,
+                                      const char *top_node,
+                                      const char *overlay_node,
+                                      char **actions,
+                                      unsigned int flags);
+
+/**
  * External snapshot (qemuSnapshotDiskBitmapsPropagate): for each disk, the persistent,
  * recording, consistent bitmaps of its top re-created on the new overlay (QEMU's
  * order, same granularity), then its `blockdev-snapshot`; one transaction for all.

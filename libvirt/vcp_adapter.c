@@ -19,13 +19,13 @@
 #include "qemu_backup.h"
 #include "qemu_checkpoint.h"
 
-#include <virtcheckpoint.h>
+#include "vcp_adapter.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
 /* Reports the library's last error as libvirt does: its code, its text without the
  * prefix (virReportError adds it). */
-static void
+void
 vcpAdapterReport(void)
 {
     const vcp_error *err = vcp_last_error();
@@ -43,8 +43,7 @@ vcpAdapterNode(virStorageSource *n, char *buf, size_t len, size_t i)
     return buf;
 }
 
-/* Adds libvirt's entry of node @node (if it has one, and once) to @nodes. */
-static int
+int
 vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
 {
     qemuBlockNamedNodeData *entry = virHashLookup(data, node);
@@ -289,8 +288,7 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
 }
 
 
-/* Appends the library's JSON array to libvirt's @actions. Frees @text. */
-static int
+int
 vcpAdapterAppend(char *text, virJSONValue *actions)
 {
     g_autoptr(virJSONValue) act = NULL;

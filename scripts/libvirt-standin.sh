@@ -17,8 +17,8 @@
 # Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
 # libvirt's pull bitmap code goes through), qemuBlockBitmapsHandleBlockcopy,
 # qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain,
-# qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed)
-# and qemuCheckpointRedefineValidateBitmaps.
+# qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed),
+# qemuCheckpointRedefineValidateBitmaps and qemuSnapshotDiskBitmapsPropagate.
 #
 # Usage: scripts/libvirt-standin.sh [WORKDIR]   (default: build-libvirt/)
 set -uo pipefail
@@ -82,6 +82,7 @@ delegated = {
                      "qemuBlockBitmapsHandleBlockcopy", "qemuBlockBitmapsHandleCommitFinish"],
     "qemu_backup.c": ["qemuBackupDiskPrepareOneBitmapsChain"],
     "qemu_checkpoint.c": ["qemuCheckpointDiscardDiskBitmaps"],
+    "qemu_snapshot.c": [],
 }
 # Static in libvirt: renamed the same way, and the adapter's external definition is
 # declared in their place.
@@ -93,6 +94,13 @@ delegated_static = {
         "qemuCheckpointRedefineValidateBitmaps":
             "int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, "
             "virDomainCheckpointDef *chkdef);",
+    },
+    # Its definition is libvirt/vcp_adapter_snapshot.c, included at the end of the
+    # file, for it needs the file's private qemuSnapshotDiskData.
+    "qemu_snapshot.c": {
+        "qemuSnapshotDiskBitmapsPropagate":
+            "static int qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd, "
+            "virJSONValue *actions, GHashTable *blockNamedNodeData);",
     },
 }
 for path, fns in delegated.items():
@@ -109,8 +117,11 @@ for path, fns in delegated.items():
                           "\n" + proto + "\nG_GNUC_UNUSED static int\nvcp_replaced_" + fn + "(", text)
         if n != 1:
             sys.exit(f"{fn}: {n} static definitions found")
+    if path == "qemu_snapshot.c":
+        text += '\n#include "vcp_adapter_snapshot.c"\n'
     open(src + path, "w").write(text)
-open(src + "vcp_adapter.c", "w").write(open(root + "/libvirt/vcp_adapter.c").read())
+for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c"]:
+    open(src + f, "w").write(open(root + "/libvirt/" + f).read())
 mb = open(src + "meson.build").read()
 mb = mb.replace("  'qemu_block.c',\n", "  'qemu_block.c',\n  'vcp_adapter.c',\n", 1)
 dep = ("vcp_dep = declare_dependency(include_directories: include_directories('%s/include'),\n"

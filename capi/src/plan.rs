@@ -15,7 +15,8 @@ use virtcheckpoint::{
     backup_begin_actions, backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions,
     blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
     checkpoint_add_actions, checkpoint_discard_actions, commands_json, discard_disk_bitmaps,
-    read_sizes, redefine_validate, size_actions, snapshot_bitmap_actions, wrap_transaction,
+    propagate_bitmap_actions, read_sizes, redefine_validate, size_actions, snapshot_bitmap_actions,
+    wrap_transaction,
 };
 
 /// `vcp_backup_begin_actions()`: push mode (QEMU writes into the store nodes).
@@ -433,6 +434,36 @@ pub unsafe extern "C" fn vcp_backup_begin_actions(
             .json(c, &commands_json(&plan.cleanup))?;
         // SAFETY: the caller's out-parameters.
         unsafe { outs.write() };
+        Ok(0)
+    })
+}
+
+/// qemuSnapshotDiskBitmapsPropagate at libvirt's granularity, one image: the
+/// persistent, recording, consistent bitmaps of node `top_node` re-created on
+/// `overlay_node` (QEMU's order, same granularity), as a JSON array of transaction
+/// actions (`[]` when the node is unknown or has none). libvirt adds the
+/// `blockdev-snapshot` itself. `flags` must be 0. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_propagate_bitmap_actions(
+    nodes: *const vcp_node_data,
+    top_node: *const c_char,
+    overlay_node: *const c_char,
+    actions: *mut *mut c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handle and C strings from the caller.
+        let (nodes, top, overlay) = unsafe {
+            (
+                &cx.handle(nodes, "nodes")?.0,
+                cx.str(top_node, "top_node")?,
+                cx.str(overlay_node, "overlay_node")?,
+            )
+        };
+        let out = cx.out(actions, "actions")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe { put_actions(out, &propagate_bitmap_actions(nodes, top, overlay)) }?;
         Ok(0)
     })
 }

@@ -25,21 +25,39 @@ pub fn snapshot_bitmap_actions(
     let mut actions = Vec::new();
     for sd in disks {
         let (_, top) = super::disk_top(dom, &sd.target)?;
-        if let Some(node) = nodes.get(&top.format_node) {
-            for b in node.bitmaps.iter().filter(|b| b.is_healthy()) {
-                actions.push(Action::BitmapAdd {
-                    node: sd.overlay_node.clone(),
-                    name: b.name.clone(),
-                    persistent: true,
-                    disabled: false,
-                    granularity: b.granularity,
-                });
-            }
-        }
+        actions.extend(propagate_bitmap_actions(
+            nodes,
+            &top.format_node,
+            &sd.overlay_node,
+        ));
         actions.push(Action::BlockdevSnapshot {
             node: top.format_node.clone(),
             overlay: sd.overlay_node.clone(),
         });
     }
     Ok(actions)
+}
+
+/// qemuSnapshotDiskBitmapsPropagate for one image: the persistent, recording,
+/// consistent bitmaps of node `top_node` re-created on `overlay_node`, in QEMU's order
+/// and with their granularity. Nothing when `nodes` does not know the node.
+pub fn propagate_bitmap_actions(
+    nodes: &NodeData,
+    top_node: &str,
+    overlay_node: &str,
+) -> Vec<Action> {
+    let Some(node) = nodes.get(top_node) else {
+        return Vec::new();
+    };
+    node.bitmaps
+        .iter()
+        .filter(|b| b.is_healthy())
+        .map(|b| Action::BitmapAdd {
+            node: overlay_node.to_owned(),
+            name: b.name.clone(),
+            persistent: true,
+            disabled: false,
+            granularity: b.granularity,
+        })
+        .collect()
 }
