@@ -272,10 +272,22 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
 {
     vcp_domain *dom = NULL;
     vcp_node_data *nodes = NULL;
+    virStorageSource *n;
     char *text = NULL;
     int ret = -1;
 
-    if (vcpAdapterChain(topsrc, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+    /* When the commit has completed libvirt has already cut the chain above the base
+     * (the layer above it no longer has it as backing store), so the base is added
+     * below the committed layers here, as libvirt's own walk from the top to the base
+     * reads them. */
+    for (n = topsrc; virStorageSourceIsBacking(n) && n != basesrc; n = n->backingStore)
+        ;
+    if (vcpAdapterChain(topsrc, n == basesrc ? NULL : basesrc, blockNamedNodeData, &dom,
+                        &nodes) < 0 ||
+        (n != basesrc && vcp_domain_disk_append_image(dom, "vda", NULLSTR_EMPTY(basesrc->path),
+                                                      virStorageFileFormatTypeToString(basesrc->format),
+                                                      basesrc->nodeformat,
+                                                      basesrc->nodestorage, 0) < 0) ||
         vcp_blockcommit_bitmap_actions(dom, "vda", nodes, topsrc->nodeformat,
                                        basesrc->nodeformat, &text,
                                        active ? VCP_BLOCKCOMMIT_ACTIVE : 0) < 0)

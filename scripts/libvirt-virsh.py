@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""The stand-in libvirt on a real QEMU.
+
+One virsh session (qemu:///embed, so the QEMU driver with its delegated bitmap code
+runs inside virsh) replays the operations stock libvirt 9.0 was recorded doing
+(tests/data/libvirt-9.0-qmp, domain lvtest, 01-15): checkpoints, push backups
+(incremental, and full with a new checkpoint), deletes in the middle and across an
+external snapshot. Every bitmap command the stand-in sends (transactions, reopens,
+bitmap commands) must equal what stock libvirt sent, in order. Then, beyond the
+recording: a redefine with validation and its refusal once a bitmap is gone, an
+active block commit and a block copy, each followed by an incremental backup whose
+data is checked with qemu-img.
+
+Usage: scripts/libvirt-virsh.py LIBVIRT_BUILD_DIR WORKDIR
+Prints one line per check and ends with "N passed, N failed".
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REC = os.path.join(ROOT, "tests/data/libvirt-9.0-qmp")
+BITMAP_COMMANDS = ("transaction", "blockdev-reopen", "block-dirty-bitmap-add",
+                   "block-dirty-bitmap-remove", "block-dirty-bitmap-merge")
+K, M = 65536, 1 << 20
+END = "__vcp_end__"
+
+
+class Virsh:
+    """One interactive virsh process: a command in, its output (stderr included) out."""
+
+    def __init__(self, build, work):
+        env = dict(os.environ, LIBVIRT_LOG_FILTERS="1:qemu.qemu_monitor",
+                   LIBVIRT_LOG_OUTPUTS="1:file:%s/libvirt.log" % work)
+        uri = "qemu:///embed?root=%s/root" % work
+        self.log = open(os.path.join(work, "virsh.log"), "w")
+        self.proc = subprocess.Popen(
+            ["stdbuf", "-oL", "-eL", os.path.join(build, "run"),
+             os.path.join(build, "tools/virsh"), "-q", "-c", uri],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=env)
+
+    def run(self, command):
+        # Without a terminal virsh echoes each command after its prompt ("virsh # "),
+        # and an output without a final newline runs into the next prompt: read raw
+        # until the marker's output.
+        self.proc.stdin.write(command + "\necho " + END + "\n")
+        self.proc.stdin.flush()
+        buf = ""
+        fd = self.proc.stdout.fileno()
+        marker = re.compile(r"\n" + END + r"(\n|virsh # )")
+        while not marker.search(buf):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk.decode(errors="replace")
+        text = buf[:marker.search(buf).start() + 1] if marker.search(buf) else buf
+        text = re.sub(r"virsh # [^\n]*\n", "", text)
+        # The previous marker's match took this command's prompt: its echo is left.
+        if text.startswith(command + "\n"):
+            text = text[len(command) + 1:]
+        self.log.write("## virsh> %s\n%s" % (command, text))
+        self.log.flush()
+        return text
+
+    def ok(self, command):
+        return "error:" not in self.run(command)
+
+    def write(self, pattern, offset, length):
+        return self.ok("qemu-monitor-command lvtest --hmp 'qemu-io -d "
+                       "/machine/peripheral/virtio-disk0/virtio-backend "
+                       "\"write -P %s %s %s\"'" % (pattern, offset, length))
+
+    def backup(self, *xml):
+        if not self.ok("backup-begin lvtest " + " ".join(xml)):
+            return False
+        for _ in range(200):
+            if re.search(r"Job type:\s+None", self.run("domjobinfo lvtest")):
+                break
+            time.sleep(0.05)
+        return "Completed" in self.run("domjobinfo lvtest --completed")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def keep(text):
+    """A bitmap command without its request id, or None."""
+    try:
+        cmd = json.loads(text)
+    except ValueError:
+        return None
+    if cmd.get("execute") not in BITMAP_COMMANDS:
+        return None
+    cmd.pop("id", None)
+    return json.dumps(cmd, separators=(",", ":"))
+
+
+def stock_commands(last):
+    want = []
+    for name in sorted(os.listdir(REC)):
+        if name.endswith(".txt") and name[:2].isdigit() and int(name[:2]) <= last:
+            for line in open(os.path.join(REC, name)):
+                if line.startswith("-> ") and keep(line[3:].strip()):
+                    want.append(keep(line[3:].strip()))
+    return want
+
+
+def sent_commands(log):
+    got = []
+    for line in open(log):
+        m = re.search(r"QEMU_MONITOR_SEND_MSG: mon=\S+ msg=(\{.*\})", line)
+        if m and keep(m.group(1)):
+            got.append(keep(m.group(1)))
+    return got
+
+
+def allocated(path):
+    """The data ranges of the image itself (not its backing), as (start, length)."""
+    out = subprocess.run(["qemu-img", "map", "--output=json", path],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return [(e["start"], e["length"]) for e in json.loads(out.stdout)
+            if e["data"] and e["depth"] == 0]
+
+
+def main():
+    build, work = sys.argv[1], os.path.abspath(sys.argv[2])
+    shutil.rmtree(work, ignore_errors=True)
+    img = os.path.join(work, "img")
+    os.makedirs(os.path.join(work, "root/etc"))
+    os.makedirs(img)
+    with open(os.path.join(work, "root/etc/qemu.conf"), "w") as f:
+        f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
+                'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                    os.path.join(img, "vda.qcow2"), "64M"], check=True)
+    files = {
+        "dom.xml": """<domain type='qemu'><name>lvtest</name>
+  <uuid>9518971d-d34e-4867-be66-9b9b1a45c080</uuid><memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  <devices><emulator>%s</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='%s/vda.qcow2'/><target dev='vda' bus='virtio'/></disk>
+  </devices></domain>""" % (shutil.which("qemu-system-x86_64"), img),
+        "chk3.xml": "<domaincheckpoint><name>chk3</name></domaincheckpoint>",
+    }
+    for name, target, inc in [("inc1", "backup-inc1", "chk1"), ("full", "backup-full", None),
+                              ("inc2", "backup-inc2", "chk1"), ("inc3", "backup-inc3", "chk4"),
+                              ("inc4", "backup-inc4", "chk4")]:
+        files[name + ".xml"] = (
+            "<domainbackup mode='push'>%s<disks><disk name='vda' type='file'>"
+            "<target file='%s/%s.qcow2'/><driver type='qcow2'/></disk></disks></domainbackup>"
+            % ("<incremental>%s</incremental>" % inc if inc else "", img, target))
+    for name, text in files.items():
+        with open(os.path.join(work, name), "w") as f:
+            f.write(text)
+    os.chdir(work)
+
+    results = []
+
+    def check(name, ok):
+        results.append(ok)
+        print("virsh scenario: %s: %s" % (name, "ok" if ok else "FAILED"))
+
+    v = Virsh(build, work)
+    steps = [
+        lambda: v.ok("define dom.xml"), lambda: v.ok("start lvtest"),
+        lambda: v.write("0x11", 0, "1M"), lambda: v.ok("checkpoint-create-as lvtest --name chk1"),
+        lambda: v.write("0x22", "1M", "64k"), lambda: v.ok("checkpoint-create-as lvtest --name chk2"),
+        lambda: v.write("0x33", "2M", "64k"), lambda: v.backup("inc1.xml"),
+        lambda: v.backup("full.xml", "chk3.xml"), lambda: v.ok("checkpoint-delete lvtest chk2"),
+        lambda: v.ok("snapshot-create-as lvtest snap1 --disk-only --atomic --diskspec "
+                     "vda,snapshot=external,file=%s/vda.snap1.qcow2" % img),
+        lambda: v.write("0x44", "3M", "64k"), lambda: v.ok("checkpoint-create-as lvtest --name chk4"),
+        lambda: v.backup("inc2.xml"), lambda: v.ok("checkpoint-delete lvtest chk1"),
+    ]
+    check("the recorded operations (checkpoints, backups, deletes, snapshot) succeed",
+          all(s() for s in steps))
+
+    # The bitmap commands: what the stand-in sent equals what stock libvirt sent.
+    want, got = stock_commands(15), sent_commands(os.path.join(work, "libvirt.log"))
+    diffs = [(i, w, g) for i, (w, g) in enumerate(zip(want, got)) if w != g]
+    for i, w, g in diffs[:5]:
+        print("  command %d differs:\n    stock:    %s\n    stand-in: %s" % (i + 1, w, g))
+    check("%d bitmap commands equal stock libvirt's, in order" % len(want),
+          not diffs and len(got) == len(want) and len(want) > 0)
+
+    # Beyond the recording. Redefine with validation: accepted while the bitmaps are
+    # there, refused with libvirt's error once one is gone.
+    with open("chk4-def.xml", "w") as f:
+        f.write(v.run("checkpoint-dumpxml lvtest chk4"))
+    check("redefine-validate of an intact checkpoint",
+          v.ok("checkpoint-create lvtest chk4-def.xml --redefine --redefine-validate"))
+    with open("chk3-def.xml", "w") as f:
+        f.write(v.run("checkpoint-dumpxml lvtest chk3"))
+    v.run("qemu-monitor-command lvtest '{\"execute\":\"block-dirty-bitmap-remove\","
+          "\"arguments\":{\"node\":\"libvirt-4-format\",\"name\":\"chk3\"}}'")
+    out = v.run("checkpoint-create lvtest chk3-def.xml --redefine --redefine-validate")
+    check("redefine-validate refused as libvirt refuses it",
+          out.strip() == "error: checkpoint inconsistent: missing or broken bitmap "
+                         "'chk3' for disk 'vda'")
+    v.run("checkpoint-delete lvtest chk3 --metadata")
+
+    # An active block commit of the snapshot into the base, then a backup from chk4.
+    v.write("0x55", "4M", "64k")
+    check("active block commit with pivot",
+          v.ok("blockcommit lvtest vda --active --pivot --wait"))
+    v.write("0x66", "5M", "64k")
+    check("incremental backup from chk4 after the commit", v.backup("inc3.xml"))
+    # A deep block copy (of a persistent domain: a transient job), then another backup.
+    check("block copy with pivot",
+          v.ok("blockcopy lvtest vda %s/vda-copy.qcow2 --transient-job --wait --pivot "
+               "--format qcow2" % img))
+    v.write("0x77", "6M", "64k")
+    check("incremental backup from chk4 after the copy", v.backup("inc4.xml"))
+    v.run("destroy lvtest")
+    v.close()
+
+    since_chk4 = [(4 * M, K), (5 * M, K)]  # 0x44 @3M came before chk4
+    check("backup after the commit holds exactly the writes since chk4",
+          allocated(os.path.join(img, "backup-inc3.qcow2")) == since_chk4)
+    check("backup after the copy holds exactly the writes since chk4",
+          allocated(os.path.join(img, "backup-inc4.qcow2")) == since_chk4 + [(6 * M, K)])
+    info = subprocess.run(["qemu-img", "info", "--output=json",
+                           os.path.join(img, "vda-copy.qcow2")], capture_output=True, text=True)
+    check("the copy carries chk4 as a persistent bitmap", '"name": "chk4"' in info.stdout)
+    check("every image is consistent (qemu-img check)",
+          all(subprocess.run(["qemu-img", "check", "-q", os.path.join(img, f)]).returncode == 0
+              for f in os.listdir(img)))
+    passed = sum(results)
+    print("%d passed, %d failed" % (passed, len(results) - passed))
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
