@@ -444,6 +444,20 @@ check_size(void)
            strcmp(cleanup, "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"libvirt-1-format\","
                            "\"name\":\"libvirt-tmp-size-xml\"}}]") == 0,
            "size: merge into libvirt-tmp-size-xml, then its removal");
+    {
+        /* The same as a step: the merge transaction now, the removal at the end. */
+        vcp_step *st = vcp_size_step(dom, def, before, 0);
+        char **now = NULL, **end = NULL;
+        TAP_OK(st && vcp_step_commands(st, VCP_STEP_NOW, &now) == 1 &&
+               vcp_step_commands(st, VCP_STEP_ON_END, &end) == 1 &&
+               strstr(now[0], "\"execute\":\"transaction\"") &&
+               strstr(now[0], "\"target\":\"libvirt-tmp-size-xml\"") &&
+               strstr(end[0], "block-dirty-bitmap-remove"),
+               "size step: merge now, removal at the end");
+        vcp_string_list_free(now);
+        vcp_string_list_free(end);
+        vcp_step_free(st);
+    }
     TAP_OK(vcp_checkpoint_size_read(dom, def, before, after, 0) == 1, "size: one disk measured");
     xml = vcp_checkpoint_def_format_xml(def, VCP_CHECKPOINT_XML_SIZE);
     TAP_OK(xml && strstr(xml, "<disk name='vda' checkpoint='bitmap' bitmap='chk1' size='196608'/>"),

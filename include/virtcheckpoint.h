@@ -1490,6 +1490,18 @@ vcp_step *vcp_snapshot_step(const vcp_domain *dom,
                             unsigned int flags);
 
 /**
+ * The size query of checkpoint `def` as a step (qemuCheckpointGetXMLDescUpdateSize):
+ * `VCP_STEP_NOW` removes leftover temporary bitmaps and merges each measured disk's
+ * chain into `libvirt-tmp-size-xml`; then read the node data again and take the sizes
+ * with `vcp_checkpoint_size_read()`; `VCP_STEP_ON_END` removes the temporary bitmaps.
+ * `flags` must be 0.
+ */
+vcp_step *vcp_size_step(const vcp_domain *dom,
+                        const vcp_checkpoint_def *def,
+                        const vcp_node_data *nodes,
+                        unsigned int flags);
+
+/**
  * The chain reset step (after a snapshot revert or a restore, when every bitmap is
  * wrong): one transaction removing every bitmap on every layer (those a job holds
  * excepted), the backing layers reopened around it. Then retire the checkpoints with

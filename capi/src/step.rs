@@ -14,7 +14,8 @@ use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
     CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step,
     copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan, fix_step,
-    pending_abort_step, pull_step, reconcile, redefine_validate_step, reset_step, snapshot_step,
+    pending_abort_step, pull_step, reconcile, redefine_validate_step, reset_step, size_step,
+    snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -465,6 +466,27 @@ pub unsafe extern "C" fn vcp_snapshot_step(
         Ok(into_handle(vcp_step(snapshot_step(
             dom, &disks, &images, nodes,
         )?)))
+    })
+}
+
+/// The size query of checkpoint `def` as a step (qemuCheckpointGetXMLDescUpdateSize):
+/// `VCP_STEP_NOW` removes leftover temporary bitmaps and merges each measured disk's
+/// chain into `libvirt-tmp-size-xml`; then read the node data again and take the sizes
+/// with `vcp_checkpoint_size_read()`; `VCP_STEP_ON_END` removes the temporary bitmaps.
+/// `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_size_step(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles from the caller.
+        let (dom, def, nodes) =
+            unsafe { cx.handles3((dom, "dom"), (def, "def"), (nodes, "nodes")) }?;
+        Ok(into_handle(vcp_step(size_step(&dom.0, &def.0, &nodes.0))))
     })
 }
 

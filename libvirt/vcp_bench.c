@@ -1,0 +1,208 @@
+/*
+ * vcp_bench.c: instruction counts of libvirt's own bitmap code against the same
+ * calls through the adapter, in one binary, on one reply of 16 layers x 250 bitmaps.
+ *
+ * scripts/libvirt-standin.sh builds it as tests/vcpbench next to libvirt's own tests
+ * (libvirt's definitions are kept as vcp_replaced_*) and runs it under callgrind;
+ * each bench* function below runs one path ITERATIONS times, and its inclusive
+ * instruction count is read from callgrind's output.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "qemu/qemu_block.h"
+#include "qemu/qemu_checkpoint.h"
+#include "qemu/qemu_monitor_json.h"
+#include "virjson.h"
+
+#include <virtcheckpoint.h>
+
+#define LAYERS 16
+#define BITMAPS 250
+#define ITERATIONS 20
+
+/* libvirt's own definitions, kept by the stand-in. */
+int vcp_replaced_qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
+                                                virStorageSource *basesrc,
+                                                virStorageSource *target,
+                                                const char *bitmapname,
+                                                const char *dstbitmapname,
+                                                virStorageSource *writebitmapsrc,
+                                                virJSONValue **actions,
+                                                GHashTable *blockNamedNodeData);
+int vcp_replaced_qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
+                                                  GHashTable *blockNamedNodeData,
+                                                  const char *delbitmap,
+                                                  virJSONValue *actions,
+                                                  const char *diskdst,
+                                                  GSList **reopenimages);
+
+/* query-named-block-nodes' reply: LAYERS qcow2 nodes, each with BITMAPS recording,
+ * persistent bitmaps b0..b249. */
+static char *
+benchReply(void)
+{
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    size_t l, b;
+
+    virBufferAddLit(&buf, "[");
+    for (l = 0; l < LAYERS; l++) {
+        virBufferAsprintf(&buf, "%s{\"node-name\":\"libvirt-%zu-format\",\"drv\":\"qcow2\","
+                          "\"image\":{\"virtual-size\":1073741824,\"format\":\"qcow2\","
+                          "\"format-specific\":{\"type\":\"qcow2\",\"data\":{\"compat\":\"1.1\"}}},"
+                          "\"dirty-bitmaps\":[", l ? "," : "", l + 1);
+        for (b = 0; b < BITMAPS; b++)
+            virBufferAsprintf(&buf, "%s{\"name\":\"b%zu\",\"recording\":true,\"persistent\":true,"
+                              "\"busy\":false,\"granularity\":65536,\"count\":%zu}",
+                              b ? "," : "", b, 65536 * (b + l + 1));
+        virBufferAddLit(&buf, "]}");
+    }
+    virBufferAddLit(&buf, "]");
+    return virBufferContentAndReset(&buf);
+}
+
+/* The chain, top (libvirt-16-format) first. */
+static virStorageSource *
+benchChain(void)
+{
+    virStorageSource *top = NULL;
+    size_t l;
+
+    for (l = 0; l < LAYERS; l++) {
+        virStorageSource *n = virStorageSourceNew();
+        n->type = VIR_STORAGE_TYPE_FILE;
+        n->format = VIR_STORAGE_FILE_QCOW2;
+        n->path = g_strdup_printf("/img/layer%zu.qcow2", l + 1);
+        n->nodeformat = g_strdup_printf("libvirt-%zu-format", l + 1);
+        n->nodestorage = g_strdup_printf("libvirt-%zu-storage", l + 1);
+        n->backingStore = top;
+        top = n;
+    }
+    return top;
+}
+
+static GHashTable *
+benchParse(const char *reply)
+{
+    g_autoptr(virJSONValue) json = virJSONValueFromString(reply);
+    return qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
+}
+
+static void G_GNUC_NO_INLINE
+benchLibvirtMerge(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = NULL;
+        vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL,
+                                                    &actions, data);
+    }
+}
+
+static void G_GNUC_NO_INLINE
+benchAdapterMerge(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = NULL;
+        qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &actions, data);
+    }
+}
+
+static void G_GNUC_NO_INLINE
+benchLibvirtDelete(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        GSList *reopen = NULL;
+        vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, data, "b125", actions, "vda",
+                                                      &reopen);
+        g_slist_free(reopen);
+    }
+}
+
+static void G_GNUC_NO_INLINE
+benchAdapterDelete(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        GSList *reopen = NULL;
+        qemuCheckpointDiscardDiskBitmaps(top, data, "b125", actions, "vda", &reopen);
+        g_slist_free(reopen);
+    }
+}
+
+/* Parse plus merge, each on its own: libvirt's parser and merge, and the library's. */
+static void G_GNUC_NO_INLINE
+benchLibvirtParseMerge(virStorageSource *top, const char *reply)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(GHashTable) data = benchParse(reply);
+        g_autoptr(virJSONValue) actions = NULL;
+        vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL,
+                                                    &actions, data);
+    }
+}
+
+static void G_GNUC_NO_INLINE
+benchLibraryParseMerge(vcp_domain *dom, const char *reply)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        vcp_node_data *nodes = vcp_node_data_parse_json(reply, 0);
+        char *actions = NULL;
+        vcp_bitmap_merge_actions(dom, "vda", nodes, "libvirt-16-format", NULL,
+                                 "libvirt-16-format", "b125", "tmp", NULL, &actions, 0);
+        vcp_free(actions);
+        vcp_node_data_free(nodes);
+    }
+}
+
+int
+main(void)
+{
+    g_autofree char *reply = benchReply();
+    g_autoptr(GHashTable) data = benchParse(reply);
+    virStorageSource *top = benchChain();
+    vcp_domain *dom = vcp_domain_new("bench", NULL);
+    g_autoptr(virJSONValue) a = NULL;
+    g_autoptr(virJSONValue) b = NULL;
+    g_autofree char *as = NULL;
+    g_autofree char *bs = NULL;
+    virStorageSource *n;
+    size_t l = 0;
+
+    if (!data || vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) < 0)
+        return EXIT_FAILURE;
+    for (n = top; n; n = n->backingStore, l++)
+        vcp_domain_disk_append_image(dom, "vda", n->path, "qcow2", n->nodeformat,
+                                     n->nodestorage, 0);
+
+    /* Both paths must plan the same before their cost means anything. */
+    vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &a, data);
+    qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &b, data);
+    as = virJSONValueToString(a, false);
+    bs = virJSONValueToString(b, false);
+    if (!as || !bs || STRNEQ(as, bs)) {
+        fprintf(stderr, "vcpbench: the merge plans differ\n");
+        return EXIT_FAILURE;
+    }
+
+    benchLibvirtMerge(top, data);
+    benchAdapterMerge(top, data);
+    benchLibvirtDelete(top, data);
+    benchAdapterDelete(top, data);
+    benchLibvirtParseMerge(top, reply);
+    benchLibraryParseMerge(dom, reply);
+
+    printf("vcpbench: %d layers x %d bitmaps, %d iterations per path, %zu merge actions\n",
+           LAYERS, BITMAPS, ITERATIONS, virJSONValueArraySize(a));
+    vcp_domain_free(dom);
+    virObjectUnref(top);
+    return EXIT_SUCCESS;
+}
