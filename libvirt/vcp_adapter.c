@@ -44,7 +44,7 @@ vcpAdapterNode(virStorageSource *n, char *buf, size_t len, size_t i)
 }
 
 int
-vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
+vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data, const char *only)
 {
     qemuBlockNamedNodeData *entry = virHashLookup(data, node);
     vcp_node_info info;
@@ -57,24 +57,32 @@ vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data)
         return -1;
     for (b = 0; b < entry->nbitmaps; b++) {
         qemuBlockNamedNodeDataBitmap *bm = entry->bitmaps[b];
-        unsigned int flags = (bm->recording ? VCP_BITMAP_RECORDING : 0) |
+        unsigned int flags;
+
+        if (only && STRNEQ(only, bm->name))
+            continue;
+        flags = (bm->recording ? VCP_BITMAP_RECORDING : 0) |
                              (bm->busy ? VCP_BITMAP_BUSY : 0) |
                              (bm->persistent ? VCP_BITMAP_PERSISTENT : 0) |
                              (bm->inconsistent ? VCP_BITMAP_INCONSISTENT : 0);
         if (vcp_node_data_add_bitmap(nodes, node, bm->name, flags, bm->granularity,
                                      bm->dirtybytes) < 0)
             return -1;
+        if (only)
+            break; /* a node's bitmap names are unique */
     }
     return 0;
 }
 
 /* Adds disk @disk whose chain is @top's to @dom, and the node data of its layers and
- * of @extra (NULL, or a node outside the chain that the plan reads) to @nodes. */
+ * of @extra (NULL, or a node outside the chain that the plan reads) to @nodes: only
+ * bitmap @only when the call is about one bitmap (NULL: every bitmap). */
 static int
 vcpAdapterAddDisk(const char *disk,
                   virStorageSource *top,
                   virStorageSource *extra,
                   GHashTable *data,
+                  const char *only,
                   vcp_domain *dom,
                   vcp_node_data *nodes)
 {
@@ -90,10 +98,10 @@ vcpAdapterAddDisk(const char *disk,
                                          virStorageFileFormatTypeToString(n->format), node,
                                          n->nodestorage, 0) < 0)
             return -1;
-        if (data && n->nodeformat && vcpAdapterAddNode(nodes, n->nodeformat, data) < 0)
+        if (data && n->nodeformat && vcpAdapterAddNode(nodes, n->nodeformat, data, only) < 0)
             return -1;
     }
-    if (data && extra && extra->nodeformat && vcpAdapterAddNode(nodes, extra->nodeformat, data) < 0)
+    if (data && extra && extra->nodeformat && vcpAdapterAddNode(nodes, extra->nodeformat, data, only) < 0)
         return -1;
     return 0;
 }
@@ -104,6 +112,7 @@ vcpAdapterDisk(const char *disk,
                virStorageSource *top,
                virStorageSource *extra,
                GHashTable *data,
+               const char *only,
                vcp_domain **dom,
                vcp_node_data **nodes)
 {
@@ -111,12 +120,13 @@ vcpAdapterDisk(const char *disk,
     *nodes = vcp_node_data_new();
     if (!*dom || !*nodes)
         return -1;
-    return vcpAdapterAddDisk(disk, top, extra, data, *dom, *nodes);
+    return vcpAdapterAddDisk(disk, top, extra, data, only, *dom, *nodes);
 }
 
 /* Every disk of @def with its chain, and (when @data is given) their node data. */
 static int
-vcpAdapterDomain(virDomainDef *def, GHashTable *data, vcp_domain **dom, vcp_node_data **nodes)
+vcpAdapterDomain(virDomainDef *def, GHashTable *data, const char *only, vcp_domain **dom,
+                 vcp_node_data **nodes)
 {
     size_t i;
 
@@ -125,7 +135,7 @@ vcpAdapterDomain(virDomainDef *def, GHashTable *data, vcp_domain **dom, vcp_node
     if (!*dom || !*nodes)
         return -1;
     for (i = 0; i < def->ndisks; i++) {
-        if (vcpAdapterAddDisk(def->disks[i]->dst, def->disks[i]->src, NULL, data,
+        if (vcpAdapterAddDisk(def->disks[i]->dst, def->disks[i]->src, NULL, data, only,
                               *dom, *nodes) < 0)
             return -1;
     }
@@ -158,10 +168,11 @@ static int
 vcpAdapterChain(virStorageSource *top,
                 virStorageSource *extra,
                 GHashTable *data,
+                const char *only,
                 vcp_domain **dom,
                 vcp_node_data **nodes)
 {
-    return vcpAdapterDisk("vda", top, extra, data, dom, nodes);
+    return vcpAdapterDisk("vda", top, extra, data, only, dom, nodes);
 }
 
 /* The library's JSON array as libvirt's value: NULL when it is empty (libvirt's
@@ -189,7 +200,7 @@ qemuBlockBitmapChainIsValid(virStorageSource *src,
     vcp_node_data *nodes = NULL;
     int valid = 0;
 
-    if (vcpAdapterChain(src, NULL, blockNamedNodeData, &dom, &nodes) == 0)
+    if (vcpAdapterChain(src, NULL, blockNamedNodeData, bitmapname, &dom, &nodes) == 0)
         valid = vcp_bitmap_chain_is_valid(dom, "vda", bitmapname, nodes);
     vcp_node_data_free(nodes);
     vcp_domain_free(dom);
@@ -212,7 +223,8 @@ qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
     g_autoptr(virJSONValue) act = NULL;
     int ret = -1;
 
-    if (vcpAdapterChain(topsrc, writebitmapsrc, blockNamedNodeData, &dom, &nodes) < 0) {
+    if (vcpAdapterChain(topsrc, writebitmapsrc, blockNamedNodeData, bitmapname, &dom,
+                        &nodes) < 0) {
         vcpAdapterReport();
         goto cleanup;
     }
@@ -251,7 +263,7 @@ qemuBlockBitmapsHandleBlockcopy(virStorageSource *src,
     char *text = NULL;
     int ret = -1;
 
-    if (vcpAdapterChain(src, mirror, blockNamedNodeData, &dom, &nodes) < 0 ||
+    if (vcpAdapterChain(src, mirror, blockNamedNodeData, NULL, &dom, &nodes) < 0 ||
         vcp_blockcopy_bitmap_actions(dom, "vda", nodes, mirror->nodeformat, &text,
                                      shallow ? VCP_BLOCKCOPY_SHALLOW : 0) < 0)
         vcpAdapterReport();
@@ -282,7 +294,7 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
      * reads them. */
     for (n = topsrc; virStorageSourceIsBacking(n) && n != basesrc; n = n->backingStore)
         ;
-    if (vcpAdapterChain(topsrc, n == basesrc ? NULL : basesrc, blockNamedNodeData, &dom,
+    if (vcpAdapterChain(topsrc, n == basesrc ? NULL : basesrc, blockNamedNodeData, NULL, &dom,
                         &nodes) < 0 ||
         (n != basesrc && vcp_domain_disk_append_image(dom, "vda", NULLSTR_EMPTY(basesrc->path),
                                                       virStorageFileFormatTypeToString(basesrc->format),
@@ -326,7 +338,7 @@ qemuBackupDiskPrepareOneBitmapsChain(virStorageSource *backingChain,
     char *text = NULL;
     int ret = -1;
 
-    if (vcpAdapterChain(backingChain, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+    if (vcpAdapterChain(backingChain, NULL, blockNamedNodeData, incremental, &dom, &nodes) < 0 ||
         vcp_backup_bitmap_actions(dom, "vda", nodes, incremental, targetsrc->nodeformat,
                                   targetbitmap, &text, 0) < 0)
         vcpAdapterReport();
@@ -353,7 +365,7 @@ qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
     size_t i;
     int ret = -1;
 
-    if (vcpAdapterDisk(diskdst, src, NULL, blockNamedNodeData, &dom, &nodes) < 0 ||
+    if (vcpAdapterDisk(diskdst, src, NULL, blockNamedNodeData, delbitmap, &dom, &nodes) < 0 ||
         vcp_disk_discard_bitmap_actions(dom, diskdst, nodes, delbitmap, &text, &reopen, 0) < 0) {
         vcpAdapterReport();
         goto cleanup;
@@ -397,7 +409,7 @@ qemuCheckpointAddActions(virDomainObj *vm,
     char *text = NULL;
     int ret = -1;
 
-    if (!chk || vcpAdapterDomain(vm->def, NULL, &dom, &nodes) < 0 ||
+    if (!chk || vcpAdapterDomain(vm->def, NULL, NULL, &dom, &nodes) < 0 ||
         vcp_checkpoint_add_actions(dom, chk, NULL, &text, 0) < 0)
         vcpAdapterReport();
     else
@@ -424,7 +436,7 @@ qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm,
     if (active && !(data = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
         return -1;
     if (!(chk = vcpAdapterCheckpoint(chkdef)) ||
-        vcpAdapterDomain(vm->def, data, &dom, &nodes) < 0 ||
+        vcpAdapterDomain(vm->def, data, chkdef->parent.name, &dom, &nodes) < 0 ||
         !(step = vcp_redefine_validate_step(dom, chk, active ? nodes : NULL,
                                             active ? 0 : VCP_REDEFINE_DOMAIN_INACTIVE)))
         vcpAdapterReport();

@@ -11,8 +11,10 @@
 /* Reports the library's last error through virReportError. */
 void vcpAdapterReport(void);
 
-/* Adds libvirt's entry of node @node (if it has one, and once) to @nodes. */
-int vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data);
+/* Adds libvirt's entry of node @node (if it has one, and once) to @nodes, with its
+ * bitmap @only (NULL: all of them). */
+int vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data,
+                      const char *only);
 
 /* Appends the library's JSON array @text to libvirt's @actions. Frees @text. */
 int vcpAdapterAppend(char *text, virJSONValue *actions);

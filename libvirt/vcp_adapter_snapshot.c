@@ -20,7 +20,7 @@ qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd,
 
     if (!top)
         return 0; /* libvirt's lookup finds nothing either */
-    if (!(nodes = vcp_node_data_new()) || vcpAdapterAddNode(nodes, top, blockNamedNodeData) < 0 ||
+    if (!(nodes = vcp_node_data_new()) || vcpAdapterAddNode(nodes, top, blockNamedNodeData, NULL) < 0 ||
         vcp_node_propagate_bitmap_actions(nodes, top, dd->src->nodeformat, &text, 0) < 0)
         vcpAdapterReport();
     else

@@ -90,7 +90,7 @@ benchParse(const char *reply)
     return qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
 }
 
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchLibvirtMerge(virStorageSource *top, GHashTable *data)
 {
     size_t i;
@@ -101,7 +101,7 @@ benchLibvirtMerge(virStorageSource *top, GHashTable *data)
     }
 }
 
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchAdapterMerge(virStorageSource *top, GHashTable *data)
 {
     size_t i;
@@ -111,7 +111,7 @@ benchAdapterMerge(virStorageSource *top, GHashTable *data)
     }
 }
 
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchLibvirtDelete(virStorageSource *top, GHashTable *data)
 {
     size_t i;
@@ -124,7 +124,7 @@ benchLibvirtDelete(virStorageSource *top, GHashTable *data)
     }
 }
 
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchAdapterDelete(virStorageSource *top, GHashTable *data)
 {
     size_t i;
@@ -137,7 +137,7 @@ benchAdapterDelete(virStorageSource *top, GHashTable *data)
 }
 
 /* Parse plus merge, each on its own: libvirt's parser and merge, and the library's. */
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchLibvirtParseMerge(virStorageSource *top, const char *reply)
 {
     size_t i;
@@ -149,7 +149,7 @@ benchLibvirtParseMerge(virStorageSource *top, const char *reply)
     }
 }
 
-static void G_GNUC_NO_INLINE
+static void __attribute__((noinline))
 benchLibraryParseMerge(vcp_domain *dom, const char *reply)
 {
     size_t i;

@@ -94,6 +94,18 @@ class Virsh:
         except (ValueError, KeyError, IndexError):
             return None
 
+    def top_bitmaps(self):
+        """The bitmaps of vda's active node: name -> (persistent, recording)."""
+        top = self.top_node()
+        out = self.run("qemu-monitor-command lvtest '{\"execute\":\"query-named-block-nodes\","
+                       "\"arguments\":{\"flat\":true}}'")
+        try:
+            node = next(n for n in json.loads(out)["return"] if n["node-name"] == top)
+        except (ValueError, KeyError, StopIteration):
+            return {}
+        return {b["name"]: (b.get("persistent"), b.get("recording"))
+                for b in node.get("dirty-bitmaps", [])}
+
     def remove_bitmap(self, node, name):
         """Removes a bitmap behind libvirt's back."""
         self.run("qemu-monitor-command lvtest '{\"execute\":\"block-dirty-bitmap-remove\","
@@ -235,6 +247,8 @@ def main():
                "--format qcow2" % img))
     v.write("0x77", "6M", "64k")
     check("incremental backup from chk4 after the copy", v.backup("inc4.xml"))
+    check("the copy carries chk4 as a persistent, recording bitmap",
+          v.top_bitmaps().get("chk4") == (True, True))
 
     # Bad states reach virsh as libvirt's own errors (the texts stock libvirt printed,
     # recordings 68 and 69): chk4's bitmap removed behind libvirt's back.
@@ -257,9 +271,6 @@ def main():
           allocated(os.path.join(img, "backup-inc3.qcow2")) == since_chk4)
     check("backup after the copy holds exactly the writes since chk4",
           allocated(os.path.join(img, "backup-inc4.qcow2")) == since_chk4 + [(6 * M, K)])
-    info = subprocess.run(["qemu-img", "info", "--output=json",
-                           os.path.join(img, "vda-copy.qcow2")], capture_output=True, text=True)
-    check("the copy carries chk4 as a persistent bitmap", '"name": "chk4"' in info.stdout)
     check("every image is consistent (qemu-img check)",
           all(subprocess.run(["qemu-img", "check", "-q", os.path.join(img, f)]).returncode == 0
               for f in os.listdir(img)))
