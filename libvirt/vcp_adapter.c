@@ -37,8 +37,8 @@ vcpAdapterReport(void)
 static const char *
 vcpAdapterNode(virStorageSource *n, char *buf, size_t len, size_t i)
 {
-    if (n->nodeformat)
-        return n->nodeformat;
+    if (VCP_NODE(n))
+        return VCP_NODE(n);
     g_snprintf(buf, len, "vcp-no-node-%zu", i);
     return buf;
 }
@@ -96,12 +96,12 @@ vcpAdapterAddDisk(const char *disk,
         const char *node = vcpAdapterNode(n, buf, sizeof(buf), i);
         if (vcp_domain_disk_append_image(dom, disk, NULLSTR_EMPTY(n->path),
                                          virStorageFileFormatTypeToString(n->format), node,
-                                         n->nodestorage, 0) < 0)
+                                         VCP_STORAGE(n), 0) < 0)
             return -1;
-        if (data && n->nodeformat && vcpAdapterAddNode(nodes, n->nodeformat, data, only) < 0)
+        if (data && VCP_NODE(n) && vcpAdapterAddNode(nodes, VCP_NODE(n), data, only) < 0)
             return -1;
     }
-    if (data && extra && extra->nodeformat && vcpAdapterAddNode(nodes, extra->nodeformat, data, only) < 0)
+    if (data && extra && VCP_NODE(extra) && vcpAdapterAddNode(nodes, VCP_NODE(extra), data, only) < 0)
         return -1;
     return 0;
 }
@@ -228,10 +228,10 @@ qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
         vcpAdapterReport();
         goto cleanup;
     }
-    if (vcp_bitmap_merge_actions(dom, "vda", nodes, topsrc->nodeformat,
-                                 basesrc ? basesrc->nodeformat : NULL, target->nodeformat,
+    if (vcp_bitmap_merge_actions(dom, "vda", nodes, VCP_NODE(topsrc),
+                                 basesrc ? VCP_NODE(basesrc) : NULL, VCP_NODE(target),
                                  bitmapname, dstbitmapname,
-                                 writebitmapsrc ? writebitmapsrc->nodeformat : NULL,
+                                 writebitmapsrc ? VCP_NODE(writebitmapsrc) : NULL,
                                  &text, 0) < 0) {
         vcpAdapterReport();
         goto cleanup;
@@ -263,8 +263,13 @@ qemuBlockBitmapsHandleBlockcopy(virStorageSource *src,
     char *text = NULL;
     int ret = -1;
 
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+    /* libvirt 11 merges nothing into a raw mirror. */
+    if (mirror->format == VIR_STORAGE_FILE_RAW)
+        return 0;
+#endif
     if (vcpAdapterChain(src, mirror, blockNamedNodeData, NULL, &dom, &nodes) < 0 ||
-        vcp_blockcopy_bitmap_actions(dom, "vda", nodes, mirror->nodeformat, &text,
+        vcp_blockcopy_bitmap_actions(dom, "vda", nodes, VCP_NODE(mirror), &text,
                                      shallow ? VCP_BLOCKCOPY_SHALLOW : 0) < 0)
         vcpAdapterReport();
     else
@@ -288,6 +293,11 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
     char *text = NULL;
     int ret = -1;
 
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+    /* libvirt 11 merges nothing into a raw base. */
+    if (basesrc->format == VIR_STORAGE_FILE_RAW)
+        return 0;
+#endif
     /* When the commit has completed libvirt has already cut the chain above the base
      * (the layer above it no longer has it as backing store), so the base is added
      * below the committed layers here, as libvirt's own walk from the top to the base
@@ -298,10 +308,10 @@ qemuBlockBitmapsHandleCommitFinish(virStorageSource *topsrc,
                         &nodes) < 0 ||
         (n != basesrc && vcp_domain_disk_append_image(dom, "vda", NULLSTR_EMPTY(basesrc->path),
                                                       virStorageFileFormatTypeToString(basesrc->format),
-                                                      basesrc->nodeformat,
-                                                      basesrc->nodestorage, 0) < 0) ||
-        vcp_blockcommit_bitmap_actions(dom, "vda", nodes, topsrc->nodeformat,
-                                       basesrc->nodeformat, &text,
+                                                      VCP_NODE(basesrc),
+                                                      VCP_STORAGE(basesrc), 0) < 0) ||
+        vcp_blockcommit_bitmap_actions(dom, "vda", nodes, VCP_NODE(topsrc),
+                                       VCP_NODE(basesrc), &text,
                                        active ? VCP_BLOCKCOMMIT_ACTIVE : 0) < 0)
         vcpAdapterReport();
     else
@@ -339,7 +349,7 @@ qemuBackupDiskPrepareOneBitmapsChain(virStorageSource *backingChain,
     int ret = -1;
 
     if (vcpAdapterChain(backingChain, NULL, blockNamedNodeData, incremental, &dom, &nodes) < 0 ||
-        vcp_backup_bitmap_actions(dom, "vda", nodes, incremental, targetsrc->nodeformat,
+        vcp_backup_bitmap_actions(dom, "vda", nodes, incremental, VCP_NODE(targetsrc),
                                   targetbitmap, &text, 0) < 0)
         vcpAdapterReport();
     else
@@ -376,7 +386,7 @@ qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
     for (i = 0; reopen[i]; i++) {
         virStorageSource *n;
         for (n = src; virStorageSourceIsBacking(n); n = n->backingStore) {
-            if (STREQ_NULLABLE(n->nodeformat, reopen[i])) {
+            if (STREQ_NULLABLE(VCP_NODE(n), reopen[i])) {
                 *reopenimages = g_slist_append(*reopenimages, n);
                 break;
             }

@@ -8,6 +8,16 @@
 
 #include <virtcheckpoint.h>
 
+/* libvirt 9.0 names an image's nodes in its fields; libvirt 11 through accessors (the
+ * format node, else the slice, else the storage node: QEMU's node for the image). */
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+# define VCP_NODE(src) qemuBlockStorageSourceGetEffectiveNodename(src)
+# define VCP_STORAGE(src) qemuBlockStorageSourceGetStorageNodename(src)
+#else
+# define VCP_NODE(src) ((src)->nodeformat)
+# define VCP_STORAGE(src) ((src)->nodestorage)
+#endif
+
 /* Reports the library's last error through virReportError. */
 void vcpAdapterReport(void);
 

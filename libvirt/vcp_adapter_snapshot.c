@@ -13,7 +13,7 @@ qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd,
                                  virJSONValue *actions,
                                  GHashTable *blockNamedNodeData)
 {
-    const char *top = dd->disk->src->nodeformat;
+    const char *top = VCP_NODE(dd->disk->src);
     vcp_node_data *nodes = NULL;
     char *text = NULL;
     int ret = -1;
@@ -21,7 +21,7 @@ qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd,
     if (!top)
         return 0; /* libvirt's lookup finds nothing either */
     if (!(nodes = vcp_node_data_new()) || vcpAdapterAddNode(nodes, top, blockNamedNodeData, NULL) < 0 ||
-        vcp_node_propagate_bitmap_actions(nodes, top, dd->src->nodeformat, &text, 0) < 0)
+        vcp_node_propagate_bitmap_actions(nodes, top, VCP_NODE(dd->src), &text, 0) < 0)
         vcpAdapterReport();
     else
         ret = vcpAdapterAppend(text, actions);

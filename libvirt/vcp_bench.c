@@ -19,6 +19,25 @@
 
 #include <virtcheckpoint.h>
 
+/* libvirt 11 names an image's nodes through accessors, 9.0 in its fields. */
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+# define BENCH_SET_NODES(n, format, storage) \
+    do { \
+        qemuBlockStorageSourceSetFormatNodename(n, format); \
+        qemuBlockStorageSourceSetStorageNodename(n, storage); \
+    } while (0)
+# define BENCH_NODE(n) qemuBlockStorageSourceGetFormatNodename(n)
+# define BENCH_STORAGE(n) qemuBlockStorageSourceGetStorageNodename(n)
+#else
+# define BENCH_SET_NODES(n, format, storage) \
+    do { \
+        (n)->nodeformat = format; \
+        (n)->nodestorage = storage; \
+    } while (0)
+# define BENCH_NODE(n) ((n)->nodeformat)
+# define BENCH_STORAGE(n) ((n)->nodestorage)
+#endif
+
 #define LAYERS 16
 #define BITMAPS 250
 #define ITERATIONS 20
@@ -75,8 +94,8 @@ benchChain(void)
         n->type = VIR_STORAGE_TYPE_FILE;
         n->format = VIR_STORAGE_FILE_QCOW2;
         n->path = g_strdup_printf("/img/layer%zu.qcow2", l + 1);
-        n->nodeformat = g_strdup_printf("libvirt-%zu-format", l + 1);
-        n->nodestorage = g_strdup_printf("libvirt-%zu-storage", l + 1);
+        BENCH_SET_NODES(n, g_strdup_printf("libvirt-%zu-format", l + 1),
+                        g_strdup_printf("libvirt-%zu-storage", l + 1));
         n->backingStore = top;
         top = n;
     }
@@ -180,8 +199,8 @@ main(void)
     if (!data || vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) < 0)
         return EXIT_FAILURE;
     for (n = top; n; n = n->backingStore, l++)
-        vcp_domain_disk_append_image(dom, "vda", n->path, "qcow2", n->nodeformat,
-                                     n->nodestorage, 0);
+        vcp_domain_disk_append_image(dom, "vda", n->path, "qcow2", BENCH_NODE(n),
+                                     BENCH_STORAGE(n), 0);
 
     /* Both paths must plan the same before their cost means anything. */
     vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &a, data);

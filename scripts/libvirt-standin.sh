@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# libvirt 9.0.0 with its QEMU bitmap code delegated to virtcheckpoint, checked by
-# libvirt's own tests.
+# libvirt (9.0.0, or 11.3.0) with its QEMU bitmap code delegated to virtcheckpoint,
+# checked by libvirt's own tests and on a real QEMU.
 #
-# 1. Fetches libvirt 9.0.0's source with Debian's own client (a private deb-src
+# 1. Fetches libvirt's source with Debian's own client (a private deb-src
 #    entry for bookworm, `apt-get source --download-only libvirt`) and applies
 #    Debian's patches.
 # 2. Installs the build dependencies a minimal QEMU-driver build needs.
@@ -23,20 +23,30 @@
 # qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed),
 # qemuCheckpointRedefineValidateBitmaps and qemuSnapshotDiskBitmapsPropagate.
 #
-# Usage: scripts/libvirt-standin.sh [WORKDIR]   (default: build-libvirt/)
+# Usage: scripts/libvirt-standin.sh [VERSION [WORKDIR]]
+#   VERSION 9.0.0 (Debian bookworm, the default) or 11.3.0 (Debian trixie);
+#   WORKDIR defaults to build-libvirt/VERSION.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-$root/build-libvirt}
+version=${1:-9.0.0}
+case "$version" in
+    9.0.0) suite=bookworm ;;
+    11.3.0) suite=trixie ;;
+    *) echo "libvirt stand-in: unknown version $version (9.0.0 or 11.3.0)"; echo "0 passed, 1 failed"; exit 1 ;;
+esac
+work=${2:-$root/build-libvirt/$version}
 mkdir -p "$work"
 cd "$work"
-fail() { echo "libvirt stand-in: $*"; echo "0 passed, 1 failed"; exit 1; }
+fail() { echo "libvirt stand-in $version: $*"; echo "0 passed, 1 failed"; exit 1; }
 
-# 1. Source.
-if [ ! -d libvirt-9.0.0 ]; then
-    cat > deb-src.sources <<'SRC'
+# 1. Source, with Debian's own client. For trixie's 11.3.0 the .dsc is gone from the
+# mirror (404) while the tarballs are there: they are taken when their SHA-256 is the
+# one the signed Sources index gives.
+if [ ! -d "libvirt-$version" ]; then
+    cat > deb-src.sources <<SRC
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: bookworm
+Suites: $suite
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
@@ -44,10 +54,21 @@ SRC
     apt=(-o Dir::Etc::SourceList="$work/deb-src.sources" -o Dir::Etc::SourceParts=/dev/null
          -o Dir::State::Lists="$work/apt/lists")
     apt-get "${apt[@]}" update >/dev/null 2>&1 || fail "apt-get update of the deb-src entry failed"
-    apt-get "${apt[@]}" source --download-only libvirt >/dev/null 2>&1 \
-        || fail "apt-get source libvirt failed"
-    tar xf libvirt_9.0.0.orig.tar.xz || fail "unpacking failed"
-    (cd libvirt-9.0.0 && tar xf ../libvirt_9.0.0-*.debian.tar.xz &&
+    apt-get "${apt[@]}" source --download-only libvirt >"$work/apt-source.log" 2>&1
+    ls libvirt_"$version".orig.tar.xz libvirt_"$version"-*.debian.tar.xz >/dev/null 2>&1 \
+        || fail "apt-get source libvirt fetched no tarballs (see $work/apt-source.log)"
+    apt-cache "${apt[@]}" showsrc libvirt >"$work/sources-index.txt" 2>/dev/null
+    python3 - "$work/sources-index.txt" libvirt_"$version".orig.tar.xz \
+        libvirt_"$version"-*.debian.tar.xz <<'PY' || fail "the tarballs do not match the signed Sources index"
+import hashlib, os, sys
+index = open(sys.argv[1]).read()
+for tarball in sys.argv[2:]:
+    digest = hashlib.sha256(open(tarball, "rb").read()).hexdigest()
+    if " %s %d %s" % (digest, os.path.getsize(tarball), tarball) not in index:
+        sys.exit(tarball + ": not in the Sources index")
+PY
+    tar xf libvirt_"$version".orig.tar.xz || fail "unpacking failed"
+    (cd "libvirt-$version" && tar xf ../libvirt_"$version"-*.debian.tar.xz &&
         grep -v '^#' debian/patches/series | while read -r p; do
             [ -n "$p" ] && patch -p1 -s < "debian/patches/$p"
         done) || fail "Debian's patches do not apply"
@@ -58,8 +79,9 @@ fi
 command -v meson >/dev/null && command -v ninja >/dev/null && command -v valgrind >/dev/null \
     || bash "$root/scripts/install-deps.sh" >/dev/null 2>&1 || fail "installing Meson/Ninja/valgrind failed"
 need=()
+# (libnl: libvirt 11.3's src/util/virnetdevbridge.c does not build without it.)
 for pkg in libglib2.0-dev libxml2-dev libxml2-utils libgnutls28-dev libyajl-dev libtirpc-dev \
-           xsltproc python3-docutils libjson-c-dev; do
+           xsltproc python3-docutils libjson-c-dev libnl-3-dev libnl-route-3-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -75,7 +97,7 @@ archive="$work/cargo-target/release/libvirtcheckpoint_c.a"
 
 # 3. The delegation, applied to a copy each time (the pristine tree stays as fetched).
 rm -rf delegated
-cp -a libvirt-9.0.0 delegated
+cp -a "libvirt-$version" delegated
 python3 - "$root" "$archive" <<'PY' || fail "the delegation could not be applied"
 import re, sys
 root, archive = sys.argv[1], sys.argv[2]
@@ -187,7 +209,7 @@ for t in qemublocktest qemudomaincheckpointxml2xmltest; do
     bad=$(grep -cE '(\.\.\. |^)FAILED$' "$work/$t.log")
     skip=$(grep -cE '(\.\.\. |^)SKIP$' "$work/$t.log")
     bitmap=$(grep -ciE '^ *[0-9]+\) .*(bitmap|checkpoint)' "$work/$t.log")
-    echo "libvirt $t: $ok OK, $bad failed, $skip skipped ($bitmap bitmap/checkpoint cases), exit $rc"
+    echo "libvirt $version $t: $ok OK, $bad failed, $skip skipped ($bitmap bitmap/checkpoint cases), exit $rc"
     grep -B3 -E '(\.\.\. |^)FAILED$' "$work/$t.log" | grep -E '^ *[0-9]+\) ' | head -10
     passed=$((passed + ok))
     failed=$((failed + bad))
@@ -198,10 +220,10 @@ if command -v valgrind >/dev/null; then
     for t in qemublocktest qemudomaincheckpointxml2xmltest; do
         if valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 --quiet \
             "./build/tests/$t" >"$work/$t.valgrind.log" 2>&1; then
-            echo "libvirt $t under valgrind: clean"
+            echo "libvirt $version $t under valgrind: clean"
             passed=$((passed + 1))
         else
-            echo "libvirt $t under valgrind: errors (see $work/$t.valgrind.log)"
+            echo "libvirt $version $t under valgrind: errors (see $work/$t.valgrind.log)"
             failed=$((failed + 1))
         fi
     done
@@ -237,8 +259,11 @@ fi
 
 # 5. Real QEMU: virsh (qemu:///embed) over the stand-in replays stock libvirt's
 # recorded operations and more (scripts/libvirt-virsh.py).
-if ninja -C build tools/virsh src/libvirt_driver_qemu.so src/libvirt_storage_file_fs.so \
-    >"$work/build-virsh.log" 2>&1; then
+virsh_targets=(tools/virsh src/libvirt_driver_qemu.so)
+# libvirt 9.0 loads its file storage backend as a module; 11.3 has it built in.
+ninja -C build -t targets all 2>/dev/null | grep -q '^src/libvirt_storage_file_fs.so:' \
+    && virsh_targets+=(src/libvirt_storage_file_fs.so)
+if ninja -C build "${virsh_targets[@]}" >"$work/build-virsh.log" 2>&1; then
     python3 "$root/scripts/libvirt-virsh.py" "$PWD/build" "$work/virsh" | tee "$work/virsh.out"
     read -r vp _ vf _ < <(tail -n 1 "$work/virsh.out")
     passed=$((passed + ${vp:-0}))
