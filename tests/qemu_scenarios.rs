@@ -279,11 +279,11 @@ fn f_pull_backup_exports_exactly_the_dirty_clusters() {
         &[(0x33, 4 * MIB, 3 * K64), (0x34, 7 * MIB, K64)],
     );
 
-    let from_c1 = flows::backup_pull(&mut vm, &list, "vda", "c1", &s.dir, |sock| {
+    let from_c1 = flows::backup_pull(&mut vm, &list, "vda", "c1", &s.dir, |sock, _| {
         Ok(nbd_dirty(sock, "vda", "backup-vda"))
     })
     .unwrap();
-    let from_c2 = flows::backup_pull(&mut vm, &list, "vda", "c2", &s.dir, |sock| {
+    let from_c2 = flows::backup_pull(&mut vm, &list, "vda", "c2", &s.dir, |sock, _| {
         Ok(nbd_dirty(sock, "vda", "backup-vda"))
     })
     .unwrap();

@@ -450,7 +450,7 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
 /// A pull backup of disk `target` from checkpoint `from`: a scratch image over the
 /// disk's top and an NBD server (the caller's), then the backup step (its transaction
 /// and the export of the scratch node with the bitmap). `read` is called while the
-/// export is up with the NBD socket path; then the step's abort and end phases tear it
+/// export is up with the NBD socket path and the step; then the step's abort and end phases tear it
 /// down, as libvirt ends a pull backup, and the server is stopped.
 pub fn backup_pull<T>(
     vm: &mut Vm,
@@ -458,7 +458,7 @@ pub fn backup_pull<T>(
     target: &str,
     from: &str,
     dir: &Path,
-    read: impl FnOnce(&Path) -> Result<T>,
+    read: impl FnOnce(&Path, &Step) -> Result<T>,
 ) -> Result<T> {
     let top = vm.disk(target).chain[0].clone();
     let nodes = vm.nodes()?;
@@ -488,7 +488,7 @@ pub fn backup_pull<T>(
         Some(json!({"addr": {"type": "unix", "data": {"path": socket}}})),
     )?;
     vm.send_phase(&step.now)?;
-    let result = read(&socket);
+    let result = read(&socket, &step);
     vm.send_phase(&step.on_abort)?;
     for job in &step.jobs {
         vm.qmp.wait_event(

@@ -148,6 +148,13 @@ fn run(dir: &Path) -> R<bool> {
     let new = backup_push(&mut vm, &mut list, Some("c4"), None, dir, "from-c4")?;
     show("incremental from c4 (newer than the snapshot)", &new.step);
     ok &= verify(&new, &[(6 * MIB, K64)], "from-c4")?;
+    flows::backup_pull(&mut vm, &list, "vda", "c4", dir, |_, step| {
+        show(
+            "pull backup from c4 (NBD export with the bitmap; ended with abort, then end)",
+            step,
+        );
+        Ok(())
+    })?;
 
     println!("\n== Scenario c: delete, size, block pull, copy and commit, one step each");
     for step in flows::delete_checkpoint(&mut vm, &mut list, "c3", DeleteOptions::default())? {
@@ -156,6 +163,13 @@ fn run(dir: &Path) -> R<bool> {
             &step,
         );
     }
+    let c4 = list.get("c4")?.clone();
+    let valid =
+        virtcheckpoint::redefine_validate_step(&vm.domain(), &c4, Some(&vm.nodes()?), true)?;
+    show(
+        "redefine-validate of c4 (no command: the check passed)",
+        &valid,
+    );
     let (sizes, size) = flows::checkpoint_size(&mut vm, &list, "c4")?;
     show("size of c4 (merge now, read, clean up)", &size);
     for (disk, bytes) in sizes {
