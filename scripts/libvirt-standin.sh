@@ -261,8 +261,10 @@ fi
 # recorded operations and more (scripts/libvirt-virsh.py).
 virsh_targets=(tools/virsh src/libvirt_driver_qemu.so)
 # libvirt 9.0 loads its file storage backend as a module; 11.3 has it built in.
-ninja -C build -t targets all 2>/dev/null | grep -q '^src/libvirt_storage_file_fs.so:' \
-    && virsh_targets+=(src/libvirt_storage_file_fs.so)
+# (grep reads the whole list: with pipefail, an early exit would fail the pipeline.)
+if ninja -C build -t targets all 2>/dev/null | grep '^src/libvirt_storage_file_fs.so:' >/dev/null; then
+    virsh_targets+=(src/libvirt_storage_file_fs.so)
+fi
 if ninja -C build "${virsh_targets[@]}" >"$work/build-virsh.log" 2>&1; then
     python3 "$root/scripts/libvirt-virsh.py" "$PWD/build" "$work/virsh" | tee "$work/virsh.out"
     read -r vp _ vf _ < <(tail -n 1 "$work/virsh.out")
