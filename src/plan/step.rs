@@ -720,29 +720,10 @@ mod tests {
             r#"{"execute":"job-dismiss","arguments":{"id":"j"}}"#
         );
     }
-}
-
-#[cfg(test)]
-mod job_start_tests {
-    use super::*;
-
-    fn three() -> Domain {
-        let mut dom = Domain::default();
-        dom.add_disk(crate::model::domain::Disk {
-            target: "vda".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        for i in [3, 2, 1] {
-            dom.append_image("vda", Image::qcow2_indexed(format!("/i/{i}.qcow2"), i))
-                .unwrap();
-        }
-        dom
-    }
 
     #[test]
     fn job_starts_as_libvirt_sends_them() {
-        let (dom, nodes) = (three(), NodeData::new());
+        let (dom, nodes) = (three_layers(), NodeData::new());
         let s = commit_step(
             &dom,
             "vda",
