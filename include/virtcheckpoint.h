@@ -298,6 +298,51 @@ typedef struct vcp_node_data vcp_node_data;
 typedef struct vcp_step vcp_step;
 
 /**
+ * Where the chain face delivers the actions it plans, in transaction order. Each
+ * callback returns 0, or -1 to stop the call (which then fails with
+ * VIR_ERR_OPERATION_FAILED; the actions delivered so far are the caller's to drop).
+ * A kind whose callback is NULL goes to `action` as JSON; with `action` NULL too the
+ * call is refused before anything is delivered. The strings passed are valid during
+ * the callback only.
+ */
+typedef struct {
+    /**
+     * Passed to every callback.
+     */
+    void *opaque;
+    /**
+     * `block-dirty-bitmap-add` of bitmap `name` on node `node` (booleans 0 or 1);
+     * `granularity` 0 means QEMU's default (libvirt omits the member). May be NULL.
+     */
+    int (*bitmap_add)(void *opaque,
+                      const char *node,
+                      const char *name,
+                      int persistent,
+                      int disabled,
+                      unsigned long long granularity);
+    /**
+     * `block-dirty-bitmap-remove` of bitmap `name` on node `node`. May be NULL.
+     */
+    int (*bitmap_remove)(void *opaque, const char *node, const char *name);
+    /**
+     * `block-dirty-bitmap-merge` into bitmap `target` on node `node` of the
+     * `n_sources` bitmaps `source_names[i]` on nodes `source_nodes[i]`, in that
+     * order. May be NULL.
+     */
+    int (*bitmap_merge)(void *opaque,
+                        const char *node,
+                        const char *target,
+                        size_t n_sources,
+                        const char *const *source_nodes,
+                        const char *const *source_names);
+    /**
+     * Every action without a callback of its own, as one compact JSON object
+     * (`{"type":...,"data":{...}}`). May be NULL.
+     */
+    int (*action)(void *opaque, const char *json);
+} vcp_action_sink;
+
+/**
  * The last error raised on the calling thread.
  *
  * `code` is a libvirt `virErrorNumber` (`VCP_ERR_*`), `domain` a `virErrorDomain`
@@ -369,6 +414,28 @@ typedef struct {
 } vcp_bitmap_info;
 
 /**
+ * One bitmap to add with `vcp_node_data_add_bitmaps()`.
+ */
+typedef struct {
+    /**
+     * The bitmap's name.
+     */
+    const char *name;
+    /**
+     * `VCP_BITMAP_*` bits.
+     */
+    unsigned int flags;
+    /**
+     * Bytes covered by one bit.
+     */
+    unsigned long long granularity;
+    /**
+     * Dirty bytes (QEMU's `count`).
+     */
+    unsigned long long count;
+} vcp_bitmap_entry;
+
+/**
  * One disk of a backup.
  */
 typedef struct {
@@ -429,6 +496,116 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Whether bitmap `bitmap` is valid along `chain` (`n` node names, top first; a NULL
+ * entry is a layer without a node) in `nodes` (NULL: none): present on the top, then
+ * on each layer down to where it stops, each copy recording, persistent and
+ * consistent (qemuBlockBitmapChainIsValid). Returns 1, 0, or -1 on error.
+ */
+int vcp_chain_bitmap_is_valid(const char *const *chain,
+                              size_t n,
+                              const vcp_node_data *nodes,
+                              const char *bitmap);
+
+/**
+ * The generic merge (qemuBlockGetBitmapMergeActions) along `chain` (as for
+ * `vcp_chain_bitmap_is_valid()`): the first `n_sources` layers are the sources
+ * (libvirt's walk from the top to the base; `n` = to the end), bitmap `bitmap` (NULL
+ * = every bitmap valid along the chain) is merged into node `target_node` under
+ * `dst_bitmap` (NULL = its own name, created persistent where missing), with
+ * `libvirt-tmp-activewrite` of `write_bitmap_node` (NULL = none) merged in and then
+ * removed. The actions go to `sink`; nothing to do delivers none. `flags` must be 0.
+ */
+int vcp_chain_merge_actions(const char *const *chain,
+                            size_t n,
+                            size_t n_sources,
+                            const vcp_node_data *nodes,
+                            const char *target_node,
+                            const char *bitmap,
+                            const char *dst_bitmap,
+                            const char *write_bitmap_node,
+                            const vcp_action_sink *sink,
+                            unsigned int flags);
+
+/**
+ * qemuBackupDiskPrepareOneBitmapsChain along `chain`: add `tmp_bitmap` (transient,
+ * disabled, the chain's granularity) on `target_node` and merge checkpoint
+ * `incremental`'s bitmap from every layer into it. No validity check: an invalid
+ * chain delivers nothing. `flags` must be 0.
+ */
+int vcp_chain_backup_actions(const char *const *chain,
+                             size_t n,
+                             const vcp_node_data *nodes,
+                             const char *incremental,
+                             const char *target_node,
+                             const char *tmp_bitmap,
+                             const vcp_action_sink *sink,
+                             unsigned int flags);
+
+/**
+ * qemuBlockBitmapsHandleBlockcopy after the pivot of a copy of `chain` to
+ * `mirror_node`: every bitmap valid along the chain is created on the mirror unless
+ * there, and filled from the chain (its top only with `VCP_BLOCKCOPY_SHALLOW`) and the
+ * mirror's activewrite bitmap, which is then removed.
+ */
+int vcp_chain_blockcopy_actions(const char *const *chain,
+                                size_t n,
+                                const vcp_node_data *nodes,
+                                const char *mirror_node,
+                                const vcp_action_sink *sink,
+                                unsigned int flags);
+
+/**
+ * qemuBlockBitmapsHandleCommitFinish: `chain` from the commit's top down as the
+ * caller's links give it (it may stop above the base: libvirt cuts the chain above
+ * the base before this step); the layers above `base_node` are merged into it. With
+ * `VCP_BLOCKCOMMIT_ACTIVE` the base's activewrite bitmap is merged too, then removed.
+ */
+int vcp_chain_blockcommit_actions(const char *const *chain,
+                                  size_t n,
+                                  const vcp_node_data *nodes,
+                                  const char *base_node,
+                                  const vcp_action_sink *sink,
+                                  unsigned int flags);
+
+/**
+ * qemuCheckpointDiscardDiskBitmaps along `chain`: the removal of `bitmap` from every
+ * layer that has it goes to `sink`, and the positions in `chain` of the non-top
+ * layers among them, deepest first (to reopen read-write around the transaction), are
+ * written to `reopen` (room for `n` entries) and their number to `*n_reopen`. A
+ * bitmap found nowhere is VIR_ERR_INTERNAL_ERROR "bitmap '%s' not found in backing
+ * chain of '%s'" naming `disk_target`, and delivers nothing. `flags` must be 0.
+ */
+int vcp_chain_discard_actions(const char *const *chain,
+                              size_t n,
+                              const vcp_node_data *nodes,
+                              const char *bitmap,
+                              const char *disk_target,
+                              const vcp_action_sink *sink,
+                              size_t *reopen,
+                              size_t *n_reopen,
+                              unsigned int flags);
+
+/**
+ * `vcp_checkpoint_add_actions()` with the actions delivered to `sink`
+ * (qemuCheckpointAddActions, which appends to the caller's transaction).
+ */
+int vcp_checkpoint_add_actions_sink(const vcp_domain *dom,
+                                    const vcp_checkpoint_def *def,
+                                    const vcp_node_data *nodes,
+                                    const vcp_action_sink *sink,
+                                    unsigned int flags);
+
+/**
+ * `vcp_node_propagate_bitmap_actions()` with the actions delivered to `sink`
+ * (qemuSnapshotDiskBitmapsPropagate, one image); `nodes` may be NULL (none).
+ */
+int vcp_node_propagate_actions(const vcp_node_data *nodes,
+                               const char *top_node,
+                               const char *overlay_node,
+                               const vcp_action_sink *sink,
+                               unsigned int flags);
 
 /**
  * A new definition named `name`, created at `creation_time` (Unix seconds), without
@@ -993,6 +1170,17 @@ int vcp_node_data_add_bitmap(vcp_node_data *nodes,
                              unsigned int flags,
                              unsigned long long granularity,
                              unsigned long long count);
+
+/**
+ * Appends the `n` bitmaps of `bitmaps`, in order, to node `node` of node data built
+ * in place: `vcp_node_data_add_bitmap()` for a whole node in one call (a driver
+ * copying its parsed reply). Checked before anything is added: on error the node is
+ * unchanged. Returns 0 or -1.
+ */
+int vcp_node_data_add_bitmaps(vcp_node_data *nodes,
+                              const char *node,
+                              const vcp_bitmap_entry *bitmaps,
+                              size_t n);
 
 /**
  * Checkpoint creation (qemuCheckpointAddActions after libvirt's "one bitmap per

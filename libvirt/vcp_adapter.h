@@ -1,10 +1,13 @@
 /*
- * vcp_adapter.h: what the two parts of the libvirt adapter share.
+ * vcp_adapter.h: what the parts of the libvirt adapter share.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #pragma once
+
+#include "qemu_monitor.h"
+#include "virjson.h"
 
 #include <virtcheckpoint.h>
 
@@ -18,13 +21,25 @@
 # define VCP_STORAGE(src) ((src)->nodestorage)
 #endif
 
-/* Reports the library's last error through virReportError. */
-void vcpAdapterReport(void);
+/* The library's node data of one reply, shared by every entry of libvirt's table. */
+typedef struct {
+    vcp_node_data *nodes;
+    size_t refs;
+} vcpAdapterNodeData;
 
-/* Adds libvirt's entry of node @node (if it has one, and once) to @nodes, with its
- * bitmap @only (NULL: all of them). */
-int vcpAdapterAddNode(vcp_node_data *nodes, const char *node, GHashTable *data,
-                      const char *only);
+/* An entry of libvirt's node table as the stand-in's parse makes it: libvirt's own
+ * data first (all that libvirt's code sees), then the reply's node data. */
+typedef struct {
+    qemuBlockNamedNodeData data;
+    vcpAdapterNodeData *shared;
+} vcpAdapterNodeEntry;
 
-/* Appends the library's JSON array @text to libvirt's @actions. Frees @text. */
-int vcpAdapterAppend(char *text, virJSONValue *actions);
+/* The library's node data that came with libvirt's table (NULL: none). */
+const vcp_node_data *vcpAdapterNodes(GHashTable *data);
+
+/* Reports the library's last error through virReportError; returns -1. */
+int vcpAdapterReport(void);
+
+/* A sink appending to *@actions with libvirt's own transaction helpers (the array is
+ * created on the first action when *@actions is NULL). */
+vcp_action_sink vcpAdapterSink(virJSONValue **actions);

@@ -13,18 +13,12 @@ qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd,
                                  virJSONValue *actions,
                                  GHashTable *blockNamedNodeData)
 {
-    const char *top = VCP_NODE(dd->disk->src);
-    vcp_node_data *nodes = NULL;
-    char *text = NULL;
-    int ret = -1;
+    vcp_action_sink sink = vcpAdapterSink(&actions);
 
-    if (!top)
+    if (!VCP_NODE(dd->disk->src))
         return 0; /* libvirt's lookup finds nothing either */
-    if (!(nodes = vcp_node_data_new()) || vcpAdapterAddNode(nodes, top, blockNamedNodeData, NULL) < 0 ||
-        vcp_node_propagate_bitmap_actions(nodes, top, VCP_NODE(dd->src), &text, 0) < 0)
-        vcpAdapterReport();
-    else
-        ret = vcpAdapterAppend(text, actions);
-    vcp_node_data_free(nodes);
-    return ret;
+    if (vcp_node_propagate_actions(vcpAdapterNodes(blockNamedNodeData), VCP_NODE(dd->disk->src),
+                                   VCP_NODE(dd->src), &sink, 0) < 0)
+        return vcpAdapterReport();
+    return 0;
 }

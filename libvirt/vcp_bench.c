@@ -16,6 +16,7 @@
 #include "qemu/qemu_checkpoint.h"
 #include "qemu/qemu_monitor_json.h"
 #include "virjson.h"
+#include "virbuffer.h"
 
 #include <virtcheckpoint.h>
 
@@ -43,20 +44,7 @@
 #define ITERATIONS 20
 
 /* libvirt's own definitions, kept by the stand-in. */
-int vcp_replaced_qemuBlockGetBitmapMergeActions(virStorageSource *topsrc,
-                                                virStorageSource *basesrc,
-                                                virStorageSource *target,
-                                                const char *bitmapname,
-                                                const char *dstbitmapname,
-                                                virStorageSource *writebitmapsrc,
-                                                virJSONValue **actions,
-                                                GHashTable *blockNamedNodeData);
-int vcp_replaced_qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
-                                                  GHashTable *blockNamedNodeData,
-                                                  const char *delbitmap,
-                                                  virJSONValue *actions,
-                                                  const char *diskdst,
-                                                  GSList **reopenimages);
+#include "qemu/vcp_replaced.h"
 
 /* query-named-block-nodes' reply: LAYERS qcow2 nodes, each with BITMAPS recording,
  * persistent bitmaps b0..b249. */
@@ -102,11 +90,22 @@ benchChain(void)
     return top;
 }
 
-static GHashTable *
-benchParse(const char *reply)
+/* The node-data parse: libvirt's, and the stand-in's (libvirt's plus the library's
+ * node data, built once for every bitmap call on the reply). */
+static void __attribute__((noinline))
+benchLibvirtParse(virJSONValue *json)
 {
-    g_autoptr(virJSONValue) json = virJSONValueFromString(reply);
-    return qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++)
+        g_hash_table_unref(vcp_replaced_qemuMonitorJSONBlockGetNamedNodeDataJSON(json));
+}
+
+static void __attribute__((noinline))
+benchAdapterParse(virJSONValue *json)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++)
+        g_hash_table_unref(qemuMonitorJSONBlockGetNamedNodeDataJSON(json));
 }
 
 static void __attribute__((noinline))
@@ -155,16 +154,30 @@ benchAdapterDelete(virStorageSource *top, GHashTable *data)
     }
 }
 
-/* Parse plus merge, each on its own: libvirt's parser and merge, and the library's. */
+/* A whole query and merge from the reply's text, as a backup does: libvirt's parser
+ * and merge; the stand-in's; and the library alone. */
 static void __attribute__((noinline))
 benchLibvirtParseMerge(virStorageSource *top, const char *reply)
 {
     size_t i;
     for (i = 0; i < ITERATIONS; i++) {
-        g_autoptr(GHashTable) data = benchParse(reply);
+        g_autoptr(virJSONValue) json = virJSONValueFromString(reply);
+        g_autoptr(GHashTable) data = vcp_replaced_qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
         g_autoptr(virJSONValue) actions = NULL;
         vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL,
                                                     &actions, data);
+    }
+}
+
+static void __attribute__((noinline))
+benchAdapterParseMerge(virStorageSource *top, const char *reply)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) json = virJSONValueFromString(reply);
+        g_autoptr(GHashTable) data = qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
+        g_autoptr(virJSONValue) actions = NULL;
+        qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &actions, data);
     }
 }
 
@@ -182,41 +195,59 @@ benchLibraryParseMerge(vcp_domain *dom, const char *reply)
     }
 }
 
+/* The same plan from both paths, as text. */
+static bool
+benchSame(virJSONValue *a, virJSONValue *b)
+{
+    g_autofree char *as = a ? virJSONValueToString(a, false) : NULL;
+    g_autofree char *bs = b ? virJSONValueToString(b, false) : NULL;
+    return as && bs && STREQ(as, bs);
+}
+
 int
 main(void)
 {
     g_autofree char *reply = benchReply();
-    g_autoptr(GHashTable) data = benchParse(reply);
+    g_autoptr(virJSONValue) json = virJSONValueFromString(reply);
+    g_autoptr(GHashTable) libvirtData = vcp_replaced_qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
+    g_autoptr(GHashTable) adapterData = qemuMonitorJSONBlockGetNamedNodeDataJSON(json);
     virStorageSource *top = benchChain();
     vcp_domain *dom = vcp_domain_new("bench", NULL);
     g_autoptr(virJSONValue) a = NULL;
     g_autoptr(virJSONValue) b = NULL;
-    g_autofree char *as = NULL;
-    g_autofree char *bs = NULL;
+    g_autoptr(virJSONValue) da = virJSONValueNewArray();
+    g_autoptr(virJSONValue) db = virJSONValueNewArray();
+    GSList *ra = NULL;
+    GSList *rb = NULL;
     virStorageSource *n;
-    size_t l = 0;
 
-    if (!data || vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) < 0)
+    if (!libvirtData || !adapterData || vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) < 0)
         return EXIT_FAILURE;
-    for (n = top; n; n = n->backingStore, l++)
+    for (n = top; n; n = n->backingStore)
         vcp_domain_disk_append_image(dom, "vda", n->path, "qcow2", BENCH_NODE(n),
                                      BENCH_STORAGE(n), 0);
 
     /* Both paths must plan the same before their cost means anything. */
-    vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &a, data);
-    qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &b, data);
-    as = virJSONValueToString(a, false);
-    bs = virJSONValueToString(b, false);
-    if (!as || !bs || STRNEQ(as, bs)) {
-        fprintf(stderr, "vcpbench: the merge plans differ\n");
+    vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &a,
+                                                libvirtData);
+    qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &b, adapterData);
+    vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, libvirtData, "b125", da, "vda", &ra);
+    qemuCheckpointDiscardDiskBitmaps(top, adapterData, "b125", db, "vda", &rb);
+    if (!benchSame(a, b) || !benchSame(da, db) || g_slist_length(ra) != g_slist_length(rb)) {
+        fprintf(stderr, "vcpbench: the plans differ\n");
         return EXIT_FAILURE;
     }
+    g_slist_free(ra);
+    g_slist_free(rb);
 
-    benchLibvirtMerge(top, data);
-    benchAdapterMerge(top, data);
-    benchLibvirtDelete(top, data);
-    benchAdapterDelete(top, data);
+    benchLibvirtParse(json);
+    benchAdapterParse(json);
+    benchLibvirtMerge(top, libvirtData);
+    benchAdapterMerge(top, adapterData);
+    benchLibvirtDelete(top, libvirtData);
+    benchAdapterDelete(top, adapterData);
     benchLibvirtParseMerge(top, reply);
+    benchAdapterParseMerge(top, reply);
     benchLibraryParseMerge(dom, reply);
 
     printf("vcpbench: %d layers x %d bitmaps, %d iterations per path, %zu merge actions\n",

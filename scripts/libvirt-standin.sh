@@ -108,6 +108,8 @@ delegated = {
     "qemu_backup.c": ["qemuBackupDiskPrepareOneBitmapsChain"],
     "qemu_checkpoint.c": ["qemuCheckpointDiscardDiskBitmaps"],
     "qemu_snapshot.c": [],
+    # Its definition is libvirt/vcp_adapter_monitor.c, included at the end of the file.
+    "qemu_monitor_json.c": ["qemuMonitorJSONBlockGetNamedNodeDataJSON"],
 }
 # Static in libvirt: renamed the same way, and the adapter's external definition is
 # declared in their place.
@@ -137,7 +139,7 @@ for path, fns in delegated.items():
     for fn in fns:
         # "<type>\nfn(...)\n{" at the start of a line is the definition: rename it and
         # declare it (the benchmark calls it); every caller now reaches the adapter's.
-        m = re.search(r"\n(bool|int)\n" + fn + r"\(([^)]*)\)\n\{", text)
+        m = re.search(r"\n(bool|int|GHashTable \*)\n" + fn + r"\(([^)]*)\)\n\{", text)
         if not m or text.count("\n" + fn + "(") != 1:
             sys.exit(f"{fn}: no single definition found")
         prototypes.append("%s vcp_replaced_%s(%s);" % (m.group(1), fn, m.group(2)))
@@ -158,13 +160,15 @@ for path, fns in delegated.items():
         end = text.index("\n}\n", start)
         body = re.sub(r"\b(" + "|".join(names) + r")\(", r"vcp_replaced_\1(", text[start:end])
         text = text[:start] + body + text[end:]
-    if path == "qemu_snapshot.c":
-        text += '\n#include "vcp_adapter_snapshot.c"\n'
+    included = {"qemu_snapshot.c": "vcp_adapter_snapshot.c",
+                "qemu_monitor_json.c": "vcp_adapter_monitor.c"}
+    if path in included:
+        text += '\n#include "%s"\n' % included[path]
     open(src + path, "w").write(text)
 open(src + "vcp_replaced.h", "w").write(
     "/* libvirt's own definitions, kept under these names (generated). */\n#pragma once\n"
     "#include \"qemu_block.h\"\n" + "\n".join(prototypes) + "\n")
-for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c"]:
+for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c"]:
     open(src + f, "w").write(open(root + "/libvirt/" + f).read())
 # The benchmark (libvirt/vcp_bench.c) as a test program beside qemublocktest.
 tm = open("delegated/tests/meson.build").read()
@@ -248,6 +252,8 @@ for name in sorted(cost):
     print("vcpbench: %-24s %15d instructions" % (name, cost[name]))
 print("vcpbench: merge through the adapter / libvirt's C:", ratio("benchAdapterMerge", "benchLibvirtMerge"))
 print("vcpbench: delete through the adapter / libvirt's C:", ratio("benchAdapterDelete", "benchLibvirtDelete"))
+print("vcpbench: node-data parse through the adapter / libvirt's C:", ratio("benchAdapterParse", "benchLibvirtParse"))
+print("vcpbench: query (text, parse, merge) through the adapter / libvirt's C:", ratio("benchAdapterParseMerge", "benchLibvirtParseMerge"))
 print("vcpbench: parse+merge, libvirt's C / the library alone:", ratio("benchLibvirtParseMerge", "benchLibraryParseMerge"))
 PY
     grep '^vcpbench:' "$work/vcpbench.out"

@@ -9,7 +9,8 @@ external snapshot. Every bitmap command the stand-in sends (transactions, reopen
 bitmap commands) must equal what stock libvirt sent, in order. Then, beyond the
 recording: a redefine with validation and its refusal once a bitmap is gone, an
 active block commit and a block copy, each followed by an incremental backup whose
-data is checked with qemu-img.
+data is checked with qemu-img, then a restart with the checkpoint redefined and a pull
+backup read through its NBD export.
 
 Usage: scripts/libvirt-virsh.py LIBVIRT_BUILD_DIR WORKDIR
 Prints one line per check and ends with "N passed, N failed".
@@ -157,6 +158,27 @@ def allocated(path):
             if e["data"] and e["depth"] == 0]
 
 
+def nbd_dirty(sock):
+    """The dirty extents of a pull backup's export of vda (qemu-img map: with
+    x-dirty-bitmap a dirty extent reads as "data": false), merged."""
+    out = subprocess.run(["qemu-img", "map", "--output=json", "--image-opts",
+                          "driver=nbd,export=vda,server.type=unix,server.path=%s,"
+                          "x-dirty-bitmap=qemu:dirty-bitmap:backup-vda" % sock],
+                         capture_output=True, text=True)
+    dirty = []
+    try:
+        extents = json.loads(out.stdout)
+    except ValueError:
+        return None
+    for e in extents:
+        if e.get("data") is False:
+            if dirty and dirty[-1][0] + dirty[-1][1] == e["start"]:
+                dirty[-1] = (dirty[-1][0], dirty[-1][1] + e["length"])
+            else:
+                dirty.append((e["start"], e["length"]))
+    return dirty
+
+
 def main():
     build, work = sys.argv[1], os.path.abspath(sys.argv[2])
     shutil.rmtree(work, ignore_errors=True)
@@ -186,6 +208,11 @@ def main():
             "<domainbackup mode='push'>%s<disks><disk name='vda' type='file'>"
             "<target file='%s/%s.qcow2'/><driver type='qcow2'/></disk></disks></domainbackup>"
             % ("<incremental>%s</incremental>" % inc if inc else "", img, target))
+    files["pull.xml"] = (
+        "<domainbackup mode='pull'><incremental>chk4</incremental>"
+        "<server transport='unix' socket='%s/nbd.sock'/><disks><disk name='vda' backup='yes' "
+        "type='file'><scratch file='%s/scratch.qcow2'/><driver type='qcow2'/></disk></disks>"
+        "</domainbackup>" % (work, img))
     for name, text in files.items():
         with open(os.path.join(work, name), "w") as f:
             f.write(text)
@@ -249,6 +276,35 @@ def main():
     check("incremental backup from chk4 after the copy", v.backup("inc4.xml"))
     check("the copy carries chk4 as a persistent, recording bitmap",
           v.top_bitmaps().get("chk4") == (True, True))
+
+    # A restart with redefine: chk4's metadata dropped, the domain restarted (its QEMU
+    # loads the persistent bitmap from the image), chk4 redefined with validation.
+    with open("chk4-restart.xml", "w") as f:
+        f.write(v.run("checkpoint-dumpxml lvtest chk4"))
+    check("restart, then chk4 redefined and validated on the new QEMU",
+          v.ok("checkpoint-delete lvtest chk4 --metadata") and v.ok("destroy lvtest") and
+          v.ok("start lvtest") and
+          v.ok("checkpoint-create lvtest chk4-restart.xml --redefine --redefine-validate"))
+    v.write("0x88", "7M", "64k")
+    # A pull backup from chk4, read through its NBD export, then ended.
+    sock = os.path.join(work, "nbd.sock")
+    started = v.ok("backup-begin lvtest pull.xml")
+    check("pull backup from chk4: the export's bitmap marks exactly the writes since chk4",
+          started and nbd_dirty(sock) == [(4 * M, K), (5 * M, K), (6 * M, K), (7 * M, K)])
+    read = subprocess.run(["qemu-io", "-r", "--image-opts", "-c", "read -P 0x88 7M 64k",
+                           "driver=nbd,export=vda,server.type=unix,server.path=" + sock],
+                          capture_output=True, text=True)
+    check("pull backup: the export reads the guest's data",
+          started and read.returncode == 0 and "65536/65536" in read.stdout
+          and "verification failed" not in read.stdout)
+    ended = v.ok("domjobabort lvtest")
+    for _ in range(200):
+        if not ended or re.search(r"Job type:\s+None", v.run("domjobinfo lvtest")):
+            break
+        time.sleep(0.05)
+    bitmaps = v.top_bitmaps()
+    check("pull backup ended: its temporary bitmap removed, chk4 kept",
+          ended and "backup-vda" not in bitmaps and bitmaps.get("chk4") == (True, True))
 
     # Bad states reach virsh as libvirt's own errors (the texts stock libvirt printed,
     # recordings 68 and 69): chk4's bitmap removed behind libvirt's back.

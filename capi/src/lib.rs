@@ -14,6 +14,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // every exported fn documents its contract in prose
 
+mod chain;
 mod checkpoint;
 mod domain;
 mod error;
@@ -25,6 +26,7 @@ mod reconcile;
 mod step;
 mod version;
 
+pub use chain::*;
 pub use checkpoint::*;
 pub use domain::*;
 pub use error::*;
@@ -311,6 +313,11 @@ impl<T> Out<T> {
     pub(crate) unsafe fn put(self, value: T) {
         // SAFETY: checked non-NULL; writable per the caller's contract.
         unsafe { self.0.write(value) }
+    }
+
+    /// The caller's pointer, for an out-parameter that is an array.
+    pub(crate) fn as_ptr(&self) -> *mut T {
+        self.0
     }
 }
 

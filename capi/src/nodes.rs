@@ -309,18 +309,70 @@ pub unsafe extern "C" fn vcp_node_data_add_bitmap(
                 cx.str(name, "name")?,
             )
         };
-        nd.add_bitmap(
-            node,
-            Bitmap {
-                name: name.to_owned(),
-                recording: flags & VCP_BITMAP_RECORDING != 0,
-                busy: flags & VCP_BITMAP_BUSY != 0,
-                persistent: flags & VCP_BITMAP_PERSISTENT != 0,
-                inconsistent: flags & VCP_BITMAP_INCONSISTENT != 0,
-                granularity,
-                count,
-            },
-        )?;
+        nd.add_bitmap(node, bitmap_of(name, flags, granularity, count))?;
         Ok(0)
     })
+}
+
+/// One bitmap to add with `vcp_node_data_add_bitmaps()`.
+#[repr(C)]
+pub struct vcp_bitmap_entry {
+    /// The bitmap's name.
+    pub name: *const c_char,
+    /// `VCP_BITMAP_*` bits.
+    pub flags: c_uint,
+    /// Bytes covered by one bit.
+    pub granularity: c_ulonglong,
+    /// Dirty bytes (QEMU's `count`).
+    pub count: c_ulonglong,
+}
+
+/// Appends the `n` bitmaps of `bitmaps`, in order, to node `node` of node data built
+/// in place: `vcp_node_data_add_bitmap()` for a whole node in one call (a driver
+/// copying its parsed reply). Checked before anything is added: on error the node is
+/// unchanged. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_data_add_bitmaps(
+    nodes: *mut vcp_node_data,
+    node: *const c_char,
+    bitmaps: *const vcp_bitmap_entry,
+    n: usize,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle, C string and array from the caller.
+        let (nd, node, entries) = unsafe {
+            (
+                &mut cx.handle_mut(nodes, "nodes")?.0,
+                cx.str(node, "node")?,
+                cx.slice(bitmaps, n, "bitmaps")?,
+            )
+        };
+        let all = VCP_BITMAP_RECORDING
+            | VCP_BITMAP_BUSY
+            | VCP_BITMAP_PERSISTENT
+            | VCP_BITMAP_INCONSISTENT;
+        let list = entries
+            .iter()
+            .map(|e| {
+                cx.flags(e.flags, all)?;
+                // SAFETY: each entry's name is a C string per the contract.
+                let name = unsafe { cx.str(e.name, "bitmap name") }?;
+                Ok(bitmap_of(name, e.flags, e.granularity, e.count))
+            })
+            .collect::<virtcheckpoint::Result<Vec<_>>>()?;
+        nd.add_bitmaps(node, list)?;
+        Ok(0)
+    })
+}
+
+fn bitmap_of(name: &str, flags: c_uint, granularity: u64, count: u64) -> Bitmap {
+    Bitmap {
+        name: name.to_owned(),
+        recording: flags & VCP_BITMAP_RECORDING != 0,
+        busy: flags & VCP_BITMAP_BUSY != 0,
+        persistent: flags & VCP_BITMAP_PERSISTENT != 0,
+        inconsistent: flags & VCP_BITMAP_INCONSISTENT != 0,
+        granularity,
+        count,
+    }
 }

@@ -380,7 +380,7 @@ pub unsafe extern "C" fn vcp_backup_bitmap_actions(
             )
         };
         let out = cx.out(actions, "actions")?;
-        let list = backup_bitmap_actions(dom.find_disk(target)?, nodes, inc, tnode, tmp);
+        let list = backup_bitmap_actions(&dom.find_disk(target)?.chain, nodes, inc, tnode, tmp);
         // SAFETY: the caller's out-parameter.
         unsafe { put_actions(out, &list) }?;
         Ok(0)

@@ -42,6 +42,32 @@ impl Image {
     }
 }
 
+/// One layer of a backing chain as the planner reads it: the node that holds its
+/// bitmaps. A domain's [`Image`] is one; so is a bare node name, for drivers that hold
+/// their own chain and hand over only its node names. An empty name matches no node.
+pub trait Layer {
+    /// The layer's format node name.
+    fn node(&self) -> &str;
+}
+
+impl Layer for Image {
+    fn node(&self) -> &str {
+        &self.format_node
+    }
+}
+
+impl Layer for &str {
+    fn node(&self) -> &str {
+        self
+    }
+}
+
+impl Layer for String {
+    fn node(&self) -> &str {
+        self
+    }
+}
+
 /// One disk with its chain, top (active) image first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Disk {

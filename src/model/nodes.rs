@@ -78,9 +78,12 @@ pub struct NodeData {
     bitmap_index: Vec<std::sync::OnceLock<Vec<(u64, u32)>>>,
 }
 
+/// FNV-1a: the bitmap index's hash. Names are short, so a hash without set-up cost
+/// matters more than its quality; equal hashes are resolved by comparing names.
 fn name_hash(name: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Nodes with more bitmaps than this get a name index.
@@ -121,7 +124,16 @@ impl NodeData {
     /// build node data in place). VIR_ERR_INVALID_ARG for an unknown node, an empty
     /// name or one with a NUL.
     pub fn add_bitmap(&mut self, node: &str, bitmap: Bitmap) -> crate::error::Result<()> {
-        if bitmap.name.is_empty() || bitmap.name.contains('\0') {
+        self.add_bitmaps(node, vec![bitmap])
+    }
+
+    /// Appends `bitmaps`, in order, to node `node`: all of them, or (on the errors of
+    /// [`NodeData::add_bitmap`]) none.
+    pub fn add_bitmaps(&mut self, node: &str, bitmaps: Vec<Bitmap>) -> crate::error::Result<()> {
+        if bitmaps
+            .iter()
+            .any(|b| b.name.is_empty() || b.name.contains('\0'))
+        {
             return Err(crate::error::Error::invalid_arg(
                 crate::error::ErrorDomain::Qemu,
                 "a bitmap needs a name without NUL characters",
@@ -133,13 +145,21 @@ impl NodeData {
                 format_args!("node '{node}' not found in node data"),
             )
         })?;
-        self.nodes[i].bitmaps.push(bitmap);
+        let list = &mut self.nodes[i].bitmaps;
+        if list.is_empty() {
+            *list = bitmaps;
+        } else {
+            list.extend(bitmaps);
+        }
         self.bitmap_index[i] = std::sync::OnceLock::new();
         Ok(())
     }
 
-    /// The node of that name.
+    /// The node of that name (an empty name, a layer without a node, matches none).
     pub fn get(&self, name: &str) -> Option<&Node> {
+        if name.is_empty() {
+            return None;
+        }
         self.index.get(name).map(|&i| &self.nodes[i])
     }
 
@@ -155,6 +175,9 @@ impl NodeData {
 
     /// The bitmap `bitmap` on node `node`, if both exist.
     pub fn bitmap(&self, node: &str, bitmap: &str) -> Option<&Bitmap> {
+        if node.is_empty() {
+            return None;
+        }
         let i = *self.index.get(node)?;
         let n = &self.nodes[i];
         if n.bitmaps.len() <= INDEX_BITMAPS_ABOVE {

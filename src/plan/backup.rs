@@ -7,7 +7,7 @@ use super::merge::{MergeSpec, bitmap_merge_actions};
 use super::redefine::inconsistent;
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::{Disk, Domain};
+use crate::model::domain::{Domain, Layer};
 use crate::model::nodes::NodeData;
 use crate::qmp::action::{Action, BackupSync};
 
@@ -54,8 +54,8 @@ pub fn temporary_bitmap_name(disk: &BackupDisk) -> String {
 
 /// qemuBackupDiskPrepareOneBitmapsChain: the add + merge of checkpoint `incremental`'s
 /// bitmap from every layer into `tmp` on `target_node`. No validity pre-check here.
-pub fn backup_bitmap_actions(
-    disk: &Disk,
+pub fn backup_bitmap_actions<L: Layer>(
+    chain: &[L],
     nodes: &NodeData,
     incremental: &str,
     target_node: &str,
@@ -63,7 +63,7 @@ pub fn backup_bitmap_actions(
 ) -> Vec<Action> {
     bitmap_merge_actions(
         &MergeSpec {
-            chain: &disk.chain,
+            chain,
             base: None,
             target: target_node,
             bitmap: Some(incremental),
@@ -121,7 +121,7 @@ pub fn backup_actions(
                 BackupMode::Push => top.format_node.as_str(),
             };
             plan.actions
-                .extend(backup_bitmap_actions(disk, nodes, chk, target, &tmp));
+                .extend(backup_bitmap_actions(&disk.chain, nodes, chk, target, &tmp));
             match mode {
                 BackupMode::Push => plan.cleanup.push(Action::remove(&top.format_node, &tmp)),
                 BackupMode::Pull => {

@@ -1,8 +1,8 @@
 //! Bitmap chain validity (qemuBlockBitmapChainIsValid, SPEC 1.4), with the reason when
 //! a chain is not valid.
 
-use crate::model::domain::Image;
-use crate::model::nodes::NodeData;
+use crate::model::domain::Layer;
+use crate::model::nodes::{Bitmap, NodeData};
 
 /// The state of the chain of bitmaps named `B` from the top of a backing chain down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,17 @@ impl ChainState {
 
 /// Walks `chain` (top first) for bitmap `name`. The first problem found from the top
 /// down is reported.
-pub fn chain_state(chain: &[Image], name: &str, nodes: &NodeData) -> ChainState {
+pub fn chain_state<L: Layer>(chain: &[L], name: &str, nodes: &NodeData) -> ChainState {
+    layers_state(chain.iter().map(|l| nodes.bitmap(l.node(), name)))
+}
+
+/// [`chain_state`] over the bitmap found on each layer, top first (`None`: not there).
+pub(crate) fn layers_state<'a>(layers: impl IntoIterator<Item = Option<&'a Bitmap>>) -> ChainState {
     let mut first_missing = None;
-    for (i, image) in chain.iter().enumerate() {
-        match nodes.bitmap(&image.format_node, name) {
+    let mut empty = true;
+    for (i, found) in layers.into_iter().enumerate() {
+        empty = false;
+        match found {
             None => {
                 if i == 0 {
                     return ChainState::MissingTop;
@@ -81,7 +88,7 @@ pub fn chain_state(chain: &[Image], name: &str, nodes: &NodeData) -> ChainState 
             }
         }
     }
-    if chain.is_empty() {
+    if empty {
         ChainState::MissingTop
     } else {
         ChainState::Valid
@@ -89,6 +96,6 @@ pub fn chain_state(chain: &[Image], name: &str, nodes: &NodeData) -> ChainState 
 }
 
 /// qemuBlockBitmapChainIsValid.
-pub fn bitmap_chain_is_valid(chain: &[Image], name: &str, nodes: &NodeData) -> bool {
+pub fn bitmap_chain_is_valid<L: Layer>(chain: &[L], name: &str, nodes: &NodeData) -> bool {
     chain_state(chain, name, nodes).is_valid()
 }

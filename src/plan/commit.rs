@@ -3,11 +3,11 @@
 use super::TMP_ACTIVEWRITE;
 use super::merge::{MergeSpec, bitmap_merge_actions};
 use crate::error::{Error, ErrorDomain, Result};
-use crate::model::domain::Image;
+use crate::model::domain::Layer;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
-fn check_range(chain: &[Image], top: usize, base: usize) -> Result<()> {
+fn check_range<L: Layer>(chain: &[L], top: usize, base: usize) -> Result<()> {
     if top >= base || base >= chain.len() {
         return Err(Error::invalid_arg(
             ErrorDomain::Qemu,
@@ -24,26 +24,45 @@ fn check_range(chain: &[Image], top: usize, base: usize) -> Result<()> {
 /// chain before the commit; `active` when `top` is the active layer): every bitmap
 /// valid from `top` is created on the base if missing and filled from each layer in
 /// `[top, base)` (and the activewrite bitmap, which is then removed).
-pub fn blockcommit_bitmap_actions(
-    chain: &[Image],
+pub fn blockcommit_bitmap_actions<L: Layer>(
+    chain: &[L],
     top: usize,
     base: usize,
     active: bool,
     nodes: &NodeData,
 ) -> Result<Vec<Action>> {
     check_range(chain, top, base)?;
-    let base_node = chain[base].format_node.as_str();
-    Ok(bitmap_merge_actions(
+    Ok(commit_finish_actions(
+        &chain[top..],
+        chain[base].node(),
+        active,
+        nodes,
+    ))
+}
+
+/// qemuBlockBitmapsHandleCommitFinish at libvirt's granularity: `chain` is the chain
+/// from the commit's top down as the driver's links give it, which may already stop
+/// above the base (libvirt cuts the chain above the base before it merges). The
+/// layers above `base_node` are the sources; every bitmap valid along `chain` is
+/// created on the base if missing and filled (with the activewrite bitmap when
+/// `active`, which is then removed).
+pub fn commit_finish_actions<L: Layer>(
+    chain: &[L],
+    base_node: &str,
+    active: bool,
+    nodes: &NodeData,
+) -> Vec<Action> {
+    bitmap_merge_actions(
         &MergeSpec {
-            chain: &chain[top..],
-            base: Some(base - top),
+            chain,
+            base: chain.iter().position(|l| l.node() == base_node),
             target: base_node,
             bitmap: None,
             dst_name: None,
             write_bitmap_src: active.then_some(base_node),
         },
         nodes,
-    ))
+    )
 }
 
 /// A failed active commit: drop the activewrite bitmap from the base.

@@ -1,15 +1,15 @@
 //! Block copy (qemuBlockBitmapsHandleBlockcopy; SPEC 9).
 
 use super::merge::{MergeSpec, bitmap_merge_actions};
-use crate::model::domain::Image;
+use crate::model::domain::Layer;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
 /// After the pivot: every bitmap valid from the old top is created on the mirror unless
 /// already there, and filled from the old chain's layers (only the top when
 /// `shallow`) plus the activewrite bitmap, which is then removed.
-pub fn blockcopy_bitmap_actions(
-    chain: &[Image],
+pub fn blockcopy_bitmap_actions<L: Layer>(
+    chain: &[L],
     mirror_node: &str,
     shallow: bool,
     nodes: &NodeData,

@@ -5,7 +5,7 @@
 pub use super::reopen::Reopen;
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::{Domain, Image};
+use crate::model::domain::{Domain, Layer};
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
@@ -23,22 +23,23 @@ pub struct DiscardPlan {
 /// qemuCheckpointDiscardDiskBitmaps for one disk: removals in chain order for every
 /// layer that has `bitmap`, and the indices of the non-top layers among them, deepest
 /// first. Nothing found is libvirt's "not found in backing chain" error.
-pub fn discard_disk_bitmaps(
-    chain: &[Image],
+pub fn discard_disk_bitmaps<L: Layer>(
+    chain: &[L],
     nodes: &NodeData,
     bitmap: &str,
     disk_target: &str,
 ) -> Result<(Vec<Action>, Vec<usize>)> {
-    let mut actions = Vec::new();
-    let mut reopen = Vec::new();
+    let mut actions = Vec::with_capacity(chain.len());
+    let mut reopen = Vec::with_capacity(chain.len());
     for (i, image) in chain.iter().enumerate() {
-        if nodes.bitmap(&image.format_node, bitmap).is_some() {
-            actions.push(Action::remove(&image.format_node, bitmap));
+        if nodes.bitmap(image.node(), bitmap).is_some() {
+            actions.push(Action::remove(image.node(), bitmap));
             if i > 0 {
-                reopen.insert(0, i);
+                reopen.push(i);
             }
         }
     }
+    reopen.reverse();
     if actions.is_empty() {
         return Err(Error::internal(format_args!(
             "bitmap '{bitmap}' not found in backing chain of '{disk_target}'"

@@ -2,16 +2,16 @@
 //! size, block commit, block copy and block pull.
 
 use super::TMP_ACTIVEWRITE;
-use super::chain::bitmap_chain_is_valid;
-use crate::model::domain::Image;
-use crate::model::nodes::NodeData;
+use super::chain::layers_state;
+use crate::model::domain::{Image, Layer};
+use crate::model::nodes::{Bitmap, NodeData};
 use crate::qmp::action::{Action, BitmapRef};
 
 /// What to merge where.
 #[derive(Debug, Clone, Copy)]
-pub struct MergeSpec<'a> {
+pub struct MergeSpec<'a, L: Layer = Image> {
     /// The chain from the merge's top image down to the end of the backing chain.
-    pub chain: &'a [Image],
+    pub chain: &'a [L],
     /// Index in `chain` of the base image, which is not a source; `None` = to the end.
     pub base: Option<usize>,
     /// Node that receives the merged bitmaps.
@@ -27,38 +27,55 @@ pub struct MergeSpec<'a> {
 
 /// The add/merge actions for `spec`: candidates are the bitmaps on the top image whose
 /// chain is valid, processed in the reverse of QEMU's order.
-pub fn bitmap_merge_actions(spec: &MergeSpec<'_>, nodes: &NodeData) -> Vec<Action> {
+pub fn bitmap_merge_actions<L: Layer>(spec: &MergeSpec<'_, L>, nodes: &NodeData) -> Vec<Action> {
     let mut actions = Vec::new();
     let Some(top) = spec.chain.first() else {
         return actions;
     };
-    let candidates: Vec<&str> = nodes
-        .get(&top.format_node)
-        .map(|n| {
-            n.bitmaps
-                .iter()
-                .filter(|b| spec.bitmap.is_none_or(|only| only == b.name))
-                .filter(|b| bitmap_chain_is_valid(spec.chain, &b.name, nodes))
-                .map(|b| b.name.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let names: Vec<&str> = match spec.bitmap {
+        // One bitmap: found by name (the first of that name, as libvirt's walk does).
+        Some(only) => nodes
+            .bitmap(top.node(), only)
+            .map(|b| b.name.as_str())
+            .into_iter()
+            .collect(),
+        None => nodes
+            .get(top.node())
+            .map(|n| n.bitmaps.iter().map(|b| b.name.as_str()).collect())
+            .unwrap_or_default(),
+    };
     let sources_end = spec.base.unwrap_or(spec.chain.len()).min(spec.chain.len());
+    // Each candidate's copy on every layer, looked up once for the validity check
+    // and the sources; the valid ones are processed in the reverse of QEMU's order.
+    let candidates: Vec<(&str, Vec<Option<&Bitmap>>)> = names
+        .into_iter()
+        .map(|name| {
+            let found = spec
+                .chain
+                .iter()
+                .map(|l| nodes.bitmap(l.node(), name))
+                .collect();
+            (name, found)
+        })
+        .filter(|(_, found): &(&str, Vec<Option<&Bitmap>>)| {
+            layers_state(found.iter().copied()).is_valid()
+        })
+        .collect();
 
-    for name in candidates.into_iter().rev() {
+    for (name, found) in candidates.into_iter().rev() {
         let (dst, persistent, disabled) = match spec.dst_name {
             Some(d) => (d, false, true),
             None => (name, true, false),
         };
         let mut granularity = 0;
-        let mut sources = Vec::new();
-        for image in &spec.chain[..sources_end] {
-            if let Some(b) = nodes.bitmap(&image.format_node, name) {
+        let mut sources = Vec::with_capacity(sources_end + 1);
+        for (image, b) in spec.chain[..sources_end].iter().zip(&found) {
+            if let Some(b) = b {
                 if sources.is_empty() {
                     granularity = b.granularity;
                 }
                 sources.push(BitmapRef {
-                    node: image.format_node.clone(),
+                    node: image.node().to_owned(),
                     name: name.to_owned(),
                 });
             }

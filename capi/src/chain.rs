@@ -1,0 +1,498 @@
+//! The chain face: entry points at libvirt's own granularity for drivers that hold
+//! their parsed state. A chain is the caller's array of node names (borrowed for the
+//! call, top first), node data is built once per reply and kept, and the actions go
+//! to the caller's [`vcp_action_sink`], one callback per action, so that no JSON text
+//! is written or read on either side.
+
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
+
+use crate::checkpoint::vcp_checkpoint_def;
+use crate::domain::vcp_domain;
+use crate::nodes::vcp_node_data;
+use crate::plan::{VCP_BLOCKCOMMIT_ACTIVE, VCP_BLOCKCOPY_SHALLOW};
+use crate::{Call, Out, guard};
+use virtcheckpoint::{
+    Action, Error, ErrorCode, ErrorDomain, MergeSpec, NodeData, Result, backup_bitmap_actions,
+    bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions, checkpoint_add_actions,
+    commit_finish_actions, discard_disk_bitmaps, propagate_bitmap_actions,
+};
+
+/// Where the chain face delivers the actions it plans, in transaction order. Each
+/// callback returns 0, or -1 to stop the call (which then fails with
+/// VIR_ERR_OPERATION_FAILED; the actions delivered so far are the caller's to drop).
+/// A kind whose callback is NULL goes to `action` as JSON; with `action` NULL too the
+/// call is refused before anything is delivered. The strings passed are valid during
+/// the callback only.
+#[repr(C)]
+pub struct vcp_action_sink {
+    /// Passed to every callback.
+    pub opaque: *mut c_void,
+    /// `block-dirty-bitmap-add` of bitmap `name` on node `node` (booleans 0 or 1);
+    /// `granularity` 0 means QEMU's default (libvirt omits the member). May be NULL.
+    pub bitmap_add: Option<
+        unsafe extern "C" fn(
+            opaque: *mut c_void,
+            node: *const c_char,
+            name: *const c_char,
+            persistent: c_int,
+            disabled: c_int,
+            granularity: c_ulonglong,
+        ) -> c_int,
+    >,
+    /// `block-dirty-bitmap-remove` of bitmap `name` on node `node`. May be NULL.
+    pub bitmap_remove: Option<
+        unsafe extern "C" fn(
+            opaque: *mut c_void,
+            node: *const c_char,
+            name: *const c_char,
+        ) -> c_int,
+    >,
+    /// `block-dirty-bitmap-merge` into bitmap `target` on node `node` of the
+    /// `n_sources` bitmaps `source_names[i]` on nodes `source_nodes[i]`, in that
+    /// order. May be NULL.
+    pub bitmap_merge: Option<
+        unsafe extern "C" fn(
+            opaque: *mut c_void,
+            node: *const c_char,
+            target: *const c_char,
+            n_sources: usize,
+            source_nodes: *const *const c_char,
+            source_names: *const *const c_char,
+        ) -> c_int,
+    >,
+    /// Every action without a callback of its own, as one compact JSON object
+    /// (`{"type":...,"data":{...}}`). May be NULL.
+    pub action: Option<unsafe extern "C" fn(opaque: *mut c_void, json: *const c_char) -> c_int>,
+}
+
+impl Call {
+    /// A chain of `n` node names, top first; a NULL entry is a layer without a node
+    /// (it matches none).
+    ///
+    /// # Safety
+    /// `p` points to `n` entries, each NULL or a NUL-terminated string, or `n` is 0.
+    unsafe fn chain<'a>(&self, p: *const *const c_char, n: usize) -> Result<Vec<&'a str>> {
+        // SAFETY: forwarded contract.
+        let entries = unsafe { self.slice(p, n, "chain") }?;
+        entries
+            .iter()
+            // SAFETY: each entry NULL or NUL-terminated per the contract.
+            .map(|&e| unsafe { self.opt_str(e, "chain entry") }.map(Option::unwrap_or_default))
+            .collect()
+    }
+
+    /// Optional node data: NULL is a reply without nodes.
+    ///
+    /// # Safety
+    /// `p` is NULL or a live `vcp_node_data`.
+    unsafe fn nodes_or_empty<'a>(&self, p: *const vcp_node_data) -> &'a NodeData {
+        static EMPTY: std::sync::OnceLock<NodeData> = std::sync::OnceLock::new();
+        // SAFETY: forwarded contract.
+        match unsafe { self.opt_handle(p) } {
+            Some(n) => &n.0,
+            None => EMPTY.get_or_init(NodeData::new),
+        }
+    }
+
+    /// The caller's sink, checked: it can take every action of `actions`.
+    ///
+    /// # Safety
+    /// `p` is NULL or a readable `vcp_action_sink`.
+    unsafe fn sink<'a>(&self, p: *const vcp_action_sink) -> Result<&'a vcp_action_sink> {
+        // SAFETY: forwarded contract.
+        let sink = unsafe { self.handle(p, "sink") }?;
+        if sink.action.is_none()
+            && (sink.bitmap_add.is_none()
+                || sink.bitmap_remove.is_none()
+                || sink.bitmap_merge.is_none())
+        {
+            return Err(Error::invalid_arg(
+                ErrorDomain::None,
+                format_args!(
+                    "sink in {} needs an action callback for the kinds it has no callback for",
+                    self.func
+                ),
+            ));
+        }
+        Ok(sink)
+    }
+}
+
+fn refused(kind: &str) -> Error {
+    Error::new(
+        ErrorCode::OperationFailed,
+        ErrorDomain::None,
+        format_args!("the caller's sink refused the '{kind}' action"),
+    )
+}
+
+/// Every string the actions pass to C, NUL-terminated in one buffer, written before
+/// anything is delivered (a name with a NUL byte fails the call first).
+struct Strings {
+    buf: Vec<u8>,
+}
+
+impl Strings {
+    /// Appends `s` and returns its offset.
+    fn push(&mut self, s: &str) -> Result<usize> {
+        if s.as_bytes().contains(&0) {
+            return Err(Error::internal(format_args!(
+                "'{}' holds a NUL byte and cannot be passed to C",
+                s.escape_debug()
+            )));
+        }
+        let at = self.buf.len();
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+        Ok(at)
+    }
+}
+
+/// One action with its strings as offsets into [`Strings`].
+enum Prepared {
+    Add(usize, usize, bool, bool, u64),
+    Remove(usize, usize),
+    /// Node, target, and the sources' (node, name) pairs.
+    Merge(usize, usize, Vec<(usize, usize)>),
+    Other(usize),
+}
+
+fn prepare(a: &Action, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepared> {
+    Ok(match a {
+        Action::BitmapAdd {
+            node,
+            name,
+            persistent,
+            disabled,
+            granularity,
+        } if sink.bitmap_add.is_some() => Prepared::Add(
+            s.push(node)?,
+            s.push(name)?,
+            *persistent,
+            *disabled,
+            *granularity,
+        ),
+        Action::BitmapRemove { node, name } if sink.bitmap_remove.is_some() => {
+            Prepared::Remove(s.push(node)?, s.push(name)?)
+        }
+        Action::BitmapMerge {
+            node,
+            target,
+            bitmaps,
+        } if sink.bitmap_merge.is_some() => {
+            let (n, t) = (s.push(node)?, s.push(target)?);
+            let sources = bitmaps
+                .iter()
+                .map(|b| Ok((s.push(&b.node)?, s.push(&b.name)?)))
+                .collect::<Result<_>>()?;
+            Prepared::Merge(n, t, sources)
+        }
+        other => Prepared::Other(s.push(&other.to_json().to_compact())?),
+    })
+}
+
+/// Delivers `actions` to `sink`, every string converted first.
+///
+/// # Safety
+/// The sink's callbacks are callable with its `opaque`.
+unsafe fn deliver(sink: &vcp_action_sink, actions: &[Action]) -> Result<()> {
+    let mut strings = Strings {
+        buf: Vec::with_capacity(64 * actions.len()),
+    };
+    let prepared = actions
+        .iter()
+        .map(|a| prepare(a, sink, &mut strings))
+        .collect::<Result<Vec<_>>>()?;
+    let base = strings.buf.as_ptr().cast::<c_char>();
+    // SAFETY: every offset is the start of a NUL-terminated string within the buffer,
+    // which is not changed from here on.
+    let at = |off: usize| unsafe { base.add(off) };
+    let o = sink.opaque;
+    for p in &prepared {
+        // SAFETY: the callbacks exist where `prepare` chose them (else `action`, which
+        // `Call::sink` checked), with pointers valid for the call.
+        let (rc, kind) = unsafe {
+            match p {
+                Prepared::Add(n, b, pers, dis, g) => (
+                    sink.bitmap_add.map_or(-1, |f| {
+                        f(o, at(*n), at(*b), c_int::from(*pers), c_int::from(*dis), *g)
+                    }),
+                    "block-dirty-bitmap-add",
+                ),
+                Prepared::Remove(n, b) => (
+                    sink.bitmap_remove.map_or(-1, |f| f(o, at(*n), at(*b))),
+                    "block-dirty-bitmap-remove",
+                ),
+                Prepared::Merge(n, t, sources) => {
+                    let np: Vec<*const c_char> = sources.iter().map(|s| at(s.0)).collect();
+                    let bp: Vec<*const c_char> = sources.iter().map(|s| at(s.1)).collect();
+                    (
+                        sink.bitmap_merge.map_or(-1, |f| {
+                            f(o, at(*n), at(*t), np.len(), np.as_ptr(), bp.as_ptr())
+                        }),
+                        "block-dirty-bitmap-merge",
+                    )
+                }
+                Prepared::Other(json) => (sink.action.map_or(-1, |f| f(o, at(*json))), "action"),
+            }
+        };
+        if rc < 0 {
+            return Err(refused(kind));
+        }
+    }
+    Ok(())
+}
+
+/// Whether bitmap `bitmap` is valid along `chain` (`n` node names, top first; a NULL
+/// entry is a layer without a node) in `nodes` (NULL: none): present on the top, then
+/// on each layer down to where it stops, each copy recording, persistent and
+/// consistent (qemuBlockBitmapChainIsValid). Returns 1, 0, or -1 on error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_bitmap_is_valid(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    bitmap: *const c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: the caller's chain, handle and string.
+        let (chain, nodes, bitmap) = unsafe {
+            (
+                cx.chain(chain, n)?,
+                cx.nodes_or_empty(nodes),
+                cx.str(bitmap, "bitmap")?,
+            )
+        };
+        Ok(c_int::from(bitmap_chain_is_valid(&chain, bitmap, nodes)))
+    })
+}
+
+/// The generic merge (qemuBlockGetBitmapMergeActions) along `chain` (as for
+/// `vcp_chain_bitmap_is_valid()`): the first `n_sources` layers are the sources
+/// (libvirt's walk from the top to the base; `n` = to the end), bitmap `bitmap` (NULL
+/// = every bitmap valid along the chain) is merged into node `target_node` under
+/// `dst_bitmap` (NULL = its own name, created persistent where missing), with
+/// `libvirt-tmp-activewrite` of `write_bitmap_node` (NULL = none) merged in and then
+/// removed. The actions go to `sink`; nothing to do delivers none. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_merge_actions(
+    chain: *const *const c_char,
+    n: usize,
+    n_sources: usize,
+    nodes: *const vcp_node_data,
+    target_node: *const c_char,
+    bitmap: *const c_char,
+    dst_bitmap: *const c_char,
+    write_bitmap_node: *const c_char,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's chain, handles and strings.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let spec = MergeSpec {
+                chain: &chain,
+                base: (n_sources < chain.len()).then_some(n_sources),
+                target: cx.str(target_node, "target_node")?,
+                bitmap: cx.opt_str(bitmap, "bitmap")?,
+                dst_name: cx.opt_str(dst_bitmap, "dst_bitmap")?,
+                write_bitmap_src: cx.opt_str(write_bitmap_node, "write_bitmap_node")?,
+            };
+            let sink = cx.sink(sink)?;
+            deliver(sink, &bitmap_merge_actions(&spec, cx.nodes_or_empty(nodes)))?;
+        }
+        Ok(0)
+    })
+}
+
+/// qemuBackupDiskPrepareOneBitmapsChain along `chain`: add `tmp_bitmap` (transient,
+/// disabled, the chain's granularity) on `target_node` and merge checkpoint
+/// `incremental`'s bitmap from every layer into it. No validity check: an invalid
+/// chain delivers nothing. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_backup_actions(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    incremental: *const c_char,
+    target_node: *const c_char,
+    tmp_bitmap: *const c_char,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's chain, handles and strings.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let (inc, target, tmp) = (
+                cx.str(incremental, "incremental")?,
+                cx.str(target_node, "target_node")?,
+                cx.str(tmp_bitmap, "tmp_bitmap")?,
+            );
+            let sink = cx.sink(sink)?;
+            let acts = backup_bitmap_actions(&chain, cx.nodes_or_empty(nodes), inc, target, tmp);
+            deliver(sink, &acts)?;
+        }
+        Ok(0)
+    })
+}
+
+/// qemuBlockBitmapsHandleBlockcopy after the pivot of a copy of `chain` to
+/// `mirror_node`: every bitmap valid along the chain is created on the mirror unless
+/// there, and filled from the chain (its top only with `VCP_BLOCKCOPY_SHALLOW`) and the
+/// mirror's activewrite bitmap, which is then removed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_blockcopy_actions(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    mirror_node: *const c_char,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, VCP_BLOCKCOPY_SHALLOW)?;
+        // SAFETY: the caller's chain, handles and strings.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let mirror = cx.str(mirror_node, "mirror_node")?;
+            let sink = cx.sink(sink)?;
+            let shallow = flags & VCP_BLOCKCOPY_SHALLOW != 0;
+            deliver(
+                sink,
+                &blockcopy_bitmap_actions(&chain, mirror, shallow, cx.nodes_or_empty(nodes)),
+            )?;
+        }
+        Ok(0)
+    })
+}
+
+/// qemuBlockBitmapsHandleCommitFinish: `chain` from the commit's top down as the
+/// caller's links give it (it may stop above the base: libvirt cuts the chain above
+/// the base before this step); the layers above `base_node` are merged into it. With
+/// `VCP_BLOCKCOMMIT_ACTIVE` the base's activewrite bitmap is merged too, then removed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_blockcommit_actions(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    base_node: *const c_char,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, VCP_BLOCKCOMMIT_ACTIVE)?;
+        // SAFETY: the caller's chain, handles and strings.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let base = cx.str(base_node, "base_node")?;
+            let sink = cx.sink(sink)?;
+            let active = flags & VCP_BLOCKCOMMIT_ACTIVE != 0;
+            deliver(
+                sink,
+                &commit_finish_actions(&chain, base, active, cx.nodes_or_empty(nodes)),
+            )?;
+        }
+        Ok(0)
+    })
+}
+
+/// qemuCheckpointDiscardDiskBitmaps along `chain`: the removal of `bitmap` from every
+/// layer that has it goes to `sink`, and the positions in `chain` of the non-top
+/// layers among them, deepest first (to reopen read-write around the transaction), are
+/// written to `reopen` (room for `n` entries) and their number to `*n_reopen`. A
+/// bitmap found nowhere is VIR_ERR_INTERNAL_ERROR "bitmap '%s' not found in backing
+/// chain of '%s'" naming `disk_target`, and delivers nothing. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_discard_actions(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    bitmap: *const c_char,
+    disk_target: *const c_char,
+    sink: *const vcp_action_sink,
+    reopen: *mut usize,
+    n_reopen: *mut usize,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        let (r, nr): (Out<usize>, Out<usize>) =
+            (cx.out(reopen, "reopen")?, cx.out(n_reopen, "n_reopen")?);
+        // SAFETY: the caller's chain, handles, strings and out-parameters.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let (bitmap, disk) = (
+                cx.str(bitmap, "bitmap")?,
+                cx.str(disk_target, "disk_target")?,
+            );
+            let sink = cx.sink(sink)?;
+            let (acts, layers) =
+                discard_disk_bitmaps(&chain, cx.nodes_or_empty(nodes), bitmap, disk)?;
+            deliver(sink, &acts)?;
+            // At most n - 1 layers (never the top), within the caller's room for n.
+            let dst = r.as_ptr();
+            for (i, l) in layers.iter().enumerate() {
+                dst.add(i).write(*l);
+            }
+            nr.put(layers.len());
+        }
+        Ok(0)
+    })
+}
+
+/// `vcp_checkpoint_add_actions()` with the actions delivered to `sink`
+/// (qemuCheckpointAddActions, which appends to the caller's transaction).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_add_actions_sink(
+    dom: *const vcp_domain,
+    def: *const vcp_checkpoint_def,
+    nodes: *const vcp_node_data,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's handles.
+        unsafe {
+            let (dom, def) = (&cx.handle(dom, "dom")?.0, &cx.handle(def, "def")?.0);
+            let sink = cx.sink(sink)?;
+            deliver(
+                sink,
+                &checkpoint_add_actions(dom, def, cx.opt_handle(nodes).map(|n| &n.0))?,
+            )?;
+        }
+        Ok(0)
+    })
+}
+
+/// `vcp_node_propagate_bitmap_actions()` with the actions delivered to `sink`
+/// (qemuSnapshotDiskBitmapsPropagate, one image); `nodes` may be NULL (none).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_node_propagate_actions(
+    nodes: *const vcp_node_data,
+    top_node: *const c_char,
+    overlay_node: *const c_char,
+    sink: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's handle and strings.
+        unsafe {
+            let (top, overlay) = (
+                cx.str(top_node, "top_node")?,
+                cx.str(overlay_node, "overlay_node")?,
+            );
+            let sink = cx.sink(sink)?;
+            deliver(
+                sink,
+                &propagate_bitmap_actions(cx.nodes_or_empty(nodes), top, overlay),
+            )?;
+        }
+        Ok(0)
+    })
+}
