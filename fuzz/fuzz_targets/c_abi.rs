@@ -4,7 +4,7 @@
 //! sanitizer's leak check) or touch memory it should not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::ffi::{CString, c_char};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::ptr;
 use virtcheckpoint_c::*;
 
@@ -14,6 +14,15 @@ fn cstr(b: &[u8]) -> CString {
 
 unsafe fn free_list(l: *mut *mut c_char) {
     unsafe { vcp_string_list_free(l) }
+}
+
+/// The chain face's sink: counts the actions it is given as JSON.
+unsafe extern "C" fn count_json(opaque: *mut c_void, json: *const c_char) -> c_int {
+    unsafe {
+        assert!(!json.is_null());
+        *opaque.cast::<usize>() += 1;
+    }
+    0
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -65,6 +74,59 @@ fuzz_target!(|data: &[u8]| {
                 let k = vcp_domain_get_disk_chain(dom, t, &mut chain);
                 if k > 0 {
                     let top = *chain;
+                    let n = k as usize;
+                    let names = chain as *const *const c_char;
+                    let mut count = 0usize;
+                    let sink = vcp_action_sink {
+                        opaque: (&raw mut count).cast(),
+                        bitmap_add: None,
+                        bitmap_remove: None,
+                        bitmap_merge: None,
+                        action: Some(count_json),
+                    };
+                    let mut reopen = vec![0usize; n];
+                    let mut nreopen = 0usize;
+                    let tail = *chain.add(n - 1);
+                    vcp_chain_bitmap_is_valid(names, n, nodes, c"c1".as_ptr());
+                    vcp_chain_merge_actions(
+                        names,
+                        n,
+                        n / 2,
+                        nodes,
+                        top,
+                        ptr::null(),
+                        ptr::null(),
+                        top,
+                        &sink,
+                        0,
+                    );
+                    vcp_chain_backup_actions(
+                        names,
+                        n,
+                        nodes,
+                        c"c1".as_ptr(),
+                        top,
+                        c"tmp".as_ptr(),
+                        &sink,
+                        0,
+                    );
+                    vcp_chain_blockcopy_actions(names, n, nodes, top, &sink, flags & 1);
+                    vcp_chain_blockcommit_actions(names, n, nodes, tail, &sink, flags & 1);
+                    if vcp_chain_discard_actions(
+                        names,
+                        n,
+                        nodes,
+                        c"c1".as_ptr(),
+                        t,
+                        &sink,
+                        reopen.as_mut_ptr(),
+                        &mut nreopen,
+                        0,
+                    ) == 0
+                    {
+                        assert!(nreopen < n && reopen[..nreopen].iter().all(|&l| l > 0 && l < n));
+                    }
+                    vcp_node_propagate_actions(nodes, top, c"ov".as_ptr(), &sink, 0);
                     if vcp_blockpull_bitmap_actions(dom, t, nodes, ptr::null(), &mut a, 0) == 0 {
                         vcp_free(a.cast());
                     }

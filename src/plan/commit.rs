@@ -69,3 +69,62 @@ pub fn commit_finish_actions<L: Layer>(
 pub fn commit_failed_actions(base_node: &str) -> Vec<Action> {
     vec![Action::remove(base_node, TMP_ACTIVEWRITE)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::nodes::{Bitmap, Node};
+
+    fn node(name: &str, bitmaps: &[(&str, bool)]) -> Node {
+        Node {
+            name: name.into(),
+            bitmaps: bitmaps
+                .iter()
+                .map(|&(b, recording)| Bitmap {
+                    name: b.into(),
+                    recording,
+                    persistent: true,
+                    granularity: 65536,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// libvirt cuts the chain above the base before the commit's bitmaps are handled,
+    /// so validity is read along the layers above the base only: a copy on the base
+    /// that stopped recording does not keep the top's bitmap from being merged.
+    #[test]
+    fn a_cut_chain_is_read_as_libvirt_reads_it() {
+        let mut nodes = NodeData::new();
+        nodes.insert(node("top", &[("a", true)])).unwrap();
+        nodes.insert(node("mid", &[("a", true)])).unwrap();
+        nodes.insert(node("base", &[("a", false)])).unwrap();
+        let cut = ["top", "mid"];
+        let whole = ["top", "mid", "base"];
+
+        let merged = commit_finish_actions(&cut, "base", false, &nodes);
+        assert_eq!(
+            merged,
+            vec![Action::BitmapMerge {
+                node: "base".into(),
+                target: "a".into(),
+                bitmaps: ["top", "mid"]
+                    .iter()
+                    .map(|n| crate::qmp::action::BitmapRef {
+                        node: (*n).into(),
+                        name: "a".into()
+                    })
+                    .collect(),
+            }]
+        );
+        // Along the whole chain the base's copy breaks it: nothing to merge.
+        assert!(commit_finish_actions(&whole, "base", false, &nodes).is_empty());
+        // The index form reads the whole chain, as before the cut.
+        assert_eq!(
+            blockcommit_bitmap_actions(&whole, 0, 2, false, &nodes).unwrap(),
+            commit_finish_actions(&whole, "base", false, &nodes)
+        );
+    }
+}
