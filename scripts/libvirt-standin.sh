@@ -36,6 +36,7 @@ case "$version" in
 esac
 work=${2:-$root/build-libvirt/$version}
 mkdir -p "$work"
+work=$(cd "$work" && pwd)
 cd "$work"
 fail() { echo "libvirt stand-in $version: $*"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -262,6 +263,9 @@ else
     echo "libvirt stand-in: the benchmark failed (see $work/vcpbench.out)"
     failed=$((failed + 1))
 fi
+# The adapter's size against the libvirt C it replaces (reported, not asserted).
+python3 "$root/scripts/adapter-lines.py" "$work/libvirt-$version" \
+    || echo "libvirt stand-in: the adapter could not be measured"
 
 # 5. Real QEMU: virsh (qemu:///embed) over the stand-in replays stock libvirt's
 # recorded operations and more (scripts/libvirt-virsh.py).
