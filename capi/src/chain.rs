@@ -12,9 +12,9 @@ use crate::nodes::vcp_node_data;
 use crate::plan::{VCP_BLOCKCOMMIT_ACTIVE, VCP_BLOCKCOPY_SHALLOW};
 use crate::{Call, Out, guard};
 use virtcheckpoint::{
-    Action, Error, ErrorCode, ErrorDomain, MergeSpec, NodeData, Result, backup_bitmap_actions,
-    bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions, checkpoint_add_actions,
-    commit_finish_actions, discard_disk_bitmaps, propagate_bitmap_actions,
+    Action, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
+    backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions,
+    checkpoint_add_actions, commit_finish_actions, discard_disk_bitmaps, propagate_bitmap_actions,
 };
 
 /// Where the chain face delivers the actions it plans, in transaction order. Each
@@ -157,6 +157,20 @@ enum Prepared {
     Other(usize),
 }
 
+/// The `type` of an action's JSON.
+fn kind_of(json: &Json) -> &str {
+    match json {
+        Json::Obj(members) => members
+            .iter()
+            .find_map(|(k, v)| match (*k, v) {
+                ("type", Json::Str(t)) => Some(t.as_str()),
+                _ => None,
+            })
+            .unwrap_or("?"),
+        _ => "?",
+    }
+}
+
 fn prepare(a: &Action, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepared> {
     Ok(match a {
         Action::BitmapAdd {
@@ -187,7 +201,20 @@ fn prepare(a: &Action, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepar
                 .collect::<Result<_>>()?;
             Prepared::Merge(n, t, sources)
         }
-        other => Prepared::Other(s.push(&other.to_json().to_compact())?),
+        other => {
+            let json = other.to_json();
+            if sink.action.is_none() {
+                // Refused before anything is delivered: the sink has no way to take it.
+                return Err(Error::invalid_arg(
+                    ErrorDomain::None,
+                    format_args!(
+                        "the sink has no callback for the '{}' action",
+                        kind_of(&json)
+                    ),
+                ));
+            }
+            Prepared::Other(s.push(&json.to_compact())?)
+        }
     })
 }
 
@@ -495,4 +522,105 @@ pub unsafe extern "C" fn vcp_node_propagate_actions(
         }
         Ok(0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    unsafe extern "C" fn add(
+        o: *mut c_void,
+        _: *const c_char,
+        _: *const c_char,
+        _: c_int,
+        _: c_int,
+        _: c_ulonglong,
+    ) -> c_int {
+        // SAFETY: the tests pass a Vec<String> as opaque.
+        unsafe { (*o.cast::<Vec<String>>()).push("add".into()) };
+        0
+    }
+    unsafe extern "C" fn remove(o: *mut c_void, _: *const c_char, _: *const c_char) -> c_int {
+        // SAFETY: as above.
+        unsafe { (*o.cast::<Vec<String>>()).push("remove".into()) };
+        0
+    }
+    unsafe extern "C" fn merge(
+        o: *mut c_void,
+        _: *const c_char,
+        _: *const c_char,
+        _: usize,
+        _: *const *const c_char,
+        _: *const *const c_char,
+    ) -> c_int {
+        // SAFETY: as above.
+        unsafe { (*o.cast::<Vec<String>>()).push("merge".into()) };
+        0
+    }
+    unsafe extern "C" fn json(o: *mut c_void, j: *const c_char) -> c_int {
+        // SAFETY: as above; `j` is NUL-terminated for the call.
+        unsafe { (*o.cast::<Vec<String>>()).push(CStr::from_ptr(j).to_str().unwrap().to_owned()) };
+        0
+    }
+
+    fn actions() -> Vec<Action> {
+        vec![
+            Action::remove("n1", "a"),
+            Action::BlockdevSnapshot {
+                node: "n1".into(),
+                overlay: "o1".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn an_action_without_a_callback_is_refused_before_any_is_delivered() {
+        let mut got: Vec<String> = Vec::new();
+        let sink = vcp_action_sink {
+            opaque: (&raw mut got).cast(),
+            bitmap_add: Some(add),
+            bitmap_remove: Some(remove),
+            bitmap_merge: Some(merge),
+            action: None,
+        };
+        // SAFETY: the callbacks above take `got`.
+        let err = unsafe { deliver(&sink, &actions()) }.unwrap_err();
+        assert!(err.to_string().contains("'blockdev-snapshot'"), "{err}");
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn the_json_fallback_takes_the_kinds_without_a_callback_in_order() {
+        let mut got: Vec<String> = Vec::new();
+        let sink = vcp_action_sink {
+            opaque: (&raw mut got).cast(),
+            bitmap_add: None,
+            bitmap_remove: Some(remove),
+            bitmap_merge: None,
+            action: Some(json),
+        };
+        // SAFETY: as above.
+        unsafe { deliver(&sink, &actions()) }.unwrap();
+        assert_eq!(got[0], "remove");
+        assert_eq!(got[1], actions()[1].to_json().to_compact());
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_name_with_a_nul_byte_delivers_nothing() {
+        let mut got: Vec<String> = Vec::new();
+        let sink = vcp_action_sink {
+            opaque: (&raw mut got).cast(),
+            bitmap_add: Some(add),
+            bitmap_remove: Some(remove),
+            bitmap_merge: Some(merge),
+            action: Some(json),
+        };
+        let list = vec![Action::remove("n1", "a"), Action::remove("n1", "b\0c")];
+        // SAFETY: as above.
+        let err = unsafe { deliver(&sink, &list) }.unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+        assert!(got.is_empty());
+    }
 }
