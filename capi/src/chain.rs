@@ -564,6 +564,17 @@ mod tests {
         0
     }
 
+    /// A sink with every callback, recording into `got`.
+    fn recording(got: &mut Vec<String>) -> vcp_action_sink {
+        vcp_action_sink {
+            opaque: (got as *mut Vec<String>).cast(),
+            bitmap_add: Some(add),
+            bitmap_remove: Some(remove),
+            bitmap_merge: Some(merge),
+            action: Some(json),
+        }
+    }
+
     fn actions() -> Vec<Action> {
         vec![
             Action::remove("n1", "a"),
@@ -578,11 +589,8 @@ mod tests {
     fn an_action_without_a_callback_is_refused_before_any_is_delivered() {
         let mut got: Vec<String> = Vec::new();
         let sink = vcp_action_sink {
-            opaque: (&raw mut got).cast(),
-            bitmap_add: Some(add),
-            bitmap_remove: Some(remove),
-            bitmap_merge: Some(merge),
             action: None,
+            ..recording(&mut got)
         };
         // SAFETY: the callbacks above take `got`.
         let err = unsafe { deliver(&sink, &actions()) }.unwrap_err();
@@ -594,11 +602,9 @@ mod tests {
     fn the_json_fallback_takes_the_kinds_without_a_callback_in_order() {
         let mut got: Vec<String> = Vec::new();
         let sink = vcp_action_sink {
-            opaque: (&raw mut got).cast(),
             bitmap_add: None,
-            bitmap_remove: Some(remove),
             bitmap_merge: None,
-            action: Some(json),
+            ..recording(&mut got)
         };
         // SAFETY: as above.
         unsafe { deliver(&sink, &actions()) }.unwrap();
@@ -610,13 +616,7 @@ mod tests {
     #[test]
     fn a_name_with_a_nul_byte_delivers_nothing() {
         let mut got: Vec<String> = Vec::new();
-        let sink = vcp_action_sink {
-            opaque: (&raw mut got).cast(),
-            bitmap_add: Some(add),
-            bitmap_remove: Some(remove),
-            bitmap_merge: Some(merge),
-            action: Some(json),
-        };
+        let sink = recording(&mut got);
         let list = vec![Action::remove("n1", "a"), Action::remove("n1", "b\0c")];
         // SAFETY: as above.
         let err = unsafe { deliver(&sink, &list) }.unwrap_err();
