@@ -372,6 +372,72 @@ check_bulk_bitmaps(void)
     vcp_node_data_free(nd);
 }
 
+/* The size query, one disk at a time: the three transactions go to three sinks, as
+ * the text face's three arrays; a disk whose chain does not carry the bitmap is
+ * skipped; the size is read back from the node data after the merge. */
+static void
+check_size(void)
+{
+    static out parts[3];
+    vcp_action_sink sinks[3];
+    vcp_node_data *nd = vector_nodes("snapshots");
+    vcp_domain *dom = vcp_domain_new("fake", NULL);
+    vcp_checkpoint_def *def = vcp_checkpoint_def_new("a", 1, 0);
+    vcp_node_data *after = vcp_node_data_new();
+    char *text[3] = { NULL, NULL, NULL };
+    char mine[3][sizeof(parts[0].buf) + 2];
+    unsigned long long size = 0;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < 3; i++) {
+        vcp_action_sink s = { &parts[i], on_add, on_remove, on_merge, NULL };
+        sinks[i] = s;
+        memset(&parts[i], 0, sizeof(parts[i]));
+        parts[i].fail_at = -1;
+    }
+    vcp_domain_add_disk(dom, "vda", NULL, NULL, 0);
+    for (i = 0; i < 5; i++)
+        vcp_domain_disk_append_image(dom, "vda", chain[i], "qcow2", chain[i], "storage", 0);
+    vcp_checkpoint_def_add_disk(def, "vda", VCP_CHECKPOINT_TYPE_BITMAP, "a");
+    rc = vcp_chain_size_actions(chain, 5, nd, "a", &sinks[0], &sinks[1], &sinks[2], 0);
+    for (i = 0; i < 3; i++)
+        snprintf(mine[i], sizeof(mine[i]), "[%s]", parts[i].buf);
+    TAP_OK(rc == 1 &&
+           vcp_checkpoint_size_actions(dom, def, nd, &text[0], &text[1], &text[2], 0) == 0 &&
+           strcmp(mine[0], text[0]) == 0 && strcmp(mine[1], text[1]) == 0 &&
+           strcmp(mine[2], text[2]) == 0 && strcmp(mine[0], "[]") == 0 &&
+           strstr(mine[1], "\"block-dirty-bitmap-merge\"") &&
+           strcmp(mine[2], "[{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":"
+                           "\"libvirt-1-format\",\"name\":\"libvirt-tmp-size-xml\"}}]") == 0,
+           "size: the chain face's three transactions are the text face's (no leftover)");
+    for (i = 0; i < 3; i++) {
+        vcp_free(text[i]);
+        memset(&parts[i], 0, sizeof(parts[i]));
+        parts[i].fail_at = -1;
+    }
+    TAP_OK(vcp_chain_size_actions(chain, 5, nd, "missing", &sinks[0], &sinks[1], &sinks[2], 0) == 0 &&
+           parts[0].n + parts[1].n + parts[2].n == 0,
+           "size: a disk whose chain lacks the bitmap is skipped, nothing delivered");
+    vcp_node_data_add_node(after, "libvirt-1-format", 1 << 30, 0);
+    vcp_node_data_add_bitmap(after, "libvirt-1-format", "libvirt-tmp-size-xml",
+                             VCP_BITMAP_RECORDING, 65536, 262144);
+    vcp_node_data_add_bitmap(after, "libvirt-1-format", "c1",
+                             VCP_BITMAP_RECORDING | VCP_BITMAP_PERSISTENT, 65536, 0);
+    TAP_OK(vcp_chain_size_actions(chain, 1, after, "c1", &sinks[0], &sinks[1],
+                                  &sinks[2], 0) == 1 &&
+           parts[0].n == 1 && strstr(parts[0].buf, "\"block-dirty-bitmap-remove\""),
+           "size: a temporary bitmap left by an earlier query is removed first");
+    TAP_OK(vcp_chain_size_read(after, "libvirt-1-format", &size) == 1 && size == 262144 &&
+           vcp_chain_size_read(nd, "libvirt-1-format", &size) == 0 && size == 262144 &&
+           vcp_chain_size_read(after, NULL, &size) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
+           "size read back: the temporary bitmap's count, none without it, NULL node refused");
+    vcp_node_data_free(after);
+    vcp_checkpoint_def_free(def);
+    vcp_domain_free(dom);
+    vcp_node_data_free(nd);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -380,5 +446,6 @@ main(int argc, char **argv)
     check_faces_agree();
     check_errors();
     check_bulk_bitmaps();
+    check_size();
     return TAP_DONE();
 }

@@ -267,7 +267,7 @@ check_hostile(void)
         TAP_OK(def == NULL && code == cases[i].code, "hostile checkpoint XML refused: %s", cases[i].what);
         vcp_checkpoint_def_free(def);
     }
-    TAP_OK(vcp_checkpoint_def_parse_xml("<domaincheckpoint/>", NULL, 2) == NULL &&
+    TAP_OK(vcp_checkpoint_def_parse_xml("<domaincheckpoint/>", NULL, 1 << 5) == NULL &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "parse: unknown flag refused");
 
     p += sprintf(p, "<domain>");
@@ -317,12 +317,92 @@ check_hostile(void)
     }
 }
 
+/* A definition as a driver holds it (libvirt's virDomainCheckpointDef): handed over
+ * field by field, disks in one call, the embedded domain as the driver's own
+ * formatter wrote it; and read back out of the library's parse without defaults. */
+static void
+check_driver_held(void)
+{
+    const vcp_checkpoint_disk disks[] = {
+        { "vda", VCP_CHECKPOINT_TYPE_BITMAP, "c1", 1048576, 1 },
+        { "vdb", VCP_CHECKPOINT_TYPE_NO, NULL, 0, 0 },
+        { NULL, VCP_CHECKPOINT_TYPE_DEFAULT, NULL, 0, 0 },
+        { "vda", VCP_CHECKPOINT_TYPE_DEFAULT, "c1b", 0, 0 },
+    };
+    const vcp_checkpoint_disk bad[] = {
+        { "vdc", VCP_CHECKPOINT_TYPE_NO, NULL, 0, 0 },
+        { "vdd", 7, NULL, 0, 0 },
+    };
+    const char *domain = "  <domain type='kvm'>\n    <name>d</name>\n"
+                         "    <description>one\ntwo</description>\n  </domain>\n";
+    vcp_checkpoint_def *def = vcp_checkpoint_def_new("c1", 1525889631, 0);
+    vcp_checkpoint_def *unnamed = vcp_checkpoint_def_new(NULL, 0, 0);
+    char *out = NULL, *name = NULL, *desc = NULL, *dom = NULL;
+    long long ctime = -1;
+
+    TAP_OK(def && vcp_checkpoint_def_set_parent(def, "c0", "a <note>") == 0 &&
+           vcp_checkpoint_def_set_disks(def, disks, 4) == 0 &&
+           vcp_checkpoint_def_get_disk_count(def) == 4,
+           "a driver's disks are set in one call, a repeated name kept as libvirt's parse keeps it");
+    TAP_OK(vcp_checkpoint_def_set_disks(def, bad, 2) == -1 &&
+           tap_err_is(VCP_ERR_INVALID_ARG, "invalid argument: unknown checkpoint disk type 7") &&
+           vcp_checkpoint_def_get_disk_count(def) == 4,
+           "a bad disk type is refused and the disks are unchanged");
+    TAP_OK(vcp_checkpoint_def_set_domain_xml(def, "<domain>") == -1 &&
+           tap_err_code() == VCP_ERR_XML_ERROR,
+           "a malformed embedded domain is refused");
+    TAP_OK(vcp_checkpoint_def_set_domain_xml(def, domain) == 0, "the driver's domain is taken");
+    out = vcp_checkpoint_def_format_xml(def, VCP_CHECKPOINT_XML_SIZE);
+    TAP_OK(out && strcmp(out,
+           "<domaincheckpoint>\n  <name>c1</name>\n  <description>a &lt;note&gt;</description>\n"
+           "  <parent>\n    <name>c0</name>\n  </parent>\n  <creationTime>1525889631</creationTime>\n"
+           "  <disks>\n    <disk name='vda' checkpoint='bitmap' bitmap='c1' size='1048576'/>\n"
+           "    <disk name='vdb' checkpoint='no'/>\n    <disk name='vda' bitmap='c1b'/>\n"
+           "  </disks>\n  <domain type='kvm'>\n    <name>d</name>\n"
+           "    <description>one\ntwo</description>\n  </domain>\n</domaincheckpoint>\n") == 0,
+           "formatted as libvirt formats it: size, no unnamed disk, the domain verbatim");
+    vcp_free(out);
+    out = vcp_checkpoint_def_format_xml(def, VCP_CHECKPOINT_XML_NO_DOMAIN);
+    TAP_OK(out && !strstr(out, "size=") && !strstr(out, "<domain type"),
+           "without XML_SIZE and with NO_DOMAIN: no size, no domain");
+    vcp_free(out);
+    out = unnamed ? vcp_checkpoint_def_format_xml(unnamed, 0) : NULL;
+    TAP_OK(out && vcp_checkpoint_def_get_name(unnamed, &name) == 0 && !name &&
+           strcmp(out, "<domaincheckpoint>\n  <creationTime>0</creationTime>\n</domaincheckpoint>\n") == 0,
+           "an unnamed definition has no name and no <name>");
+    vcp_free(out);
+    vcp_checkpoint_def_free(unnamed);
+    vcp_checkpoint_def_free(def);
+
+    def = vcp_checkpoint_def_parse_xml("<domaincheckpoint><description/><disks><disk name='vda'/>"
+                                       "</disks><domain/></domaincheckpoint>",
+                                       NULL, VCP_CHECKPOINT_PARSE_ONLY);
+    TAP_OK(def && vcp_checkpoint_def_get_name(def, &name) == 0 && !name &&
+           vcp_checkpoint_def_get_creation_time(def, &ctime) == 0 && ctime == 0 &&
+           vcp_checkpoint_def_get_description(def, &desc) == 0 && !desc &&
+           vcp_checkpoint_def_get_domain_xml(def, &dom) == 0 && !dom,
+           "without defaults: no name, no time, an empty description is none, no domain on create");
+    vcp_checkpoint_def_free(def);
+    def = vcp_checkpoint_def_parse_xml("<domaincheckpoint><name>r</name><creationTime>3</creationTime>"
+                                       "<description>x</description>\n  <domain type='qemu'>\n"
+                                       "    <name>v</name>\n  </domain>\n</domaincheckpoint>",
+                                       NULL, VCP_CHECKPOINT_PARSE_REDEFINE | VCP_CHECKPOINT_PARSE_ONLY);
+    TAP_OK(def && vcp_checkpoint_def_get_description(def, &desc) == 0 && desc && strcmp(desc, "x") == 0 &&
+           vcp_checkpoint_def_get_domain_xml(def, &dom) == 0 && dom &&
+           strcmp(dom, "<domain type='qemu'>\n    <name>v</name>\n  </domain>") == 0,
+           "on redefine the description and the embedded domain's text are read back (domain without disks: not aligned)");
+    free(desc); /* malloc()ed: plain free() releases what the library returns */
+    vcp_free(dom);
+    vcp_checkpoint_def_free(def);
+}
+
 int
 main(int argc, char **argv)
 {
     datadir = tap_datadir(argc, argv);
     check_status_xml();
     check_builder();
+    check_driver_held();
     check_align();
     check_vectors();
     check_hostile();

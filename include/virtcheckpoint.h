@@ -81,6 +81,14 @@
 #define VCP_CHECKPOINT_PARSE_REDEFINE (1 << 0)
 
 /**
+ * Parse: parse only, as libvirt's `virDomainCheckpointDefParseString` (for drivers
+ * that run their own post-parse and alignment): nothing is aligned, `dom` is not
+ * used, and when creating there is no default name and no creation time (libvirt's
+ * moment post-parse hook gives them). Without `<name>` the definition is unnamed.
+ */
+#define VCP_CHECKPOINT_PARSE_ONLY (1 << 1)
+
+/**
  * Format: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
  */
 #define VCP_CHECKPOINT_XML_SECURE (1 << 0)
@@ -343,6 +351,33 @@ typedef struct {
 } vcp_action_sink;
 
 /**
+ * One disk of a definition, for `vcp_checkpoint_def_set_disks()`.
+ */
+typedef struct {
+    /**
+     * The disk's name (its target); NULL: a disk without name, which is not
+     * formatted (as libvirt's formatter skips one).
+     */
+    const char *name;
+    /**
+     * `VCP_CHECKPOINT_TYPE_*`.
+     */
+    int kind;
+    /**
+     * The bitmap's name, or NULL.
+     */
+    const char *bitmap;
+    /**
+     * The size of the changes since the checkpoint, in bytes, when `has_size`.
+     */
+    unsigned long long size;
+    /**
+     * Nonzero when `size` is known (libvirt's `sizeValid`).
+     */
+    int has_size;
+} vcp_checkpoint_disk;
+
+/**
  * The last error raised on the calling thread.
  *
  * `code` is a libvirt `virErrorNumber` (`VCP_ERR_*`), `domain` a `virErrorDomain`
@@ -570,6 +605,33 @@ int vcp_chain_blockcommit_actions(const char *const *chain,
                                   unsigned int flags);
 
 /**
+ * One disk's part of the checkpoint size query (qemuCheckpointGetXMLDescUpdateSize)
+ * along `chain`, for checkpoint bitmap `bitmap`. Returns 0 when the chain does not
+ * carry the bitmap validly (libvirt measures no such disk; nothing is delivered), or
+ * 1 with: to `recovery`, the removal of a temporary bitmap an earlier query left on
+ * the top (when there is one; send first); to `merge`, the merge into the temporary
+ * bitmap (send second); to `cleanup`, its removal (send once the node data was read
+ * again and the size taken with `vcp_chain_size_read()`). -1 on error. `flags` must
+ * be 0.
+ */
+int vcp_chain_size_actions(const char *const *chain,
+                           size_t n,
+                           const vcp_node_data *nodes,
+                           const char *bitmap,
+                           const vcp_action_sink *recovery,
+                           const vcp_action_sink *merge,
+                           const vcp_action_sink *cleanup,
+                           unsigned int flags);
+
+/**
+ * The size the query measured on the disk whose top node is `top_node`, from `after`
+ * (the node data read after the merge transaction): 1 with the bytes changed since
+ * the checkpoint in `*size`, or 0 when the temporary bitmap is not there (libvirt then
+ * leaves the disk without size). -1 on error.
+ */
+int vcp_chain_size_read(const vcp_node_data *after, const char *top_node, unsigned long long *size);
+
+/**
  * qemuCheckpointDiscardDiskBitmaps along `chain`: the removal of `bitmap` from every
  * layer that has it goes to `sink`, and the positions in `chain` of the non-top
  * layers among them, deepest first (to reopen read-write around the transaction), are
@@ -610,8 +672,10 @@ int vcp_node_propagate_actions(const vcp_node_data *nodes,
 /**
  * A new definition named `name`, created at `creation_time` (Unix seconds), without
  * disks, for drivers that hold the parsed definition (add disks with
- * `vcp_checkpoint_def_add_disk()`). `flags` must be 0. NULL with VIR_ERR_INVALID_ARG
- * for a name libvirt's schema refuses or that does not fit a file name.
+ * `vcp_checkpoint_def_add_disk()` or `vcp_checkpoint_def_set_disks()`). `name` NULL:
+ * an unnamed definition (formatted without `<name>`, as libvirt formats one). `flags`
+ * must be 0. NULL with VIR_ERR_INVALID_ARG for a name libvirt's schema refuses or
+ * that does not fit a file name.
  */
 vcp_checkpoint_def *vcp_checkpoint_def_new(const char *name,
                                            long long creation_time,
@@ -644,7 +708,7 @@ int vcp_checkpoint_def_add_disk(vcp_checkpoint_def *def,
  * disk in domain order, defaults for unlisted ones, bitmap names defaulting to the
  * checkpoint name. With it: `<name>` and `<creationTime>` are required, `<parent>` and
  * `<domain>` kept; an embedded `<domain>` must have `dom`'s UUID and the disks are
- * aligned against it.
+ * aligned against it. With `VCP_CHECKPOINT_PARSE_ONLY`: parsed only (see there).
  *
  * Errors: VIR_ERR_XML_ERROR (malformed XML, invalid UTF-8, no name on redefine),
  * VIR_ERR_XML_INVALID_SCHEMA (what libvirt's schema refuses, e.g. `../escape` or a
@@ -670,7 +734,8 @@ char *vcp_checkpoint_def_format_xml(const vcp_checkpoint_def *def, unsigned int 
 void vcp_checkpoint_def_free(vcp_checkpoint_def *def);
 
 /**
- * Stores in `*name` a new copy of the checkpoint's name. Returns 0 or -1.
+ * Stores in `*name` a new copy of the checkpoint's name, or NULL for an unnamed
+ * definition. Returns 0 or -1.
  */
 int vcp_checkpoint_def_get_name(const vcp_checkpoint_def *def, char **name);
 
@@ -679,6 +744,12 @@ int vcp_checkpoint_def_get_name(const vcp_checkpoint_def *def, char **name);
  * no parent. Returns 0 or -1.
  */
 int vcp_checkpoint_def_get_parent(const vcp_checkpoint_def *def, char **parent);
+
+/**
+ * Stores in `*description` a new copy of the description, or NULL when the
+ * checkpoint has none. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_get_description(const vcp_checkpoint_def *def, char **description);
 
 /**
  * Stores the creation time (Unix seconds) in `*creation_time`. Returns 0 or -1.
@@ -700,6 +771,35 @@ int vcp_checkpoint_def_get_disk(const vcp_checkpoint_def *def,
                                 char **name,
                                 int *kind,
                                 char **bitmap);
+
+/**
+ * Replaces the definition's disks by the `n` of `disks`, in order, as a driver holds
+ * them (libvirt's parsed `disks`, before or after alignment). Unlike
+ * `vcp_checkpoint_def_add_disk()`, a disk named twice is not refused here (libvirt's
+ * parse does not refuse one either; alignment does). Checked before anything
+ * changes. Returns 0, or -1 (an unknown type, an empty name: VIR_ERR_INVALID_ARG).
+ */
+int vcp_checkpoint_def_set_disks(vcp_checkpoint_def *def,
+                                 const vcp_checkpoint_disk *disks,
+                                 size_t n);
+
+/**
+ * Sets (or with NULL clears) the embedded `<domain>`: its XML as it stands in
+ * formatted checkpoint XML, each line after the first indented by its depth plus
+ * the two spaces of the checkpoint's children, as libvirt's domain formatter writes
+ * it into the checkpoint's buffer (leading blanks of the first line are dropped).
+ * The text is written back verbatim by `vcp_checkpoint_def_format_xml()`. It must be
+ * one well-formed element (VIR_ERR_XML_ERROR), and the definition is unchanged on
+ * error. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_set_domain_xml(vcp_checkpoint_def *def, const char *xml);
+
+/**
+ * Stores in `*xml` a new copy of the embedded `<domain>` element's XML (a whole
+ * document, as `vcp_checkpoint_def_set_domain_xml()` describes it), or NULL when the
+ * definition carries none. Returns 0 or -1.
+ */
+int vcp_checkpoint_def_get_domain_xml(const vcp_checkpoint_def *def, char **xml);
 
 /**
  * Parses libvirt's live, inactive or status (`<domstatus>`) domain XML: every

@@ -261,21 +261,18 @@ vcpAdapterDomain(virDomainDef *def)
     return dom;
 }
 
-/* libvirt's checkpoint definition as the library's. */
+/* libvirt's checkpoint definition as the library's (the types are the same numbers). */
 static vcp_checkpoint_def *
 vcpAdapterCheckpoint(virDomainCheckpointDef *def)
 {
     vcp_checkpoint_def *chk = vcp_checkpoint_def_new(def->parent.name, def->parent.creationTime, 0);
+    g_autofree vcp_checkpoint_disk *disks = g_new0(vcp_checkpoint_disk, def->ndisks);
     size_t i;
 
-    for (i = 0; chk && i < def->ndisks; i++) {
-        virDomainCheckpointDiskDef *d = def->disks + i;
-        int type = d->type == VIR_DOMAIN_CHECKPOINT_TYPE_BITMAP ? VCP_CHECKPOINT_TYPE_BITMAP :
-                   d->type == VIR_DOMAIN_CHECKPOINT_TYPE_NONE ? VCP_CHECKPOINT_TYPE_NO :
-                   VCP_CHECKPOINT_TYPE_DEFAULT;
-        if (vcp_checkpoint_def_add_disk(chk, d->name, type, d->bitmap) < 0)
-            g_clear_pointer(&chk, vcp_checkpoint_def_free);
-    }
+    for (i = 0; i < def->ndisks; i++)
+        disks[i] = (vcp_checkpoint_disk) { def->disks[i].name, def->disks[i].type, def->disks[i].bitmap, 0, 0 };
+    if (chk && vcp_checkpoint_def_set_disks(chk, disks, def->ndisks) < 0)
+        g_clear_pointer(&chk, vcp_checkpoint_def_free);
     return chk;
 }
 
@@ -283,6 +280,7 @@ vcpAdapterCheckpoint(virDomainCheckpointDef *def)
 int qemuCheckpointAddActions(virDomainObj *vm, virJSONValue *actions,
                              virDomainCheckpointDef *def);
 int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, virDomainCheckpointDef *chkdef);
+int qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm, virDomainCheckpointDef *chkdef);
 
 int
 qemuCheckpointAddActions(virDomainObj *vm,
@@ -321,4 +319,74 @@ qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm,
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
     return rc;
+}
+
+int
+qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm,
+                                   virDomainCheckpointDef *chkdef)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(GHashTable) before = NULL;
+    g_autoptr(GHashTable) after = NULL;
+    g_autofree virDomainCheckpointDiskDef **measured = g_new0(virDomainCheckpointDiskDef *, chkdef->ndisks);
+    g_autofree const char **tops = g_new0(const char *, chkdef->ndisks);
+    g_autoptr(virJSONValue) recovery = NULL;
+    g_autoptr(virJSONValue) merge = NULL;
+    g_autoptr(virJSONValue) cleanup = NULL;
+    vcp_action_sink sinks[] = { vcpAdapterSink(&recovery), vcpAdapterSink(&merge), vcpAdapterSink(&cleanup) };
+    size_t i, n = 0;
+    int rc = 0, ret = -1;
+
+    if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
+        return -1;
+    if (virDomainObjCheckActive(vm) < 0 || !(before = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
+        goto endjob;
+    for (i = 0; i < chkdef->ndisks; i++) {
+        virDomainCheckpointDiskDef *chkdisk = chkdef->disks + i;
+        virDomainDiskDef *domdisk = virDomainDiskByTarget(vm->def, chkdisk->name);
+        g_autofree const char **chain = NULL;
+        size_t len;
+
+        chkdisk->size = 0;
+        chkdisk->sizeValid = false;
+        if (chkdisk->type != VIR_DOMAIN_CHECKPOINT_TYPE_BITMAP || !domdisk)
+            continue;
+        len = vcpAdapterChain(domdisk->src, NULL, &chain, NULL);
+        if ((rc = vcp_chain_size_actions(chain, len, vcpAdapterNodes(before), chkdef->parent.name,
+                                         &sinks[0], &sinks[1], &sinks[2], 0)) < 0) {
+            vcpAdapterReport();
+            goto endjob;
+        }
+        if (rc == 1) {
+            measured[n] = chkdisk;
+            tops[n++] = VCP_NODE(domdisk->src);
+        }
+    }
+    rc = 0;
+    if (n == 0) {
+        ret = 0;
+        goto endjob;
+    }
+
+    qemuDomainObjEnterMonitor(vm);
+    if (recovery)
+        rc = qemuMonitorTransaction(priv->mon, &recovery);
+    if (rc == 0)
+        rc = qemuMonitorTransaction(priv->mon, &merge);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0 || !(after = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
+        goto endjob;
+    qemuDomainObjEnterMonitor(vm);
+    rc = qemuMonitorTransaction(priv->mon, &cleanup);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        goto endjob;
+
+    for (i = 0; i < n; i++)
+        measured[i]->sizeValid = vcp_chain_size_read(vcpAdapterNodes(after), tops[i], &measured[i]->size) == 1;
+    ret = 0;
+
+ endjob:
+    virDomainObjEndJob(vm);
+    return ret;
 }

@@ -18,15 +18,24 @@ FUNCTIONS = {
     "qemuCheckpointAddActions": "qemu_checkpoint.c",
     "qemuCheckpointRedefineValidateBitmaps": "qemu_checkpoint.c",
     "qemuCheckpointDiscardDiskBitmaps": "qemu_checkpoint.c",
+    "qemuCheckpointGetXMLDescUpdateSize": "qemu_checkpoint.c",
     "qemuBlockBitmapChainIsValid": "qemu_block.c",
     "qemuBlockGetBitmapMergeActions": "qemu_block.c",
     "qemuBlockBitmapsHandleBlockcopy": "qemu_block.c",
     "qemuBlockBitmapsHandleCommitFinish": "qemu_block.c",
     "qemuBackupDiskPrepareOneBitmapsChain": "qemu_backup.c",
     "qemuSnapshotDiskBitmapsPropagate": "qemu_snapshot.c",
+    "virDomainCheckpointDefParseString": "../conf/checkpoint_conf.c",
+    "virDomainCheckpointDefFormat": "../conf/checkpoint_conf.c",
 }
 # libvirt helpers only the replaced functions use, replaced with them.
-HELPERS = {"qemuBlockGetBitmapMergeActionsGetBitmaps": "qemu_block.c"}
+HELPERS = {
+    "qemuBlockGetBitmapMergeActionsGetBitmaps": "qemu_block.c",
+    "virDomainCheckpointDefParse": "../conf/checkpoint_conf.c",
+    "virDomainCheckpointDiskDefParseXML": "../conf/checkpoint_conf.c",
+    "virDomainCheckpointDefFormatInternal": "../conf/checkpoint_conf.c",
+    "virDomainCheckpointDiskDefFormat": "../conf/checkpoint_conf.c",
+}
 
 
 def code_lines(text):

@@ -21,7 +21,11 @@
 # libvirt's pull bitmap code goes through), qemuBlockBitmapsHandleBlockcopy,
 # qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain,
 # qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed),
-# qemuCheckpointRedefineValidateBitmaps and qemuSnapshotDiskBitmapsPropagate.
+# qemuCheckpointRedefineValidateBitmaps, qemuCheckpointGetXMLDescUpdateSize (the size
+# query) and qemuSnapshotDiskBitmapsPropagate; libvirt's
+# node-data parse (qemuMonitorJSONBlockGetNamedNodeDataJSON); and in libvirt's conf
+# library the checkpoint XML parse and format (virDomainCheckpointDefParseString,
+# virDomainCheckpointDefFormat).
 #
 # Usage: scripts/libvirt-standin.sh [VERSION [WORKDIR]]
 #   VERSION 9.0.0 (Debian bookworm, the default) or 11.3.0 (Debian trixie);
@@ -122,6 +126,9 @@ delegated_static = {
         "qemuCheckpointRedefineValidateBitmaps":
             "int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, "
             "virDomainCheckpointDef *chkdef);",
+        "qemuCheckpointGetXMLDescUpdateSize":
+            "int qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm, "
+            "virDomainCheckpointDef *chkdef);",
     },
     # Its definition is libvirt/vcp_adapter_snapshot.c, included at the end of the
     # file, for it needs the file's private qemuSnapshotDiskData.
@@ -171,6 +178,19 @@ open(src + "vcp_replaced.h", "w").write(
     "#include \"qemu_block.h\"\n" + "\n".join(prototypes) + "\n")
 for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c"]:
     open(src + f, "w").write(open(root + "/libvirt/" + f).read())
+# The checkpoint XML parse and format, in libvirt's conf library (linked into
+# libvirt.so): renamed the same way, kept with a prototype of their own, and the
+# adapter's definitions (libvirt/vcp_adapter_conf.c) included at the end of the file.
+conf = "delegated/src/conf/checkpoint_conf.c"
+text = open(conf).read()
+for fn in ["virDomainCheckpointDefParseString", "virDomainCheckpointDefFormat"]:
+    m = re.search(r"\n(virDomainCheckpointDef \*|char \*)\n" + fn + r"\(([^)]*)\)\n\{", text)
+    if not m or text.count("\n" + fn + "(") != 1:
+        sys.exit(f"{fn}: no single definition found")
+    text = text[:m.start()] + "\n%s vcp_replaced_%s(%s);\n%s\nvcp_replaced_%s(%s)\n{" % (
+        m.group(1), fn, m.group(2), m.group(1), fn, m.group(2)) + text[m.end():]
+open(conf, "w").write(text + '\n#include "vcp_adapter_conf.c"\n')
+open("delegated/src/conf/vcp_adapter_conf.c", "w").write(open(root + "/libvirt/vcp_adapter_conf.c").read())
 # The benchmark (libvirt/vcp_bench.c) as a test program beside qemublocktest.
 tm = open("delegated/tests/meson.build").read()
 line = next(l for l in tm.splitlines() if "'name': 'qemublocktest'" in l)
@@ -180,14 +200,21 @@ tm = tm.replace(line, line + "\n" + bench, 1)
 tm = "vcp_inc = include_directories('%s/include')\n" % root + tm
 open("delegated/tests/meson.build", "w").write(tm)
 open("delegated/tests/vcpbench.c", "w").write(open(root + "/libvirt/vcp_bench.c").read())
-mb = open(src + "meson.build").read()
-mb = mb.replace("  'qemu_block.c',\n", "  'qemu_block.c',\n  'vcp_adapter.c',\n", 1)
+# The library's archive, declared before the conf library (the first that takes it).
+sm = open("delegated/src/meson.build").read()
 dep = ("vcp_dep = declare_dependency(include_directories: include_directories('%s/include'),\n"
        "  link_args: ['%s', '-lpthread', '-ldl', '-lm'])\n" % (root, archive))
-mb = mb.replace("if conf.has('WITH_QEMU')\n", dep + "if conf.has('WITH_QEMU')\n", 1)
+sm = sm.replace("subdir('conf')\n", dep + "subdir('conf')\n", 1)
+cm = open("delegated/src/conf/meson.build").read()
+cm = cm.replace("  dependencies: [\n    src_dep,\n  ],\n)\n\nlibvirt_libs += virt_conf_lib",
+                "  dependencies: [\n    src_dep,\n    vcp_dep,\n  ],\n)\n\nlibvirt_libs += virt_conf_lib", 1)
+mb = open(src + "meson.build").read()
+mb = mb.replace("  'qemu_block.c',\n", "  'qemu_block.c',\n  'vcp_adapter.c',\n", 1)
 mb = mb.replace("    dependencies: [\n      access_dep,", "    dependencies: [\n      vcp_dep,\n      access_dep,", 1)
-if "vcp_adapter.c" not in mb or "vcp_dep," not in mb:
-    sys.exit("src/qemu/meson.build did not take the adapter")
+if "vcp_dep = " not in sm or "vcp_dep," not in cm or "vcp_adapter.c" not in mb or "vcp_dep," not in mb:
+    sys.exit("libvirt's meson files did not take the adapter")
+open("delegated/src/meson.build", "w").write(sm)
+open("delegated/src/conf/meson.build", "w").write(cm)
 open(src + "meson.build", "w").write(mb)
 PY
 

@@ -306,6 +306,17 @@ def main():
     check("pull backup ended: its temporary bitmap removed, chk4 kept",
           ended and "backup-vda" not in bitmaps and bitmaps.get("chk4") == (True, True))
 
+    # The size query (checkpoint-dumpxml --size): chk4 counts exactly the four 64 KiB
+    # writes since it, written in stock libvirt's checkpoint XML layout; the query's
+    # temporary bitmap is gone afterwards.
+    out = v.run("checkpoint-dumpxml lvtest chk4 --size --no-domain").strip()
+    check("checkpoint size of chk4: the 4 x 64 KiB written since it, in libvirt's layout",
+          re.fullmatch(r"<domaincheckpoint>\n  <name>chk4</name>\n  <creationTime>\d+"
+                       r"</creationTime>\n  <disks>\n    <disk name='vda' checkpoint='bitmap' "
+                       r"bitmap='chk4' size='%d'/>\n  </disks>\n</domaincheckpoint>" % (4 * K),
+                       out) is not None
+          and "libvirt-tmp-size-xml" not in v.top_bitmaps())
+
     # Bad states reach virsh as libvirt's own errors (the texts stock libvirt printed,
     # recordings 68 and 69): chk4's bitmap removed behind libvirt's back.
     v.remove_bitmap(v.top_node(), "chk4")

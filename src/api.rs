@@ -21,7 +21,8 @@ pub fn now() -> i64 {
 /// * REDEFINE with an embedded `<domain>`: its UUID must match `dom`'s (when both are
 ///   known), then disks are aligned against the embedded definition;
 /// * REDEFINE without one: only default bitmap names are filled in;
-/// * no domain and no REDEFINE: parsed only, as libvirt's XML tests do.
+/// * no domain and no REDEFINE: parsed only, as libvirt's XML tests do;
+/// * `parse_only`: parsed only, nothing aligned (libvirt's parse before its post-parse hook).
 pub fn checkpoint_def_from_xml(
     xml: &[u8],
     dom: Option<&Domain>,
@@ -29,6 +30,9 @@ pub fn checkpoint_def_from_xml(
     now: i64,
 ) -> Result<CheckpointDef> {
     let mut def = parse_checkpoint(xml, opts, now)?;
+    if opts.parse_only {
+        return Ok(def);
+    }
     if opts.redefine {
         match &def.domain_xml {
             Some(text) => {

@@ -101,7 +101,10 @@ pub use plan::reconcile::{
 };
 pub use plan::redefine::redefine_validate;
 pub use plan::resolve::{FullReason, Resolution, resolve_backup};
-pub use plan::size::{SizePlan, read_sizes, size_actions, sizes_from_nodes};
+pub use plan::size::{
+    DiskSizeActions, SizePlan, disk_size_actions, measured_size, read_sizes, size_actions,
+    sizes_from_nodes,
+};
 pub use plan::snapshot::{SnapshotDisk, propagate_bitmap_actions, snapshot_bitmap_actions};
 pub use plan::step::{
     Step, backup_step, commit_step, copy_step, create_step, create_step_with, discard_step,

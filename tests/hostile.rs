@@ -7,7 +7,10 @@ use virtcheckpoint::{
     format_checkpoint, nodes_from_image_info, parse_checkpoint, parse_domain, parse_node_data,
 };
 
-const REDEFINE: ParseOptions = ParseOptions { redefine: true };
+const REDEFINE: ParseOptions = ParseOptions {
+    redefine: true,
+    parse_only: false,
+};
 const BOM: &str = "\u{FEFF}";
 
 fn roundtrip(def: &CheckpointDef) -> CheckpointDef {

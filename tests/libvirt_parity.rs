@@ -356,7 +356,15 @@ fn snapshot_propagation_matches_libvirt() {
 fn checkpoint_xml_round_trips_as_libvirt_wrote_it() {
     for (full, nodom) in [("34_", "35_"), ("37_", "38_"), ("40_", "41_")] {
         let xml = data(&find("libvirt-9.0-qmp", full, ".xml"));
-        let def = parse_checkpoint(xml.as_bytes(), ParseOptions { redefine: true }, 0).unwrap();
+        let def = parse_checkpoint(
+            xml.as_bytes(),
+            ParseOptions {
+                redefine: true,
+                ..ParseOptions::default()
+            },
+            0,
+        )
+        .unwrap();
         assert_eq!(
             format_checkpoint(
                 &def,
@@ -452,4 +460,79 @@ fn steps_match_libvirt_in_order() {
         step.on_abort[0].to_compact(),
         r#"{"execute":"job-cancel","arguments":{"id":"backup-vda-libvirt-1-format"}}"#
     );
+}
+
+/// The embedded `<domain>` as libvirt writes it: a multi-line text value inside it is
+/// not indented (libvirt's buffer indents lines, not a value's own line breaks), and it
+/// comes back byte for byte.
+#[test]
+fn an_embedded_domain_with_a_multi_line_value_round_trips() {
+    let xml = "<domaincheckpoint>\n  <name>c1</name>\n  <creationTime>5</creationTime>\n  \
+               <domain type='kvm'>\n    <name>vm</name>\n    <description>first\nsecond\n   \
+               third</description>\n  </domain>\n</domaincheckpoint>\n";
+    let redefine = ParseOptions {
+        redefine: true,
+        ..ParseOptions::default()
+    };
+    let def = parse_checkpoint(xml.as_bytes(), redefine, 0).unwrap();
+    assert_eq!(format_checkpoint(&def, FormatOptions::default()), xml);
+    // Written at another indentation, its lines move to the element's place.
+    let flat = xml
+        .replace("\n  <domain", "\n<domain")
+        .replace("\n    <", "\n  <");
+    let flat = flat.replace("\n  </domain>", "\n</domain>");
+    let def2 = parse_checkpoint(flat.as_bytes(), redefine, 0).unwrap();
+    assert!(
+        def2.domain_xml
+            .as_deref()
+            .unwrap()
+            .starts_with("<domain type='kvm'>\n    <name>vm</name>\n"),
+        "{:?}",
+        def2.domain_xml
+    );
+}
+
+/// What libvirt's parse leaves to its post-parse hook stays unset with `parse_only`;
+/// an empty `<description/>` is no description (XPath's string() of it is empty).
+#[test]
+fn parse_without_defaults_leaves_name_and_time_unset() {
+    let opts = ParseOptions {
+        redefine: false,
+        parse_only: true,
+    };
+    let def = parse_checkpoint(
+        b"<domaincheckpoint><description/></domaincheckpoint>",
+        opts,
+        9,
+    )
+    .unwrap();
+    assert_eq!((def.name.as_str(), def.creation_time), ("", 0));
+    assert_eq!(def.description, None);
+    let out = format_checkpoint(&def, FormatOptions::default());
+    assert!(
+        !out.contains("<name>") && !out.contains("<description>"),
+        "{out}"
+    );
+    let def = parse_checkpoint(b"<domaincheckpoint/>", ParseOptions::default(), 9).unwrap();
+    assert_eq!((def.name.as_str(), def.creation_time), ("9", 9));
+}
+
+#[test]
+fn a_domain_set_by_a_driver_is_checked_and_written_verbatim() {
+    let mut def = CheckpointDef::new("c1", 7).unwrap();
+    for bad in ["<domain>", "<disk/>", "", "<domain/><domain/>"] {
+        assert!(def.set_domain_xml(Some(bad)).is_err(), "{bad}");
+        assert_eq!(def.domain_xml, None, "{bad}");
+    }
+    def.set_domain_xml(Some(
+        "  <domain type='qemu'>\n    <name>a\nb</name>\n  </domain>\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        format_checkpoint(&def, FormatOptions::default()),
+        "<domaincheckpoint>\n  <name>c1</name>\n  <creationTime>7</creationTime>\n  \
+         <domain type='qemu'>\n    <name>a\nb</name>\n  </domain>\n</domaincheckpoint>\n"
+    );
+    def.set_domain_xml(None).unwrap();
+    assert_eq!(def.domain_xml, None);
 }

@@ -88,6 +88,7 @@ fn mutated_checkpoint_xml_never_panics() {
             &m,
             ParseOptions {
                 redefine: i % 2 == 0,
+                parse_only: i % 3 == 0,
             },
             7,
         ) {

@@ -223,7 +223,15 @@ fn sigkill_during_saves_never_loses_or_tears_a_file() {
             }
             *seen = generation;
             let text = std::fs::read(md.path().join(format!("c{i}.xml"))).unwrap();
-            parse_checkpoint(&text, ParseOptions { redefine: true }, 0).unwrap();
+            parse_checkpoint(
+                &text,
+                ParseOptions {
+                    redefine: true,
+                    ..ParseOptions::default()
+                },
+                0,
+            )
+            .unwrap();
         }
         assert_eq!(
             list.list(None, ListOptions::TOPOLOGICAL).unwrap().len(),

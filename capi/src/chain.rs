@@ -14,7 +14,8 @@ use crate::{Call, Out, guard};
 use virtcheckpoint::{
     Action, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
     backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions,
-    checkpoint_add_actions, commit_finish_actions, discard_disk_bitmaps, propagate_bitmap_actions,
+    checkpoint_add_actions, commit_finish_actions, discard_disk_bitmaps, disk_size_actions,
+    measured_size, propagate_bitmap_actions,
 };
 
 /// Where the chain face delivers the actions it plans, in transaction order. Each
@@ -424,6 +425,69 @@ pub unsafe extern "C" fn vcp_chain_blockcommit_actions(
             )?;
         }
         Ok(0)
+    })
+}
+
+/// One disk's part of the checkpoint size query (qemuCheckpointGetXMLDescUpdateSize)
+/// along `chain`, for checkpoint bitmap `bitmap`. Returns 0 when the chain does not
+/// carry the bitmap validly (libvirt measures no such disk; nothing is delivered), or
+/// 1 with: to `recovery`, the removal of a temporary bitmap an earlier query left on
+/// the top (when there is one; send first); to `merge`, the merge into the temporary
+/// bitmap (send second); to `cleanup`, its removal (send once the node data was read
+/// again and the size taken with `vcp_chain_size_read()`). -1 on error. `flags` must
+/// be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_size_actions(
+    chain: *const *const c_char,
+    n: usize,
+    nodes: *const vcp_node_data,
+    bitmap: *const c_char,
+    recovery: *const vcp_action_sink,
+    merge: *const vcp_action_sink,
+    cleanup: *const vcp_action_sink,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's chain, handles, string and sinks.
+        unsafe {
+            let chain = cx.chain(chain, n)?;
+            let bitmap = cx.str(bitmap, "bitmap")?;
+            let sinks = (cx.sink(recovery)?, cx.sink(merge)?, cx.sink(cleanup)?);
+            let Some(d) = disk_size_actions(&chain, bitmap, cx.nodes_or_empty(nodes)) else {
+                return Ok(0);
+            };
+            deliver(sinks.0, d.recovery.as_slice())?;
+            deliver(sinks.1, &d.merge)?;
+            deliver(sinks.2, std::slice::from_ref(&d.cleanup))?;
+        }
+        Ok(1)
+    })
+}
+
+/// The size the query measured on the disk whose top node is `top_node`, from `after`
+/// (the node data read after the merge transaction): 1 with the bytes changed since
+/// the checkpoint in `*size`, or 0 when the temporary bitmap is not there (libvirt then
+/// leaves the disk without size). -1 on error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_size_read(
+    after: *const vcp_node_data,
+    top_node: *const c_char,
+    size: *mut c_ulonglong,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: the caller's handle, string and out-parameter.
+        unsafe {
+            let (after, top) = (cx.nodes_or_empty(after), cx.str(top_node, "top_node")?);
+            let out = cx.out(size, "size")?;
+            match measured_size(after, top) {
+                Some(bytes) => {
+                    out.put(bytes);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
     })
 }
 

@@ -1,7 +1,7 @@
 //! `vcp_checkpoint_def`: a checkpoint definition, parsed, aligned and formatted as
 //! libvirt does.
 
-use std::ffi::{c_char, c_int, c_longlong, c_uint};
+use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong};
 
 use crate::domain::vcp_domain;
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
@@ -17,6 +17,11 @@ pub struct vcp_checkpoint_def(pub(crate) CheckpointDef);
 
 /// Parse: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`).
 pub const VCP_CHECKPOINT_PARSE_REDEFINE: c_uint = 1 << 0;
+/// Parse: parse only, as libvirt's `virDomainCheckpointDefParseString` (for drivers
+/// that run their own post-parse and alignment): nothing is aligned, `dom` is not
+/// used, and when creating there is no default name and no creation time (libvirt's
+/// moment post-parse hook gives them). Without `<name>` the definition is unnamed.
+pub const VCP_CHECKPOINT_PARSE_ONLY: c_uint = 1 << 1;
 /// Format: include security-sensitive data (`VIR_DOMAIN_CHECKPOINT_XML_SECURE`).
 pub const VCP_CHECKPOINT_XML_SECURE: c_uint = 1 << 0;
 /// Format: leave out `<domain>` (`VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`).
@@ -33,8 +38,10 @@ pub const VCP_CHECKPOINT_TYPE_BITMAP: c_int = 2;
 
 /// A new definition named `name`, created at `creation_time` (Unix seconds), without
 /// disks, for drivers that hold the parsed definition (add disks with
-/// `vcp_checkpoint_def_add_disk()`). `flags` must be 0. NULL with VIR_ERR_INVALID_ARG
-/// for a name libvirt's schema refuses or that does not fit a file name.
+/// `vcp_checkpoint_def_add_disk()` or `vcp_checkpoint_def_set_disks()`). `name` NULL:
+/// an unnamed definition (formatted without `<name>`, as libvirt formats one). `flags`
+/// must be 0. NULL with VIR_ERR_INVALID_ARG for a name libvirt's schema refuses or
+/// that does not fit a file name.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_def_new(
     name: *const c_char,
@@ -44,11 +51,15 @@ pub unsafe extern "C" fn vcp_checkpoint_def_new(
     guard!(|cx| {
         cx.flags(flags, 0)?;
         // SAFETY: C string from the caller.
-        let name = unsafe { cx.str(name, "name") }?;
-        Ok(into_handle(vcp_checkpoint_def(CheckpointDef::new(
-            name,
-            creation_time,
-        )?)))
+        let def = match unsafe { cx.opt_str(name, "name") }? {
+            Some(name) => CheckpointDef::new(name, creation_time)?,
+            None => CheckpointDef {
+                creation_time,
+                disks_given: true,
+                ..CheckpointDef::default()
+            },
+        };
+        Ok(into_handle(vcp_checkpoint_def(def)))
     })
 }
 
@@ -93,25 +104,26 @@ pub unsafe extern "C" fn vcp_checkpoint_def_add_disk(
                 cx.opt_str(bitmap, "bitmap")?,
             )
         };
-        let kind = match kind {
-            VCP_CHECKPOINT_TYPE_DEFAULT => DiskCheckpointKind::Default,
-            VCP_CHECKPOINT_TYPE_NO => DiskCheckpointKind::No,
-            VCP_CHECKPOINT_TYPE_BITMAP => DiskCheckpointKind::Bitmap,
-            other => {
-                return Err(Error::invalid_arg(
-                    ErrorDomain::DomainCheckpoint,
-                    format_args!("unknown checkpoint disk type {other}"),
-                ));
-            }
-        };
         def.add_disk(CheckpointDisk {
             name: name.to_owned(),
-            kind,
+            kind: kind_of(kind)?,
             bitmap: bitmap.map(str::to_owned),
             size: None,
         })?;
         Ok(0)
     })
+}
+
+fn kind_of(kind: c_int) -> virtcheckpoint::Result<DiskCheckpointKind> {
+    match kind {
+        VCP_CHECKPOINT_TYPE_DEFAULT => Ok(DiskCheckpointKind::Default),
+        VCP_CHECKPOINT_TYPE_NO => Ok(DiskCheckpointKind::No),
+        VCP_CHECKPOINT_TYPE_BITMAP => Ok(DiskCheckpointKind::Bitmap),
+        other => Err(Error::invalid_arg(
+            ErrorDomain::DomainCheckpoint,
+            format_args!("unknown checkpoint disk type {other}"),
+        )),
+    }
 }
 
 /// Parses `<domaincheckpoint>` XML and prepares it as libvirt does
@@ -123,7 +135,7 @@ pub unsafe extern "C" fn vcp_checkpoint_def_add_disk(
 /// disk in domain order, defaults for unlisted ones, bitmap names defaulting to the
 /// checkpoint name. With it: `<name>` and `<creationTime>` are required, `<parent>` and
 /// `<domain>` kept; an embedded `<domain>` must have `dom`'s UUID and the disks are
-/// aligned against it.
+/// aligned against it. With `VCP_CHECKPOINT_PARSE_ONLY`: parsed only (see there).
 ///
 /// Errors: VIR_ERR_XML_ERROR (malformed XML, invalid UTF-8, no name on redefine),
 /// VIR_ERR_XML_INVALID_SCHEMA (what libvirt's schema refuses, e.g. `../escape` or a
@@ -135,11 +147,15 @@ pub unsafe extern "C" fn vcp_checkpoint_def_parse_xml(
     flags: c_uint,
 ) -> *mut vcp_checkpoint_def {
     guard!(|cx| {
-        cx.flags(flags, VCP_CHECKPOINT_PARSE_REDEFINE)?;
+        cx.flags(
+            flags,
+            VCP_CHECKPOINT_PARSE_REDEFINE | VCP_CHECKPOINT_PARSE_ONLY,
+        )?;
         // SAFETY: C string and optional handle from the caller.
         let (xml, dom) = unsafe { (cx.bytes(xml, "xml")?, cx.opt_handle(dom)) };
         let opts = ParseOptions {
             redefine: flags & VCP_CHECKPOINT_PARSE_REDEFINE != 0,
+            parse_only: flags & VCP_CHECKPOINT_PARSE_ONLY != 0,
         };
         let def = checkpoint_def_from_xml(xml, dom.map(|d| &d.0), opts, now())?;
         Ok(into_handle(vcp_checkpoint_def(def)))
@@ -180,7 +196,8 @@ pub unsafe extern "C" fn vcp_checkpoint_def_free(def: *mut vcp_checkpoint_def) {
     unsafe { free_handle(def) }
 }
 
-/// Stores in `*name` a new copy of the checkpoint's name. Returns 0 or -1.
+/// Stores in `*name` a new copy of the checkpoint's name, or NULL for an unnamed
+/// definition. Returns 0 or -1.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_def_get_name(
     def: *const vcp_checkpoint_def,
@@ -191,7 +208,8 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_name(
         let def = &unsafe { cx.handle(def, "def") }?.0;
         let out = cx.out(name, "name")?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().string(out, Some(&def.name))?.write() };
+        let named = Some(def.name.as_str()).filter(|n| !n.is_empty());
+        unsafe { Outputs::default().string(out, named)?.write() };
         Ok(0)
     })
 }
@@ -211,6 +229,27 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_parent(
         unsafe {
             Outputs::default()
                 .string(out, def.parent.as_deref())?
+                .write()
+        };
+        Ok(0)
+    })
+}
+
+/// Stores in `*description` a new copy of the description, or NULL when the
+/// checkpoint has none. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_get_description(
+    def: *const vcp_checkpoint_def,
+    description: *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(description, "description")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe {
+            Outputs::default()
+                .string(out, def.description.as_deref())?
                 .write()
         };
         Ok(0)
@@ -284,6 +323,113 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disk(
                 DiskCheckpointKind::Bitmap => VCP_CHECKPOINT_TYPE_BITMAP,
             });
         }
+        Ok(0)
+    })
+}
+
+/// One disk of a definition, for `vcp_checkpoint_def_set_disks()`.
+#[repr(C)]
+pub struct vcp_checkpoint_disk {
+    /// The disk's name (its target); NULL: a disk without name, which is not
+    /// formatted (as libvirt's formatter skips one).
+    pub name: *const c_char,
+    /// `VCP_CHECKPOINT_TYPE_*`.
+    pub kind: c_int,
+    /// The bitmap's name, or NULL.
+    pub bitmap: *const c_char,
+    /// The size of the changes since the checkpoint, in bytes, when `has_size`.
+    pub size: c_ulonglong,
+    /// Nonzero when `size` is known (libvirt's `sizeValid`).
+    pub has_size: c_int,
+}
+
+/// Replaces the definition's disks by the `n` of `disks`, in order, as a driver holds
+/// them (libvirt's parsed `disks`, before or after alignment). Unlike
+/// `vcp_checkpoint_def_add_disk()`, a disk named twice is not refused here (libvirt's
+/// parse does not refuse one either; alignment does). Checked before anything
+/// changes. Returns 0, or -1 (an unknown type, an empty name: VIR_ERR_INVALID_ARG).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_set_disks(
+    def: *mut vcp_checkpoint_def,
+    disks: *const vcp_checkpoint_disk,
+    n: usize,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and array from the caller.
+        let (def, entries) = unsafe {
+            (
+                &mut cx.handle_mut(def, "def")?.0,
+                cx.slice(disks, n, "disks")?,
+            )
+        };
+        let list = entries
+            .iter()
+            .map(|d| {
+                // SAFETY: each entry's strings are C strings or NULL per the contract.
+                let (name, bitmap) = unsafe {
+                    (
+                        cx.opt_str(d.name, "disk name")?,
+                        cx.opt_str(d.bitmap, "bitmap")?,
+                    )
+                };
+                if name == Some("") {
+                    return Err(Error::invalid_arg(
+                        ErrorDomain::DomainCheckpoint,
+                        "empty checkpoint disk name",
+                    ));
+                }
+                Ok(CheckpointDisk {
+                    name: name.unwrap_or_default().to_owned(),
+                    kind: kind_of(d.kind)?,
+                    bitmap: bitmap.map(str::to_owned),
+                    size: (d.has_size != 0).then_some(d.size),
+                })
+            })
+            .collect::<virtcheckpoint::Result<Vec<_>>>()?;
+        def.disks = list;
+        def.disks_given = !def.disks.is_empty();
+        Ok(0)
+    })
+}
+
+/// Sets (or with NULL clears) the embedded `<domain>`: its XML as it stands in
+/// formatted checkpoint XML, each line after the first indented by its depth plus
+/// the two spaces of the checkpoint's children, as libvirt's domain formatter writes
+/// it into the checkpoint's buffer (leading blanks of the first line are dropped).
+/// The text is written back verbatim by `vcp_checkpoint_def_format_xml()`. It must be
+/// one well-formed element (VIR_ERR_XML_ERROR), and the definition is unchanged on
+/// error. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_set_domain_xml(
+    def: *mut vcp_checkpoint_def,
+    xml: *const c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle and C string from the caller.
+        let (def, xml) = unsafe { (&mut cx.handle_mut(def, "def")?.0, cx.opt_str(xml, "xml")?) };
+        def.set_domain_xml(xml)?;
+        Ok(0)
+    })
+}
+
+/// Stores in `*xml` a new copy of the embedded `<domain>` element's XML (a whole
+/// document, as `vcp_checkpoint_def_set_domain_xml()` describes it), or NULL when the
+/// definition carries none. Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_get_domain_xml(
+    def: *const vcp_checkpoint_def,
+    xml: *mut *mut c_char,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(xml, "xml")?;
+        // SAFETY: the caller's out-parameter.
+        unsafe {
+            Outputs::default()
+                .string(out, def.domain_xml.as_deref())?
+                .write()
+        };
         Ok(0)
     })
 }

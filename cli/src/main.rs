@@ -190,7 +190,10 @@ fn checkpoint(a: &Args, dom: &Domain, stored: bool) -> R<CheckpointDef> {
     Ok(checkpoint_def_from_xml(
         text.as_bytes(),
         Some(dom),
-        ParseOptions { redefine: stored },
+        ParseOptions {
+            redefine: stored,
+            ..ParseOptions::default()
+        },
         now(),
     )?)
 }

@@ -49,7 +49,11 @@ pub struct CheckpointDef {
     pub creation_time: i64,
     /// The disks, in the order given (domain order after alignment).
     pub disks: Vec<CheckpointDisk>,
-    /// The `<domain>` element kept verbatim (as text), when the definition carries one.
+    /// The `<domain>` element, when the definition carries one, as text as it stands in
+    /// formatted checkpoint XML: the first line without indentation, every further
+    /// line as written at the element's place (two spaces for the element itself, as
+    /// libvirt's formatter writes it with an indentation of 2). It is a whole XML
+    /// document as it is.
     pub domain_xml: Option<String>,
     /// Whether the input had a `<disks>` element at all (alignment defaults unlisted
     /// disks to `bitmap` when it had none, to `no` otherwise).
@@ -76,6 +80,30 @@ impl CheckpointDef {
             disks_given: true,
             ..CheckpointDef::default()
         })
+    }
+
+    /// Sets (or with `None` clears) the embedded `<domain>` from its XML as a driver's
+    /// formatter writes it into the checkpoint (see [`CheckpointDef::domain_xml`]):
+    /// blanks before the element and line ends after it are dropped. It must be one
+    /// well-formed `<domain>` element (VIR_ERR_XML_ERROR); on error nothing changes.
+    pub fn set_domain_xml(&mut self, xml: Option<&str>) -> crate::error::Result<()> {
+        let text = match xml {
+            Some(xml) => {
+                let text = xml.trim_start_matches([' ', '\t']).trim_end_matches('\n');
+                let root =
+                    crate::xml::tree::parse(text, crate::error::ErrorDomain::DomainCheckpoint)?;
+                if root.name != "domain" {
+                    return Err(crate::error::Error::xml(
+                        crate::error::ErrorDomain::DomainCheckpoint,
+                        format_args!("expected a <domain> element, not <{}>", root.name),
+                    ));
+                }
+                Some(text.to_owned())
+            }
+            None => None,
+        };
+        self.domain_xml = text;
+        Ok(())
     }
 
     /// Appends a disk, in the order a driver holds them. A disk named twice is

@@ -5,7 +5,7 @@ use super::TMP_SIZE;
 use super::chain::bitmap_chain_is_valid;
 use super::merge::{MergeSpec, bitmap_merge_actions};
 use crate::model::checkpoint::CheckpointDef;
-use crate::model::domain::Domain;
+use crate::model::domain::{Domain, Layer};
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
@@ -22,6 +22,54 @@ pub struct SizePlan {
     pub disks: Vec<(String, String)>,
 }
 
+/// One disk's part of a size query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSizeActions {
+    /// Removal of a temporary bitmap left on the top by an earlier query.
+    pub recovery: Option<Action>,
+    /// The merge of the checkpoint's bitmaps along the chain into the temporary bitmap.
+    pub merge: Vec<Action>,
+    /// The temporary bitmap's removal, once its count was read.
+    pub cleanup: Action,
+}
+
+/// One disk's part of the size query of checkpoint `bitmap` along `chain` (top
+/// first), or `None` when the chain does not carry the bitmap validly (libvirt gives
+/// such a disk no size, without error). Read the size back with [`measured_size`].
+pub fn disk_size_actions<L: Layer>(
+    chain: &[L],
+    bitmap: &str,
+    nodes: &NodeData,
+) -> Option<DiskSizeActions> {
+    let top = chain.first()?.node();
+    if !bitmap_chain_is_valid(chain, bitmap, nodes) {
+        return None;
+    }
+    Some(DiskSizeActions {
+        recovery: nodes
+            .bitmap(top, TMP_SIZE)
+            .map(|_| Action::remove(top, TMP_SIZE)),
+        merge: bitmap_merge_actions(
+            &MergeSpec {
+                chain,
+                base: None,
+                target: top,
+                bitmap: Some(bitmap),
+                dst_name: Some(TMP_SIZE),
+                write_bitmap_src: None,
+            },
+            nodes,
+        ),
+        cleanup: Action::remove(top, TMP_SIZE),
+    })
+}
+
+/// The size a query measured on the disk whose top is `top_node`: the count of its
+/// temporary bitmap in `after` (the node data read after the merge transaction).
+pub fn measured_size(after: &NodeData, top_node: &str) -> Option<u64> {
+    after.bitmap(top_node, TMP_SIZE).map(|b| b.count)
+}
+
 /// Plans the size query of checkpoint `def`. Disks that are not `bitmap` disks, are gone
 /// from the domain or whose chain is not valid get no size, without error.
 pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> SizePlan {
@@ -30,31 +78,14 @@ pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Size
         let Some(disk) = dom.disk(&cd.name) else {
             continue;
         };
-        let Some(top) = disk.top() else {
+        let Some(d) = disk_size_actions(&disk.chain, &def.name, nodes) else {
             continue;
         };
-        if !bitmap_chain_is_valid(&disk.chain, &def.name, nodes) {
-            continue;
-        }
-        if nodes.bitmap(&top.format_node, TMP_SIZE).is_some() {
-            plan.recovery
-                .push(Action::remove(&top.format_node, TMP_SIZE));
-        }
-        plan.merge.extend(bitmap_merge_actions(
-            &MergeSpec {
-                chain: &disk.chain,
-                base: None,
-                target: &top.format_node,
-                bitmap: Some(&def.name),
-                dst_name: Some(TMP_SIZE),
-                write_bitmap_src: None,
-            },
-            nodes,
-        ));
-        plan.cleanup
-            .push(Action::remove(&top.format_node, TMP_SIZE));
+        plan.recovery.extend(d.recovery);
+        plan.merge.extend(d.merge);
+        plan.cleanup.push(d.cleanup);
         plan.disks
-            .push((disk.target.clone(), top.format_node.clone()));
+            .push((disk.target.clone(), disk.chain[0].format_node.clone()));
     }
     plan
 }
@@ -64,12 +95,7 @@ pub fn size_actions(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Size
 pub fn sizes_from_nodes(plan: &SizePlan, after: &NodeData) -> Vec<(String, Option<u64>)> {
     plan.disks
         .iter()
-        .map(|(target, node)| {
-            (
-                target.clone(),
-                after.bitmap(node, TMP_SIZE).map(|b| b.count),
-            )
-        })
+        .map(|(target, node)| (target.clone(), measured_size(after, node)))
         .collect()
 }
 
@@ -96,5 +122,56 @@ pub fn apply_sizes(def: &mut CheckpointDef, sizes: &[(String, Option<u64>)]) {
             .iter()
             .find(|(t, _)| *t == d.name)
             .and_then(|(_, s)| *s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::nodes::{Bitmap, Node};
+
+    fn bitmap(name: &str, count: u64) -> Bitmap {
+        Bitmap {
+            name: name.into(),
+            recording: true,
+            persistent: true,
+            granularity: 65536,
+            count,
+            ..Default::default()
+        }
+    }
+
+    /// One disk's part of the size query, on a chain of bare node names: a leftover
+    /// temporary bitmap is removed first, a chain without the checkpoint's bitmap is
+    /// not measured, and the size is the temporary bitmap's count afterwards.
+    #[test]
+    fn one_disk_is_measured_along_its_chain() {
+        let mut nodes = NodeData::new();
+        for (name, bitmaps) in [
+            ("top", vec![bitmap("c1", 0), bitmap(TMP_SIZE, 7)]),
+            ("base", vec![bitmap("c1", 4096)]),
+        ] {
+            nodes
+                .insert(Node {
+                    name: name.into(),
+                    bitmaps,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let chain = ["top", "base"];
+        let d = disk_size_actions(&chain, "c1", &nodes).unwrap();
+        assert_eq!(d.recovery, Some(Action::remove("top", TMP_SIZE)));
+        assert_eq!(d.cleanup, Action::remove("top", TMP_SIZE));
+        assert!(
+            matches!(d.merge.last(), Some(Action::BitmapMerge { node, target, bitmaps })
+                if node == "top" && target == TMP_SIZE && bitmaps.len() == 2),
+            "{:?}",
+            d.merge
+        );
+        assert_eq!(disk_size_actions(&chain, "c2", &nodes), None);
+        assert_eq!(disk_size_actions::<&str>(&[], "c1", &nodes), None);
+        assert_eq!(measured_size(&nodes, "top"), Some(7));
+        assert_eq!(measured_size(&nodes, "base"), None);
     }
 }

@@ -300,7 +300,14 @@ impl MetadataDir {
                     path,
                     reason: format!("cannot read: {e}"),
                 }),
-                Ok(bytes) => match parse_checkpoint(&bytes, ParseOptions { redefine: true }, 0) {
+                Ok(bytes) => match parse_checkpoint(
+                    &bytes,
+                    ParseOptions {
+                        redefine: true,
+                        ..ParseOptions::default()
+                    },
+                    0,
+                ) {
                     Err(e) => problems.push(LoadProblem {
                         path,
                         reason: e.to_string(),

@@ -2,8 +2,8 @@
 //! (virDomainCheckpointDefParse, virDomainCheckpointDefFormatInternal; SPEC 2.1).
 //!
 //! The checks libvirt's RNG schema makes are done here by hand and reported as
-//! VIR_ERR_XML_INVALID_SCHEMA. The embedded `<domain>` is kept as text and written back
-//! unchanged (re-indented to its place).
+//! VIR_ERR_XML_INVALID_SCHEMA. The embedded `<domain>` is kept as text, as it stands
+//! in formatted checkpoint XML, and written back unchanged.
 
 use std::fmt::Write;
 
@@ -19,6 +19,11 @@ pub struct ParseOptions {
     /// The XML describes an existing checkpoint (`PARSE_REDEFINE`): name and
     /// creation time are required, parent and `<domain>` are kept.
     pub redefine: bool,
+    /// Parse only, as libvirt's `virDomainCheckpointDefParseString` does before its
+    /// moment post-parse hook: when creating, no default name and no creation time
+    /// (an unnamed definition has an empty name); and
+    /// [`checkpoint_def_from_xml`](crate::checkpoint_def_from_xml) aligns nothing.
+    pub parse_only: bool,
 }
 
 /// How checkpoint XML is written (libvirt's `VIR_DOMAIN_CHECKPOINT_XML_*`).
@@ -121,20 +126,21 @@ fn parse_disk(el: &Element) -> Result<CheckpointDisk> {
     })
 }
 
-/// Dedents the `<domain>` element's source text so that it can be re-indented.
+/// The `<domain>` element's source text as it stands in formatted checkpoint XML (see
+/// [`CheckpointDef::domain_xml`]): verbatim when the element sits at a checkpoint
+/// child's indentation (two spaces, as libvirt writes it), else each further line moved
+/// from the element's indentation to that one.
 fn domain_text(src: &str, el: &Element) -> String {
     let raw = &src[el.span.clone()];
     let line_start = src[..el.span.start].rfind('\n').map_or(0, |i| i + 1);
     let indent = &src[line_start..el.span.start];
-    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') {
-        indent
-    } else {
-        ""
-    };
+    if indent == "  " || !indent.chars().all(|c| c == ' ' || c == '\t') {
+        return raw.to_owned();
+    }
     let mut out = String::with_capacity(raw.len());
     for (i, line) in raw.split('\n').enumerate() {
         if i > 0 {
-            out.push('\n');
+            out.push_str("\n  ");
             out.push_str(line.strip_prefix(indent).unwrap_or(line));
         } else {
             out.push_str(line);
@@ -186,7 +192,8 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
         }
         def.name = name.to_owned();
     }
-    if let Some(d) = single(&root, "description")? {
+    // libvirt reads text through XPath's string(): an empty element is no value.
+    if let Some(d) = single(&root, "description")?.filter(|d| !d.text.is_empty()) {
         def.description = Some(d.text.clone());
     }
     let parent = single(&root, "parent")?;
@@ -235,7 +242,7 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
         if let Some(d) = single(&root, "domain")? {
             def.domain_xml = Some(domain_text(src, d));
         }
-    } else {
+    } else if !opts.parse_only {
         def.creation_time = now;
         if def.name.is_empty() {
             def.name = now.to_string();
@@ -248,10 +255,12 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
 }
 
 /// Formats a definition as libvirt does: 2-space indentation, single-quoted
-/// attributes, empty parts left out.
+/// attributes, empty parts left out (an unnamed definition has no `<name>`).
 pub fn format_checkpoint(def: &CheckpointDef, opts: FormatOptions) -> String {
     let mut out = String::from("<domaincheckpoint>\n");
-    let _ = writeln!(out, "  <name>{}</name>", escape(&def.name));
+    if !def.name.is_empty() {
+        let _ = writeln!(out, "  <name>{}</name>", escape(&def.name));
+    }
     if let Some(d) = &def.description {
         let _ = writeln!(out, "  <description>{}</description>", escape(d));
     }
@@ -262,6 +271,8 @@ pub fn format_checkpoint(def: &CheckpointDef, opts: FormatOptions) -> String {
             escape(p)
         );
     }
+    // Unlike libvirt, a creation time of 0 is written too: without it the definition
+    // could not be read back (a redefinition requires one).
     let _ = writeln!(out, "  <creationTime>{}</creationTime>", def.creation_time);
     let disks: Vec<_> = def.disks.iter().filter(|d| !d.name.is_empty()).collect();
     if !def.disks.is_empty() {
@@ -287,7 +298,7 @@ pub fn format_checkpoint(def: &CheckpointDef, opts: FormatOptions) -> String {
         && let Some(dom) = &def.domain_xml
     {
         out.push_str("  ");
-        out.push_str(&dom.replace('\n', "\n  "));
+        out.push_str(dom);
         out.push('\n');
     }
     out.push_str("</domaincheckpoint>\n");

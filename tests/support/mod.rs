@@ -20,6 +20,7 @@ pub fn xml2xml(dir: &Path, case: &Value) -> Result<(), String> {
     let input = read("input")?;
     let flags = ParseOptions {
         redefine: case["parse_redefine"].as_bool().unwrap_or(false),
+        ..ParseOptions::default()
     };
     let now = case["mock_creation_time"].as_i64().unwrap_or(0);
     let parsed = parse_checkpoint(input.as_bytes(), flags, now);
