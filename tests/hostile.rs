@@ -3,8 +3,9 @@
 
 use virtcheckpoint::{
     CheckpointDef, Disk, Domain, ErrorCode, FormatOptions, Image, MAX_CHECKPOINT_NAME,
-    MAX_NODE_JSON, MetadataDir, ParseOptions, checkpoint_add_actions, checkpoint_def_from_xml,
-    format_checkpoint, nodes_from_image_info, parse_checkpoint, parse_domain, parse_node_data,
+    MAX_NODE_JSON, MAX_XML_DEPTH, MetadataDir, ParseOptions, checkpoint_add_actions,
+    checkpoint_def_from_xml, format_checkpoint, nodes_from_image_info, parse_checkpoint,
+    parse_domain, parse_node_data,
 };
 
 const REDEFINE: ParseOptions = ParseOptions {
@@ -243,4 +244,33 @@ fn bitmap_names_over_qemus_limit_are_refused_before_anything_is_sent() {
             .contains("must be 1 to 1023 bytes long, not 1024"),
         "{e}"
     );
+}
+
+/// The embedded `<domain>` is kept as text, but checked as strictly as the rest of the
+/// document: found by the C ABI fuzz target, a checkpoint whose domain held an
+/// attribute without a value was accepted and kept, and its domain text was then
+/// refused wherever it was parsed (alignment, a driver's domain parser, the setter).
+#[test]
+fn a_malformed_embedded_domain_is_refused_with_the_checkpoint() {
+    for bad in [
+        "<disk device='dis'k/>",
+        "<disk device='&nosuch;'/>",
+        "<name>&#1;</name>",
+        "<name a='1' a='2'/>",
+        "<!DOCTYPE x>",
+    ] {
+        let xml = format!(
+            "<domaincheckpoint><name>c1</name><creationTime>1</creationTime>\
+             <domain type='kvm'><devices>{bad}</devices></domain></domaincheckpoint>"
+        );
+        let err = parse_checkpoint(xml.as_bytes(), REDEFINE, 0).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::XmlError, "{bad}: {err}");
+    }
+    // Deep nesting inside the domain counts against the document's limit.
+    let deep = format!(
+        "<domaincheckpoint><name>c1</name><creationTime>1</creationTime><domain>{}{}</domain></domaincheckpoint>",
+        "<a>".repeat(MAX_XML_DEPTH),
+        "</a>".repeat(MAX_XML_DEPTH)
+    );
+    assert!(parse_checkpoint(deep.as_bytes(), REDEFINE, 0).is_err());
 }

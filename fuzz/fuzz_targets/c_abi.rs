@@ -4,7 +4,7 @@
 //! sanitizer's leak check) or touch memory it should not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 use virtcheckpoint_c::*;
 
@@ -25,6 +25,57 @@ unsafe extern "C" fn count_json(opaque: *mut c_void, json: *const c_char) -> c_i
     0
 }
 
+/// A copy of `def` made the way a driver hands over its own structures.
+unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
+    // SAFETY: `def` is a live definition; every pointer passed is ours or NULL.
+    unsafe {
+        let mut s: [*mut c_char; 4] = [ptr::null_mut(); 4];
+        let mut ctime = 0;
+        assert_eq!(vcp_checkpoint_def_get_name(def, &mut s[0]), 0);
+        assert_eq!(vcp_checkpoint_def_get_parent(def, &mut s[1]), 0);
+        assert_eq!(vcp_checkpoint_def_get_description(def, &mut s[2]), 0);
+        assert_eq!(vcp_checkpoint_def_get_domain_xml(def, &mut s[3]), 0);
+        assert_eq!(vcp_checkpoint_def_get_creation_time(def, &mut ctime), 0);
+        let n = vcp_checkpoint_def_get_disk_count(def);
+        let mut names = Vec::new();
+        let mut disks = Vec::new();
+        for i in 0..n.max(0) as usize {
+            let (mut name, mut kind, mut bitmap) = (ptr::null_mut(), 0, ptr::null_mut());
+            assert_eq!(
+                vcp_checkpoint_def_get_disk(def, i, &mut name, &mut kind, &mut bitmap),
+                0
+            );
+            disks.push(vcp_checkpoint_disk {
+                name,
+                kind,
+                bitmap,
+                size: 0,
+                has_size: 0,
+            });
+            names.push((name, bitmap));
+        }
+        let copy = vcp_checkpoint_def_new(s[0], ctime, 0);
+        assert!(
+            !copy.is_null(),
+            "a parsed name refused by vcp_checkpoint_def_new"
+        );
+        assert_eq!(vcp_checkpoint_def_set_parent(copy, s[1], s[2]), 0);
+        assert_eq!(
+            vcp_checkpoint_def_set_disks(copy, disks.as_ptr(), disks.len()),
+            0
+        );
+        assert_eq!(vcp_checkpoint_def_set_domain_xml(copy, s[3]), 0);
+        for p in s {
+            vcp_free(p.cast());
+        }
+        for (a, b) in names {
+            vcp_free(a.cast());
+            vcp_free(b.cast());
+        }
+        copy
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |&b| b == 0xff);
     let dom_xml = cstr(parts.next().unwrap_or_default());
@@ -33,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     let flags = parts.next().and_then(|f| f.first()).copied().unwrap_or(0) as u32;
     unsafe {
         let dom = vcp_domain_parse_xml(dom_xml.as_ptr(), 0);
-        let def = vcp_checkpoint_def_parse_xml(cp_xml.as_ptr(), dom, flags & 1);
+        let def = vcp_checkpoint_def_parse_xml(cp_xml.as_ptr(), dom, flags & 3);
         let nodes = vcp_node_data_parse_json(json.as_ptr(), 0);
         let mut a: *mut c_char = ptr::null_mut();
         let (mut b, mut c): (*mut c_char, *mut c_char) = (ptr::null_mut(), ptr::null_mut());
@@ -62,6 +113,18 @@ fuzz_target!(|data: &[u8]| {
             vcp_checkpoint_size_read(dom, def, nodes, nodes, 0);
         }
         let x = vcp_checkpoint_def_format_xml(def, 7);
+        if !x.is_null() {
+            // Rebuilt through the driver-held face from the getters, it formats the same.
+            let copy = rebuild(def);
+            let y = vcp_checkpoint_def_format_xml(copy, 7);
+            assert_eq!(
+                CStr::from_ptr(x),
+                CStr::from_ptr(y),
+                "rebuilt definition differs"
+            );
+            vcp_free(y.cast());
+            vcp_checkpoint_def_free(copy);
+        }
         vcp_free(x.cast());
         let mut targets: *mut *mut c_char = ptr::null_mut();
         let n = vcp_domain_get_disks(dom, &mut targets);

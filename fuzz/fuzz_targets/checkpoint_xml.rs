@@ -21,8 +21,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let text = format_checkpoint(&def, FormatOptions::default());
-    let again = parse_checkpoint(text.as_bytes(), ParseOptions { redefine: true, ..ParseOptions::default() }, 0)
-        .unwrap_or_else(|e| panic!("own output refused: {e}\n{text}"));
+    let again = parse_checkpoint(
+        text.as_bytes(),
+        ParseOptions {
+            redefine: true,
+            ..ParseOptions::default()
+        },
+        0,
+    )
+    .unwrap_or_else(|e| panic!("own output refused: {e}\n{text}"));
     assert_eq!(def, again, "round trip changed the definition:\n{text}");
     assert_eq!(text, format_checkpoint(&again, FormatOptions::default()));
 });

@@ -70,6 +70,11 @@ struct Builder<'a> {
     stack: Vec<Element>,
     root: Option<Element>,
     count: usize,
+    /// Depth inside an opaque element (0: not in one). Its content is checked as
+    /// strictly as the rest, but not kept.
+    skipping: usize,
+    /// The opaque element being skipped.
+    opaque: Option<Element>,
 }
 
 impl Builder<'_> {
@@ -85,7 +90,7 @@ impl Builder<'_> {
         if self.count > MAX_ELEMENTS {
             return Err(self.err(start, format_args!("more than {MAX_ELEMENTS} elements")));
         }
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len() + self.skipping >= MAX_DEPTH {
             return Err(self.err(
                 start,
                 format_args!("nesting deeper than {MAX_DEPTH} levels"),
@@ -140,6 +145,7 @@ impl Builder<'_> {
             ));
         }
         match self.stack.last_mut() {
+            Some(_) if self.skipping > 0 => {}
             Some(el) => el.text.push_str(s),
             None if s.trim().is_empty() => {}
             None => return Err(self.err(pos, "text outside the document element")),
@@ -177,9 +183,9 @@ pub fn parse(src: &str, domain: ErrorDomain) -> Result<Element> {
     parse_with_opaque(src, domain, &[])
 }
 
-/// Like [`parse`], but children of the root named in `opaque` are only checked for
-/// well-formedness and kept as a span, without building their subtree (the embedded
-/// `<domain>` of a checkpoint, which is written back verbatim).
+/// Like [`parse`], but children of the root named in `opaque` are kept as a span,
+/// without building their subtree (the embedded `<domain>` of a checkpoint, which is
+/// written back verbatim). Their content is checked as strictly as the rest.
 pub fn parse_with_opaque(src: &str, domain: ErrorDomain, opaque: &[&str]) -> Result<Element> {
     if src.len() > MAX_BYTES {
         return Err(Error::xml(
@@ -207,6 +213,8 @@ pub fn parse_with_opaque(src: &str, domain: ErrorDomain, opaque: &[&str]) -> Res
         stack: Vec::new(),
         root: None,
         count: 0,
+        skipping: 0,
+        opaque: None,
     };
     loop {
         let start = reader.buffer_position() as usize;
@@ -218,20 +226,28 @@ pub fn parse_with_opaque(src: &str, domain: ErrorDomain, opaque: &[&str]) -> Res
         match ev {
             Event::Start(e) => {
                 let el = b.open(&e, start)?;
-                if b.stack.len() == 1 && opaque.contains(&el.name.as_str()) {
-                    let name = el.name.clone();
-                    reader
-                        .read_to_end(quick_xml::name::QName(&name))
-                        .map_err(|e| b.err(reader.error_position() as usize, e))?;
-                    let end = reader.buffer_position() as usize;
-                    b.close(el, end);
+                if b.skipping > 0 {
+                    b.skipping += 1;
+                } else if b.stack.len() == 1 && opaque.contains(&el.name.as_str()) {
+                    b.opaque = Some(el);
+                    b.skipping = 1;
                 } else {
                     b.stack.push(el);
                 }
             }
             Event::Empty(e) => {
                 let el = b.open(&e, start)?;
-                b.close(el, end);
+                if b.skipping == 0 {
+                    b.close(el, end);
+                }
+            }
+            Event::End(_) if b.skipping > 0 => {
+                b.skipping -= 1;
+                if b.skipping == 0
+                    && let Some(el) = b.opaque.take()
+                {
+                    b.close(el, end);
+                }
             }
             Event::End(_) => {
                 let el = b
