@@ -8,7 +8,8 @@
  *    written only on success, all of them or none.
  *  - A list is returned as a new NULL-terminated array in an out-parameter (free with
  *    vcp_string_list_free()), and the function returns its length.
- *  - Strings are NUL-terminated UTF-8; returned ones are freed with vcp_free().
+ *  - Strings are NUL-terminated UTF-8; returned ones are malloc()ed and freed with
+ *    vcp_free() (or free(): a caller may keep them as its own).
  *  - Arrays passed with a count hold at most 65536 elements.
  *  - flags: unknown bits are refused, as virCheckFlags does.
  *
