@@ -10,8 +10,9 @@
 #    the delegated functions are renamed out of the way (kept, unused), the
 #    project's adapter (libvirt/vcp_adapter.c, our C over include/virtcheckpoint.h)
 #    is added to the QEMU driver, which links the library's static archive.
-# 4. Builds only tests/qemublocktest and tests/qemudomaincheckpointxml2xmltest and
-#    runs them, and again under valgrind.
+# 4. Builds tests/qemublocktest and tests/qemudomaincheckpointxml2xmltest and runs
+#    them, and again under valgrind; then builds and runs libvirt's whole test suite
+#    (of the minimal configure) and its expensive checkpoint and snapshot virsh tests.
 # 5. Builds virsh and the QEMU driver module and runs scripts/libvirt-virsh.py: the
 #    stand-in drives a real QEMU through virsh (qemu:///embed), its bitmap commands
 #    compared with stock libvirt's recorded ones, the backups checked with qemu-img.
@@ -259,6 +260,36 @@ if command -v valgrind >/dev/null; then
             failed=$((failed + 1))
         fi
     done
+fi
+# libvirt's whole test suite over the stand-in (every test the minimal configure
+# builds), then the two expensive virsh tests that drive checkpoint and snapshot XML
+# through libvirt's test driver (and so the delegated XML parse and format).
+if ninja -C build >>"$work/build.log" 2>&1; then
+    meson test -C build --no-rebuild --num-processes 2 >"$work/suite.log" 2>&1
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$work/suite.log")
+    bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$work/suite.log")
+    skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$work/suite.log")
+    timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$work/suite.log")
+    xpass=$(sed -n 's/^Unexpected Pass: *\([0-9]*\).*/\1/p' "$work/suite.log")
+    echo "libvirt $version whole test suite: ${ok:-0} OK, ${bad:-?} failed, ${skip:-?} skipped," \
+        "${timeout:-?} timed out"
+    grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT|UNEXPECTEDPASS) ' "$work/suite.log" | head -10
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${bad:-1} + ${timeout:-0} + ${xpass:-0}))
+    for t in virsh-checkpoint virsh-snapshot; do
+        if (cd build && VIR_TEST_EXPENSIVE=1 LC_ALL=C abs_top_builddir="$PWD" abs_top_srcdir="$PWD/.." \
+                abs_srcdir="$PWD/../tests" abs_builddir="$PWD/tests" sh "../tests/$t") \
+                >"$work/$t.log" 2>&1; then
+            echo "libvirt $version $t (expensive): OK"
+            passed=$((passed + 1))
+        else
+            echo "libvirt $version $t (expensive): FAILED (see $work/$t.log)"
+            failed=$((failed + 1))
+        fi
+    done
+else
+    echo "libvirt stand-in: building libvirt's whole test suite failed (see $work/build.log)"
+    failed=$((failed + 1))
 fi
 # The cost, in instructions (callgrind, one binary, 16 layers x 250 bitmaps): libvirt's
 # own merge and delete against the same calls through the adapter, and parse plus merge
