@@ -190,6 +190,21 @@ fuzz_target!(|data: &[u8]| {
                         assert!(nreopen < n && reopen[..nreopen].iter().all(|&l| l > 0 && l < n));
                     }
                     vcp_node_propagate_actions(nodes, top, c"ov".as_ptr(), &sink, 0);
+                    let before = count;
+                    let rc = vcp_chain_size_actions(
+                        names,
+                        n,
+                        nodes,
+                        c"c1".as_ptr(),
+                        &sink,
+                        &sink,
+                        &sink,
+                        0,
+                    );
+                    // Measured: at least the merge's two actions and the cleanup.
+                    assert!(rc == -1 || (rc == 0) == (count == before), "size rc {rc}");
+                    let mut size = 0;
+                    vcp_chain_size_read(nodes, top, &mut size);
                     if vcp_blockpull_bitmap_actions(dom, t, nodes, ptr::null(), &mut a, 0) == 0 {
                         vcp_free(a.cast());
                     }
