@@ -44,6 +44,19 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 cd "$work"
 fail() { echo "libvirt stand-in $version: $*"; echo "0 passed, 1 failed"; exit 1; }
+# tally NAME OK-WORD BAD-WORD LOG COMMAND...: runs COMMAND (output to LOG), reports and
+# counts it as passed or failed.
+tally() {
+    local name=$1 good=$2 bad=$3 log=$4
+    shift 4
+    if "$@" >"$log" 2>&1; then
+        echo "$name: $good"
+        passed=$((passed + 1))
+    else
+        echo "$name: $bad (see $log)"
+        failed=$((failed + 1))
+    fi
+}
 
 # 1. Source, with Debian's own client. For trixie's 11.3.0 the .dsc is gone from the
 # mirror (404) while the tarballs are there: they are taken when their SHA-256 is the
@@ -251,14 +264,9 @@ done
 # The same tests under valgrind: no memory error and no definite leak.
 if command -v valgrind >/dev/null; then
     for t in qemublocktest qemudomaincheckpointxml2xmltest; do
-        if valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 --quiet \
-            "./build/tests/$t" >"$work/$t.valgrind.log" 2>&1; then
-            echo "libvirt $version $t under valgrind: clean"
-            passed=$((passed + 1))
-        else
-            echo "libvirt $version $t under valgrind: errors (see $work/$t.valgrind.log)"
-            failed=$((failed + 1))
-        fi
+        tally "libvirt $version $t under valgrind" clean errors "$work/$t.valgrind.log" \
+            valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 --quiet \
+            "./build/tests/$t"
     done
 fi
 # libvirt's whole test suite over the stand-in (every test the minimal configure
@@ -284,15 +292,10 @@ if ninja -C build >>"$work/build.log" 2>&1; then
             echo "libvirt $version $t: part of virshtest in this version (run by the suite)"
             continue
         fi
-        if (cd build && VIR_TEST_EXPENSIVE=1 LC_ALL=C abs_top_builddir="$PWD" abs_top_srcdir="$PWD/.." \
-                abs_srcdir="$PWD/../tests" abs_builddir="$PWD/tests" sh "../tests/$t") \
-                >"$work/$t.log" 2>&1; then
-            echo "libvirt $version $t (expensive): OK"
-            passed=$((passed + 1))
-        else
-            echo "libvirt $version $t (expensive): FAILED (see $work/$t.log)"
-            failed=$((failed + 1))
-        fi
+        tally "libvirt $version $t (expensive)" OK FAILED "$work/$t.log" \
+            env -C build VIR_TEST_EXPENSIVE=1 LC_ALL=C abs_top_builddir="$PWD/build" \
+            abs_top_srcdir="$PWD" abs_srcdir="$PWD/tests" abs_builddir="$PWD/build/tests" \
+            sh "$PWD/tests/$t"
     done
 else
     echo "libvirt stand-in: building libvirt's whole test suite failed (see $work/build.log)"

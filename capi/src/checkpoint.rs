@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong};
 
 use crate::domain::vcp_domain;
-use crate::{Outputs, count, free_handle, guard, into_handle, memory};
+use crate::{Call, Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
     CheckpointDef, CheckpointDisk, DiskCheckpointKind, Error, ErrorDomain, FormatOptions,
     ParseOptions, checkpoint_def_from_xml, format_checkpoint, now,
@@ -53,11 +53,7 @@ pub unsafe extern "C" fn vcp_checkpoint_def_new(
         // SAFETY: C string from the caller.
         let def = match unsafe { cx.opt_str(name, "name") }? {
             Some(name) => CheckpointDef::new(name, creation_time)?,
-            None => CheckpointDef {
-                creation_time,
-                disks_given: true,
-                ..CheckpointDef::default()
-            },
+            None => CheckpointDef::unnamed(creation_time),
         };
         Ok(into_handle(vcp_checkpoint_def(def)))
     })
@@ -196,6 +192,26 @@ pub unsafe extern "C" fn vcp_checkpoint_def_free(def: *mut vcp_checkpoint_def) {
     unsafe { free_handle(def) }
 }
 
+/// The body of the definition's string getters: a new copy of what `field` picks from
+/// `def` (NULL for none) in `*out`.
+///
+/// # Safety
+/// `def` is NULL or a live definition; `out` is NULL or writable.
+unsafe fn string_out(
+    cx: &Call,
+    def: *const vcp_checkpoint_def,
+    out: *mut *mut c_char,
+    what: &str,
+    field: impl FnOnce(&CheckpointDef) -> Option<&str>,
+) -> virtcheckpoint::Result<c_int> {
+    // SAFETY: forwarded contract.
+    let def = &unsafe { cx.handle(def, "def") }?.0;
+    let out = cx.out(out, what)?;
+    // SAFETY: the caller's out-parameter.
+    unsafe { Outputs::default().string(out, field(def))?.write() };
+    Ok(0)
+}
+
 /// Stores in `*name` a new copy of the checkpoint's name, or NULL for an unnamed
 /// definition. Returns 0 or -1.
 #[unsafe(no_mangle)]
@@ -203,14 +219,11 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_name(
     def: *const vcp_checkpoint_def,
     name: *mut *mut c_char,
 ) -> c_int {
-    guard!(|cx| {
-        // SAFETY: handle from the caller.
-        let def = &unsafe { cx.handle(def, "def") }?.0;
-        let out = cx.out(name, "name")?;
-        // SAFETY: the caller's out-parameter.
-        let named = Some(def.name.as_str()).filter(|n| !n.is_empty());
-        unsafe { Outputs::default().string(out, named)?.write() };
-        Ok(0)
+    // SAFETY: forwarded contract.
+    guard!(|cx| unsafe {
+        string_out(cx, def, name, "name", |d| {
+            Some(d.name.as_str()).filter(|n| !n.is_empty())
+        })
     })
 }
 
@@ -221,18 +234,8 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_parent(
     def: *const vcp_checkpoint_def,
     parent: *mut *mut c_char,
 ) -> c_int {
-    guard!(|cx| {
-        // SAFETY: handle from the caller.
-        let def = &unsafe { cx.handle(def, "def") }?.0;
-        let out = cx.out(parent, "parent")?;
-        // SAFETY: the caller's out-parameter.
-        unsafe {
-            Outputs::default()
-                .string(out, def.parent.as_deref())?
-                .write()
-        };
-        Ok(0)
-    })
+    // SAFETY: forwarded contract.
+    guard!(|cx| unsafe { string_out(cx, def, parent, "parent", |d| d.parent.as_deref()) })
 }
 
 /// Stores in `*description` a new copy of the description, or NULL when the
@@ -242,17 +245,11 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_description(
     def: *const vcp_checkpoint_def,
     description: *mut *mut c_char,
 ) -> c_int {
-    guard!(|cx| {
-        // SAFETY: handle from the caller.
-        let def = &unsafe { cx.handle(def, "def") }?.0;
-        let out = cx.out(description, "description")?;
-        // SAFETY: the caller's out-parameter.
-        unsafe {
-            Outputs::default()
-                .string(out, def.description.as_deref())?
-                .write()
-        };
-        Ok(0)
+    // SAFETY: forwarded contract.
+    guard!(|cx| unsafe {
+        string_out(cx, def, description, "description", |d| {
+            d.description.as_deref()
+        })
     })
 }
 
@@ -420,16 +417,6 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_domain_xml(
     def: *const vcp_checkpoint_def,
     xml: *mut *mut c_char,
 ) -> c_int {
-    guard!(|cx| {
-        // SAFETY: handle from the caller.
-        let def = &unsafe { cx.handle(def, "def") }?.0;
-        let out = cx.out(xml, "xml")?;
-        // SAFETY: the caller's out-parameter.
-        unsafe {
-            Outputs::default()
-                .string(out, def.domain_xml.as_deref())?
-                .write()
-        };
-        Ok(0)
-    })
+    // SAFETY: forwarded contract.
+    guard!(|cx| unsafe { string_out(cx, def, xml, "xml", |d| d.domain_xml.as_deref()) })
 }

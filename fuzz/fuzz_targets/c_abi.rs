@@ -37,7 +37,6 @@ unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
         assert_eq!(vcp_checkpoint_def_get_domain_xml(def, &mut s[3]), 0);
         assert_eq!(vcp_checkpoint_def_get_creation_time(def, &mut ctime), 0);
         let n = vcp_checkpoint_def_get_disk_count(def);
-        let mut names = Vec::new();
         let mut disks = Vec::new();
         for i in 0..n.max(0) as usize {
             let (mut name, mut kind, mut bitmap) = (ptr::null_mut(), 0, ptr::null_mut());
@@ -52,7 +51,6 @@ unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
                 size: 0,
                 has_size: 0,
             });
-            names.push((name, bitmap));
         }
         let copy = vcp_checkpoint_def_new(s[0], ctime, 0);
         assert!(
@@ -68,9 +66,9 @@ unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
         for p in s {
             vcp_free(p.cast());
         }
-        for (a, b) in names {
-            vcp_free(a.cast());
-            vcp_free(b.cast());
+        for d in &disks {
+            vcp_free(d.name.cast_mut().cast());
+            vcp_free(d.bitmap.cast_mut().cast());
         }
         copy
     }

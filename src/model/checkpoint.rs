@@ -76,10 +76,18 @@ impl CheckpointDef {
         }
         Ok(CheckpointDef {
             name: name.to_owned(),
+            ..CheckpointDef::unnamed(creation_time)
+        })
+    }
+
+    /// A definition without a name yet (formatted without `<name>`, as libvirt formats
+    /// one before its post-parse hook names it), created at `creation_time`.
+    pub fn unnamed(creation_time: i64) -> CheckpointDef {
+        CheckpointDef {
             creation_time,
             disks_given: true,
             ..CheckpointDef::default()
-        })
+        }
     }
 
     /// Sets (or with `None` clears) the embedded `<domain>` from its XML as a driver's
