@@ -229,12 +229,13 @@ qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
     if (vcp_chain_discard_actions(chain, n, vcpAdapterNodes(blockNamedNodeData), delbitmap, diskdst,
                                   &sink, reopen, &nreopen, 0) < 0)
         return vcpAdapterReport();
-    /* Deepest first, as libvirt's prepending leaves its list. */
-    for (i = 0; i < nreopen; i++) {
+    /* Prepended from the shallowest, as libvirt's walk does: this disk's layers come
+     * deepest first, before those of the disks already in the list. */
+    for (i = nreopen; i-- > 0;) {
         virStorageSource *layer = src;
         for (j = 0; j < reopen[i]; j++)
             layer = layer->backingStore;
-        *reopenimages = g_slist_append(*reopenimages, layer);
+        *reopenimages = g_slist_prepend(*reopenimages, layer);
     }
     return 0;
 }

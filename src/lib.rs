@@ -91,7 +91,8 @@ pub use plan::create::{
     check_create, check_granularity,
 };
 pub use plan::delete::{
-    DiscardPlan, Reopen, discard_actions as checkpoint_discard_actions, discard_disk_bitmaps,
+    DiscardPlan, DiskDiscard, Reopen, discard_actions as checkpoint_discard_actions,
+    discard_disk_bitmaps, disk_discard,
 };
 pub use plan::merge::{MergeSpec, bitmap_merge_actions};
 pub use plan::pull::blockpull_bitmap_actions;

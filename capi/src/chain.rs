@@ -4,6 +4,7 @@
 //! to the caller's [`vcp_action_sink`], one callback per action, so that no JSON text
 //! is written or read on either side.
 
+use std::borrow::Borrow;
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
 
 use crate::checkpoint::vcp_checkpoint_def;
@@ -14,8 +15,8 @@ use crate::{Call, Out, guard};
 use virtcheckpoint::{
     Action, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
     backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions,
-    checkpoint_add_actions, commit_finish_actions, discard_disk_bitmaps, disk_size_actions,
-    measured_size, propagate_bitmap_actions,
+    checkpoint_add_actions, commit_finish_actions, disk_discard, disk_size_actions, measured_size,
+    propagate_bitmap_actions,
 };
 
 /// Where the chain face delivers the actions it plans, in transaction order. Each
@@ -223,13 +224,19 @@ fn prepare(a: &Action, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepar
 ///
 /// # Safety
 /// The sink's callbacks are callable with its `opaque`.
-unsafe fn deliver(sink: &vcp_action_sink, actions: &[Action]) -> Result<()> {
+unsafe fn deliver<A: Borrow<Action>>(
+    sink: &vcp_action_sink,
+    actions: impl IntoIterator<Item = A, IntoIter: ExactSizeIterator>,
+) -> Result<()> {
+    let actions = actions.into_iter();
+    // Room for a removal's two names: a plan of a few dozen actions then stays below
+    // the allocator's large-chunk size, whose request makes glibc consolidate its
+    // free lists (the greater part of a delete's cost through the library).
     let mut strings = Strings {
-        buf: Vec::with_capacity(64 * actions.len()),
+        buf: Vec::with_capacity(32 * actions.len()),
     };
     let prepared = actions
-        .iter()
-        .map(|a| prepare(a, sink, &mut strings))
+        .map(|a| prepare(a.borrow(), sink, &mut strings))
         .collect::<Result<Vec<_>>>()?;
     let base = strings.buf.as_ptr().cast::<c_char>();
     // SAFETY: every offset is the start of a NUL-terminated string within the buffer,
@@ -329,7 +336,7 @@ pub unsafe extern "C" fn vcp_chain_merge_actions(
                 write_bitmap_src: cx.opt_str(write_bitmap_node, "write_bitmap_node")?,
             };
             let sink = cx.sink(sink)?;
-            deliver(sink, &bitmap_merge_actions(&spec, cx.nodes_or_empty(nodes)))?;
+            deliver(sink, bitmap_merge_actions(&spec, cx.nodes_or_empty(nodes)))?;
         }
         Ok(0)
     })
@@ -391,7 +398,7 @@ pub unsafe extern "C" fn vcp_chain_blockcopy_actions(
             let shallow = flags & VCP_BLOCKCOPY_SHALLOW != 0;
             deliver(
                 sink,
-                &blockcopy_bitmap_actions(&chain, mirror, shallow, cx.nodes_or_empty(nodes)),
+                blockcopy_bitmap_actions(&chain, mirror, shallow, cx.nodes_or_empty(nodes)),
             )?;
         }
         Ok(0)
@@ -421,7 +428,7 @@ pub unsafe extern "C" fn vcp_chain_blockcommit_actions(
             let active = flags & VCP_BLOCKCOMMIT_ACTIVE != 0;
             deliver(
                 sink,
-                &commit_finish_actions(&chain, base, active, cx.nodes_or_empty(nodes)),
+                commit_finish_actions(&chain, base, active, cx.nodes_or_empty(nodes)),
             )?;
         }
         Ok(0)
@@ -521,15 +528,16 @@ pub unsafe extern "C" fn vcp_chain_discard_actions(
                 cx.str(disk_target, "disk_target")?,
             );
             let sink = cx.sink(sink)?;
-            let (acts, layers) =
-                discard_disk_bitmaps(&chain, cx.nodes_or_empty(nodes), bitmap, disk)?;
-            deliver(sink, &acts)?;
+            let d = disk_discard(&chain, cx.nodes_or_empty(nodes), bitmap, disk)?;
+            deliver(sink, d.actions())?;
             // At most n - 1 layers (never the top), within the caller's room for n.
             let dst = r.as_ptr();
-            for (i, l) in layers.iter().enumerate() {
-                dst.add(i).write(*l);
+            let mut count = 0;
+            for l in d.reopen() {
+                dst.add(count).write(l);
+                count += 1;
             }
-            nr.put(layers.len());
+            nr.put(count);
         }
         Ok(0)
     })
@@ -581,7 +589,7 @@ pub unsafe extern "C" fn vcp_node_propagate_actions(
             let sink = cx.sink(sink)?;
             deliver(
                 sink,
-                &propagate_bitmap_actions(cx.nodes_or_empty(nodes), top, overlay),
+                propagate_bitmap_actions(cx.nodes_or_empty(nodes), top, overlay),
             )?;
         }
         Ok(0)
@@ -657,7 +665,7 @@ mod tests {
             ..recording(&mut got)
         };
         // SAFETY: the callbacks above take `got`.
-        let err = unsafe { deliver(&sink, &actions()) }.unwrap_err();
+        let err = unsafe { deliver(&sink, actions()) }.unwrap_err();
         assert!(err.to_string().contains("'blockdev-snapshot'"), "{err}");
         assert!(got.is_empty());
     }
@@ -671,7 +679,7 @@ mod tests {
             ..recording(&mut got)
         };
         // SAFETY: as above.
-        unsafe { deliver(&sink, &actions()) }.unwrap();
+        unsafe { deliver(&sink, actions()) }.unwrap();
         assert_eq!(got[0], "remove");
         assert_eq!(got[1], actions()[1].to_json().to_compact());
         assert_eq!(got.len(), 2);

@@ -20,32 +20,62 @@ pub struct DiscardPlan {
     pub missing: Vec<String>,
 }
 
-/// qemuCheckpointDiscardDiskBitmaps for one disk: removals in chain order for every
-/// layer that has `bitmap`, and the indices of the non-top layers among them, deepest
-/// first. Nothing found is libvirt's "not found in backing chain" error.
+/// Where one disk's bitmap is, for qemuCheckpointDiscardDiskBitmaps: the layers of
+/// `chain` that hold it, top first (never none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskDiscard<'a, L> {
+    chain: &'a [L],
+    bitmap: &'a str,
+    layers: Vec<usize>,
+}
+
+impl<'a, L: Layer> DiskDiscard<'a, L> {
+    /// The removals, in chain order.
+    pub fn actions(&self) -> impl ExactSizeIterator<Item = Action> + '_ {
+        self.layers
+            .iter()
+            .map(|&i| Action::remove(self.chain[i].node(), self.bitmap))
+    }
+
+    /// The non-top layers among them, deepest first: those to reopen read-write.
+    pub fn reopen(&self) -> impl Iterator<Item = usize> + '_ {
+        self.layers.iter().rev().copied().filter(|&i| i > 0)
+    }
+}
+
+/// The layers of `chain` holding `bitmap` (qemuCheckpointDiscardDiskBitmaps for one
+/// disk). Nothing found is libvirt's "not found in backing chain" error.
+pub fn disk_discard<'a, L: Layer>(
+    chain: &'a [L],
+    nodes: &NodeData,
+    bitmap: &'a str,
+    disk_target: &str,
+) -> Result<DiskDiscard<'a, L>> {
+    let layers: Vec<usize> = (0..chain.len())
+        .filter(|&i| nodes.bitmap(chain[i].node(), bitmap).is_some())
+        .collect();
+    if layers.is_empty() {
+        return Err(Error::internal(format_args!(
+            "bitmap '{bitmap}' not found in backing chain of '{disk_target}'"
+        )));
+    }
+    Ok(DiskDiscard {
+        chain,
+        bitmap,
+        layers,
+    })
+}
+
+/// [`disk_discard`] as lists: the removals in chain order, and the non-top layers
+/// holding the bitmap, deepest first.
 pub fn discard_disk_bitmaps<L: Layer>(
     chain: &[L],
     nodes: &NodeData,
     bitmap: &str,
     disk_target: &str,
 ) -> Result<(Vec<Action>, Vec<usize>)> {
-    let mut actions = Vec::with_capacity(chain.len());
-    let mut reopen = Vec::with_capacity(chain.len());
-    for (i, image) in chain.iter().enumerate() {
-        if nodes.bitmap(image.node(), bitmap).is_some() {
-            actions.push(Action::remove(image.node(), bitmap));
-            if i > 0 {
-                reopen.push(i);
-            }
-        }
-    }
-    reopen.reverse();
-    if actions.is_empty() {
-        return Err(Error::internal(format_args!(
-            "bitmap '{bitmap}' not found in backing chain of '{disk_target}'"
-        )));
-    }
-    Ok((actions, reopen))
+    let d = disk_discard(chain, nodes, bitmap, disk_target)?;
+    Ok((d.actions().collect(), d.reopen().collect()))
 }
 
 /// The removal plan for checkpoint `def` on domain `dom`. Disks no longer in the domain
@@ -71,15 +101,69 @@ pub fn discard_actions(
                 ),
             ));
         };
-        match discard_disk_bitmaps(&disk.chain, nodes, bitmap, &disk.target) {
-            Ok((actions, reopen)) => {
-                plan.actions.extend(actions);
-                plan.reopen
-                    .extend(reopen.into_iter().map(|i| Reopen::of(disk, i)));
+        match disk_discard(&disk.chain, nodes, bitmap, &disk.target) {
+            Ok(d) => {
+                plan.actions.extend(d.actions());
+                plan.reopen.extend(d.reopen().map(|i| Reopen::of(disk, i)));
             }
             Err(_) if tolerate_missing => plan.missing.push(disk.target.clone()),
             Err(e) => return Err(e),
         }
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::nodes::{Bitmap, Node};
+
+    /// The layers holding the bitmap, wherever they are: removals top first, the
+    /// layers to reopen deepest first and never the top; found nowhere is libvirt's
+    /// error naming the disk.
+    #[test]
+    fn the_bitmap_is_removed_where_it_is_and_its_backing_layers_reopened() {
+        let mut nodes = NodeData::new();
+        for (name, has) in [("l0", true), ("l1", false), ("l2", true), ("l3", true)] {
+            let bitmaps = if has {
+                vec![Bitmap {
+                    name: "c1".into(),
+                    ..Default::default()
+                }]
+            } else {
+                Vec::new()
+            };
+            nodes
+                .insert(Node {
+                    name: name.into(),
+                    bitmaps,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let chain = ["l0", "l1", "l2", "l3"];
+        let d = disk_discard(&chain, &nodes, "c1", "vda").unwrap();
+        let removed: Vec<Action> = d.actions().collect();
+        assert_eq!(
+            removed,
+            [
+                Action::remove("l0", "c1"),
+                Action::remove("l2", "c1"),
+                Action::remove("l3", "c1")
+            ]
+        );
+        assert_eq!(d.reopen().collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(
+            discard_disk_bitmaps(&chain[1..], &nodes, "c1", "vda").unwrap(),
+            (
+                vec![Action::remove("l2", "c1"), Action::remove("l3", "c1")],
+                vec![2, 1]
+            )
+        );
+        let err = disk_discard(&chain, &nodes, "c9", "vda").unwrap_err();
+        assert_eq!(
+            err.message(),
+            "internal error: bitmap 'c9' not found in backing chain of 'vda'"
+        );
+    }
 }

@@ -15,7 +15,7 @@
 use super::backup::{BackupDisk, BackupMode, backup_actions, temporary_bitmap_name};
 use super::commit::{blockcommit_bitmap_actions, commit_failed_actions};
 use super::copy::blockcopy_bitmap_actions;
-use super::delete::{Reopen, discard_actions, discard_disk_bitmaps};
+use super::delete::{Reopen, discard_actions, disk_discard};
 use super::pull::blockpull_bitmap_actions;
 use super::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
 use super::{activewrite_actions, create};
@@ -230,9 +230,9 @@ pub fn pending_abort_step(dom: &Domain, nodes: &NodeData, name: &str) -> Step {
     let mut reopen = Vec::new();
     for disk in &dom.disks {
         // The delete's own per-disk removal; a disk without the bitmap has nothing to do.
-        if let Ok((acts, layers)) = discard_disk_bitmaps(&disk.chain, nodes, name, &disk.target) {
-            actions.extend(acts);
-            reopen.extend(layers.into_iter().map(|l| Reopen::of(disk, l)));
+        if let Ok(d) = disk_discard(&disk.chain, nodes, name, &disk.target) {
+            actions.extend(d.actions());
+            reopen.extend(d.reopen().map(|l| Reopen::of(disk, l)));
         }
     }
     Step {
