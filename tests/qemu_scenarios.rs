@@ -925,7 +925,8 @@ fn assert_one_bitmap_per_checkpoint(vm: &mut Vm, model: &Model, deleted: &[Strin
 }
 
 /// One seeded sequence of writes, checkpoints, push backups (incremental from any live
-/// checkpoint, sometimes creating the next one), deletes, size queries, clean restarts
+/// checkpoint, sometimes creating the next one), pull backups (the NBD export's dirty
+/// extents), deletes, size queries, clean restarts
 /// (the tree saved, loaded and every checkpoint redefined and validated), external
 /// snapshots, block commits (active and not), block copies (shallow and deep) and
 /// block pulls on two disks of a real QEMU. Every backup must hold exactly the clusters
@@ -998,7 +999,22 @@ fn random_sequence(seed: u64, ops: usize) {
                 create_checkpoint(&mut vm, &mut list, &name).unwrap();
                 model.created(&name);
             }
-            45..=64 => {
+            45..=49 => {
+                // A pull backup: the NBD export's dirty extents are the writes since.
+                let from = rng.pick(&live).clone();
+                log += &format!("pull backup {target} from {from}\n");
+                let export = format!("backup-{target}");
+                let dirty = flows::backup_pull(&mut vm, &list, target, &from, &s.dir, |sock, _| {
+                    Ok(nbd_dirty(sock, target, &export))
+                })
+                .unwrap_or_else(|e| panic!("{e}\n{log}"));
+                assert_eq!(
+                    dirty,
+                    clusters(model.writes(&from, target)),
+                    "{target}: pull backup from {from}\n{log}"
+                );
+            }
+            50..=64 => {
                 let from = rng.pick(&live).clone();
                 let new = (live.len() < 6 && rng.below(2) == 0).then(|| {
                     next_name += 1;
