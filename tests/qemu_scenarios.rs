@@ -926,10 +926,9 @@ fn assert_one_bitmap_per_checkpoint(vm: &mut Vm, model: &Model, deleted: &[Strin
 
 /// One seeded sequence of writes, checkpoints, push backups (incremental from any live
 /// checkpoint, sometimes creating the next one), pull backups (the NBD export's dirty
-/// extents), deletes, size queries, clean restarts
-/// (the tree saved, loaded and every checkpoint redefined and validated), external
-/// snapshots, block commits (active and not), block copies (shallow and deep) and
-/// block pulls on two disks of a real QEMU. Every backup must hold exactly the clusters
+/// extents), deletes, size queries, clean restarts (the tree saved, loaded and every
+/// checkpoint redefined and validated), external snapshots, block commits (active and
+/// not), block copies (shallow and deep) and block pulls on two disks of a real QEMU. Every backup must hold exactly the clusters
 /// written since its checkpoint on each disk, every size must be their bytes, and at
 /// the end the full backup plus an incremental from its checkpoint restores the live
 /// disk byte for byte (qemu-img compare).
@@ -946,7 +945,11 @@ fn random_sequence(seed: u64, ops: usize) {
     let mut deleted: Vec<String> = Vec::new();
     let mut log = format!("seed {seed}:\n");
     let mut file = 0;
-    let mut next_name = 2;
+    let mut named = 1;
+    let mut fresh_name = || {
+        named += 1;
+        format!("c{named}")
+    };
     for t in TARGETS {
         vm.write(t, 0x11, 0, MIB).unwrap();
     }
@@ -993,8 +996,7 @@ fn random_sequence(seed: u64, ops: usize) {
                 model.wrote(target, (off, len));
             }
             35..=44 if live.len() < 6 => {
-                let name = format!("c{next_name}");
-                next_name += 1;
+                let name = fresh_name();
                 log += &format!("checkpoint {name}\n");
                 create_checkpoint(&mut vm, &mut list, &name).unwrap();
                 model.created(&name);
@@ -1016,10 +1018,7 @@ fn random_sequence(seed: u64, ops: usize) {
             }
             50..=64 => {
                 let from = rng.pick(&live).clone();
-                let new = (live.len() < 6 && rng.below(2) == 0).then(|| {
-                    next_name += 1;
-                    format!("c{}", next_name - 1)
-                });
+                let new = (live.len() < 6 && rng.below(2) == 0).then(&mut fresh_name);
                 log += &format!("backup from {from} creating {new:?}\n");
                 let tag = format!("inc{file}");
                 let b = backup_push(

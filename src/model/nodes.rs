@@ -109,6 +109,21 @@ impl NodeData {
         Self::default()
     }
 
+    /// Unit tests' table: nodes by name with their bitmaps, in order.
+    #[cfg(test)]
+    pub(crate) fn of<'a>(nodes: impl IntoIterator<Item = (&'a str, Vec<Bitmap>)>) -> Self {
+        let mut data = Self::new();
+        for (name, bitmaps) in nodes {
+            data.insert(Node {
+                name: name.into(),
+                bitmaps,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        data
+    }
+
     /// Adds a node; a second node of the same name is refused.
     pub fn insert(&mut self, node: Node) -> Result<(), DuplicateNode> {
         if self.index.contains_key(&node.name) {

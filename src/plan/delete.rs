@@ -116,31 +116,20 @@ pub fn discard_actions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::nodes::{Bitmap, Node};
+    use crate::model::nodes::Bitmap;
 
     /// The layers holding the bitmap, wherever they are: removals top first, the
     /// layers to reopen deepest first and never the top; found nowhere is libvirt's
     /// error naming the disk.
     #[test]
     fn the_bitmap_is_removed_where_it_is_and_its_backing_layers_reopened() {
-        let mut nodes = NodeData::new();
-        for (name, has) in [("l0", true), ("l1", false), ("l2", true), ("l3", true)] {
-            let bitmaps = if has {
-                vec![Bitmap {
-                    name: "c1".into(),
-                    ..Default::default()
-                }]
-            } else {
-                Vec::new()
-            };
-            nodes
-                .insert(Node {
-                    name: name.into(),
-                    bitmaps,
-                    ..Default::default()
-                })
-                .unwrap();
-        }
+        let c1 = || {
+            vec![Bitmap {
+                name: "c1".into(),
+                ..Default::default()
+            }]
+        };
+        let nodes = NodeData::of([("l0", c1()), ("l1", Vec::new()), ("l2", c1()), ("l3", c1())]);
         let chain = ["l0", "l1", "l2", "l3"];
         let d = disk_discard(&chain, &nodes, "c1", "vda").unwrap();
         let removed: Vec<Action> = d.actions().collect();

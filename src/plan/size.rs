@@ -128,7 +128,7 @@ pub fn apply_sizes(def: &mut CheckpointDef, sizes: &[(String, Option<u64>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::nodes::{Bitmap, Node};
+    use crate::model::nodes::Bitmap;
 
     fn bitmap(name: &str, count: u64) -> Bitmap {
         Bitmap {
@@ -146,19 +146,10 @@ mod tests {
     /// not measured, and the size is the temporary bitmap's count afterwards.
     #[test]
     fn one_disk_is_measured_along_its_chain() {
-        let mut nodes = NodeData::new();
-        for (name, bitmaps) in [
+        let nodes = NodeData::of([
             ("top", vec![bitmap("c1", 0), bitmap(TMP_SIZE, 7)]),
             ("base", vec![bitmap("c1", 4096)]),
-        ] {
-            nodes
-                .insert(Node {
-                    name: name.into(),
-                    bitmaps,
-                    ..Default::default()
-                })
-                .unwrap();
-        }
+        ]);
         let chain = ["top", "base"];
         let d = disk_size_actions(&chain, "c1", &nodes).unwrap();
         assert_eq!(d.recovery, Some(Action::remove("top", TMP_SIZE)));
