@@ -11,7 +11,8 @@ use vcp_harness::flows::{self, backup_push, create_checkpoint, delete_checkpoint
 use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Vm, fresh_disks};
 use virtcheckpoint::{
-    ChainState, CheckpointList, DeleteOptions, MetadataDir, chain_state, redefine_validate_step,
+    ChainState, CheckpointList, DeleteOptions, FullReason, MetadataDir, Resolution, chain_state,
+    redefine_validate_step,
 };
 
 const MIB: u64 = 1 << 20;
@@ -847,10 +848,11 @@ impl Rng {
     }
 }
 
-/// The writes a live checkpoint must give: per disk, in the order of `Model::targets`.
+/// The writes a live checkpoint must give: per disk, in the order of `Model::targets`
+/// (None: the checkpoint does not cover that disk).
 struct Since {
     name: String,
-    writes: Vec<Vec<(u64, u64)>>,
+    writes: Vec<Option<Vec<(u64, u64)>>>,
 }
 
 /// What every live checkpoint must give: the writes on each disk since it was created.
@@ -861,8 +863,13 @@ struct Model {
 }
 
 impl Model {
-    fn created(&mut self, name: &str) {
-        let writes = vec![Vec::new(); self.targets.len()];
+    /// Checkpoint `name`, on every disk but `skipped`.
+    fn created(&mut self, name: &str, skipped: Option<&str>) {
+        let writes = self
+            .targets
+            .iter()
+            .map(|t| (Some(*t) != skipped).then(Vec::new))
+            .collect();
         self.since.push(Since {
             name: name.to_owned(),
             writes,
@@ -875,28 +882,38 @@ impl Model {
 
     fn wrote(&mut self, target: &str, extent: (u64, u64)) {
         let d = self.disk(target);
-        for c in &mut self.since {
-            c.writes[d].push(extent);
+        for w in self.since.iter_mut().filter_map(|c| c.writes[d].as_mut()) {
+            w.push(extent);
         }
     }
 
-    fn writes(&self, name: &str, target: &str) -> &[(u64, u64)] {
+    fn writes(&self, name: &str, target: &str) -> Option<&[(u64, u64)]> {
         let c = self.since.iter().find(|c| c.name == name).unwrap();
-        &c.writes[self.disk(target)]
+        c.writes[self.disk(target)].as_deref()
     }
 
     fn names(&self) -> Vec<String> {
         self.since.iter().map(|c| c.name.clone()).collect()
     }
+
+    /// The live checkpoints that cover disk `target`.
+    fn names_on(&self, target: &str) -> Vec<String> {
+        let d = self.disk(target);
+        self.since
+            .iter()
+            .filter(|c| c.writes[d].is_some())
+            .map(|c| c.name.clone())
+            .collect()
+    }
 }
 
 /// After every operation: each disk's top holds one recording, persistent bitmap per
-/// live checkpoint and nothing else (no temporary bitmap left, nothing disabled), and
-/// no layer of any chain keeps a deleted checkpoint's bitmap.
+/// live checkpoint that covers it and nothing else (no temporary bitmap left, nothing
+/// disabled), and no layer of any chain keeps a deleted checkpoint's bitmap.
 fn assert_one_bitmap_per_checkpoint(vm: &mut Vm, model: &Model, deleted: &[String], log: &str) {
     let nodes = vm.nodes().unwrap();
-    let live = model.names();
     for disk in vm.disks.clone() {
+        let live = model.names_on(&disk.target);
         let top = nodes.get(&disk.chain[0].format_node()).unwrap();
         let mut names: Vec<&str> = top.bitmaps.iter().map(|b| b.name.as_str()).collect();
         names.sort_unstable();
@@ -925,7 +942,8 @@ fn assert_one_bitmap_per_checkpoint(vm: &mut Vm, model: &Model, deleted: &[Strin
 }
 
 /// One seeded sequence of writes, checkpoints, push backups (incremental from any live
-/// checkpoint, sometimes creating the next one), pull backups (the NBD export's dirty
+/// checkpoint, sometimes creating the next one; from a checkpoint that leaves a disk
+/// out, refused as libvirt refuses it and then resolved per disk), pull backups (the NBD export's dirty
 /// extents), deletes, size queries, clean restarts (the tree saved, loaded and every
 /// checkpoint redefined and validated), external snapshots, block commits (active and
 /// not), block copies (shallow and deep) and block pulls on two disks of a real QEMU. Every backup must hold exactly the clusters
@@ -954,7 +972,7 @@ fn random_sequence(seed: u64, ops: usize) {
         vm.write(t, 0x11, 0, MIB).unwrap();
     }
     let full = backup_push(&mut vm, &mut list, None, Some("c1"), &s.dir, "full").unwrap();
-    model.created("c1");
+    model.created("c1", None);
     for _ in 0..ops {
         let target = *rng.pick(&TARGETS);
         let depth = vm.disk(target).chain.len();
@@ -996,14 +1014,27 @@ fn random_sequence(seed: u64, ops: usize) {
                 model.wrote(target, (off, len));
             }
             35..=44 if live.len() < 6 => {
+                // One in four leaves a disk out: marked checkpoint='no', or not listed
+                // (once any disk is listed, libvirt gives an unlisted one no bitmap).
                 let name = fresh_name();
-                log += &format!("checkpoint {name}\n");
-                create_checkpoint(&mut vm, &mut list, &name).unwrap();
-                model.created(&name);
+                let skipped = (rng.below(4) == 0).then(|| *rng.pick(&TARGETS));
+                log += &format!("checkpoint {name} without {skipped:?}\n");
+                let disks = skipped.map_or(String::new(), |t| {
+                    let kept = TARGETS.iter().find(|k| **k != t).unwrap();
+                    if rng.below(2) == 0 {
+                        format!(
+                            "<disks><disk name='{t}' checkpoint='no'/><disk name='{kept}'/></disks>"
+                        )
+                    } else {
+                        format!("<disks><disk name='{kept}'/></disks>")
+                    }
+                });
+                flows::create_checkpoint_on(&mut vm, &mut list, &name, &disks).unwrap();
+                model.created(&name, skipped);
             }
             45..=49 => {
                 // A pull backup: the NBD export's dirty extents are the writes since.
-                let from = rng.pick(&live).clone();
+                let from = rng.pick(&model.names_on(target)).clone();
                 log += &format!("pull backup {target} from {from}\n");
                 let export = format!("backup-{target}");
                 let dirty = flows::backup_pull(&mut vm, &list, target, &from, &s.dir, |sock, _| {
@@ -1012,7 +1043,7 @@ fn random_sequence(seed: u64, ops: usize) {
                 .unwrap_or_else(|e| panic!("{e}\n{log}"));
                 assert_eq!(
                     dirty,
-                    clusters(model.writes(&from, target)),
+                    clusters(model.writes(&from, target).unwrap()),
                     "{target}: pull backup from {from}\n{log}"
                 );
             }
@@ -1021,24 +1052,67 @@ fn random_sequence(seed: u64, ops: usize) {
                 let new = (live.len() < 6 && rng.below(2) == 0).then(&mut fresh_name);
                 log += &format!("backup from {from} creating {new:?}\n");
                 let tag = format!("inc{file}");
-                let b = backup_push(
+                let pushed = backup_push(
                     &mut vm,
                     &mut list,
                     Some(&from),
                     new.as_deref(),
                     &s.dir,
                     &tag,
-                )
-                .unwrap_or_else(|e| panic!("{e}\n{log}"));
-                if let Some(n) = &new {
-                    model.created(n);
-                }
-                for t in TARGETS {
+                );
+                if TARGETS.iter().all(|t| model.writes(&from, t).is_some()) {
+                    let b = pushed.unwrap_or_else(|e| panic!("{e}\n{log}"));
+                    if let Some(n) = &new {
+                        model.created(n, None);
+                    }
+                    for t in TARGETS {
+                        assert_eq!(
+                            img::allocated(&image_of(&b, t)).unwrap(),
+                            clusters(model.writes(&from, t).unwrap()),
+                            "{t}: backup from {from}\n{log}"
+                        );
+                    }
+                } else {
+                    // libvirt refuses an incremental backup of a disk the checkpoint does
+                    // not cover, and creates nothing; resolved per disk, it is full there.
+                    let e = pushed.map(drop).unwrap_err();
+                    let left_out = TARGETS.iter().find(|t| model.writes(&from, t).is_none());
                     assert_eq!(
-                        img::allocated(&image_of(&b, t)).unwrap(),
-                        clusters(model.writes(&from, t)),
-                        "{t}: backup from {from}\n{log}"
+                        e.to_string(),
+                        format!(
+                            "checkpoint inconsistent: missing or broken bitmap '{from}' for disk '{}'",
+                            left_out.unwrap()
+                        ),
+                        "{log}"
                     );
+                    if let Some(n) = &new {
+                        assert!(!list.contains(n), "{n} created by a refused backup\n{log}");
+                    }
+                    let (decided, b) = flows::backup_resolved(
+                        &mut vm,
+                        &mut list,
+                        &from,
+                        &s.dir,
+                        &format!("r{tag}"),
+                    )
+                    .unwrap_or_else(|e| panic!("{e}\n{log}"));
+                    for (t, how) in decided {
+                        match model.writes(&from, &t) {
+                            Some(w) => {
+                                assert_eq!(how, Resolution::Incremental, "{t}\n{log}");
+                                assert_eq!(
+                                    img::allocated(&image_of(&b, &t)).unwrap(),
+                                    clusters(w),
+                                    "{t}: resolved backup from {from}\n{log}"
+                                );
+                            }
+                            None => assert_eq!(
+                                how,
+                                Resolution::Full(FullReason::NotCovered),
+                                "{t}\n{log}"
+                            ),
+                        }
+                    }
                 }
             }
             65..=72 if live.len() > 1 => {
@@ -1054,8 +1128,15 @@ fn random_sequence(seed: u64, ops: usize) {
                 log += &format!("size {name}\n");
                 let (sizes, _) = flows::checkpoint_size(&mut vm, &list, &name)
                     .unwrap_or_else(|e| panic!("{e}\n{log}"));
+                let measured: Vec<&str> = sizes.iter().map(|(t, _)| t.as_str()).collect();
+                let covered: Vec<&str> = TARGETS
+                    .into_iter()
+                    .filter(|t| model.writes(&name, t).is_some())
+                    .collect();
+                assert_eq!(measured, covered, "disks measured for {name}\n{log}");
                 for (t, size) in sizes {
-                    let bytes = clusters(model.writes(&name, &t)).iter().map(|c| c.1).sum();
+                    let w = model.writes(&name, &t).unwrap();
+                    let bytes = clusters(w).iter().map(|c| c.1).sum();
                     assert_eq!(size, Some(bytes), "{t}: size of {name}\n{log}");
                 }
             }
@@ -1102,7 +1183,7 @@ fn random_sequence(seed: u64, ops: usize) {
     for (t, live) in TARGETS.iter().zip(&tops) {
         assert_eq!(
             img::allocated(&image_of(&last, t)).unwrap(),
-            clusters(model.writes("c1", t)),
+            clusters(model.writes("c1", t).unwrap()),
             "{t}: the last backup\n{log}"
         );
         assert!(
