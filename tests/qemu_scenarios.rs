@@ -12,7 +12,7 @@ use vcp_harness::img::{self, clusters};
 use vcp_harness::vm::{Vm, fresh_disks};
 use virtcheckpoint::{
     ChainState, CheckpointList, DeleteOptions, FullReason, MetadataDir, Resolution, chain_state,
-    redefine_validate_step,
+    reconcile, redefine_validate_step,
 };
 
 const MIB: u64 = 1 << 20;
@@ -906,6 +906,13 @@ impl Model {
             .collect()
     }
 
+    /// Checkpoint `name` no longer covers disk `target`.
+    fn uncovered(&mut self, name: &str, target: &str) {
+        let d = self.disk(target);
+        let c = self.since.iter_mut().find(|c| c.name == name).unwrap();
+        c.writes[d] = None;
+    }
+
     /// The live checkpoints that cover disk `target`.
     fn names_on(&self, target: &str) -> Vec<String> {
         let d = self.disk(target);
@@ -951,13 +958,78 @@ fn assert_one_bitmap_per_checkpoint(vm: &mut Vm, model: &Model, deleted: &[Strin
     }
 }
 
+/// After a crash or a bitmap removed behind the library's back: the reconcile must name
+/// exactly the `broken` (checkpoint, disk) pairs and no orphan; the fix then removes
+/// them (a checkpoint broken on every disk it covers is dropped, one broken on some
+/// stops covering them), and the model follows. Returns the dropped checkpoints.
+fn fix_and_follow(
+    vm: &mut Vm,
+    list: &mut CheckpointList,
+    model: &mut Model,
+    broken: &[(String, &str)],
+    log: &str,
+) -> Vec<String> {
+    let nodes = vm.nodes().unwrap();
+    let report = reconcile(&vm.domain(), &list.topological(), &nodes);
+    assert_eq!(report.orphans, [], "no orphan\n{log}");
+    for check in &report.checkpoints {
+        let disks: Vec<&str> = check.disks.iter().map(|d| d.disk.as_str()).collect();
+        assert_eq!(disks, model.covered(&check.name), "{}\n{log}", check.name);
+        for d in &check.disks {
+            let want = broken.iter().any(|(n, t)| *n == check.name && *t == d.disk);
+            assert_eq!(
+                !d.state.is_valid(),
+                want,
+                "{}/{}: {:?}\n{log}",
+                check.name,
+                d.disk,
+                d.state
+            );
+        }
+    }
+    let plan = flows::fix_online(vm, list, None).unwrap_or_else(|e| panic!("{e}\n{log}"));
+    let mut want_drop = Vec::new();
+    let mut want_uncover = Vec::new();
+    for name in model.names() {
+        let mine: Vec<&str> = broken
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|b| b.1)
+            .collect();
+        if mine.len() == model.covered(&name).len() {
+            want_drop.push(name);
+        } else {
+            want_uncover.extend(mine.into_iter().map(|t| (name.clone(), t.to_owned())));
+        }
+    }
+    let mut drop = plan.drop.clone();
+    drop.sort_unstable();
+    want_drop.sort_unstable();
+    assert_eq!(drop, want_drop, "dropped\n{log}");
+    let mut uncover = plan.uncover.clone();
+    uncover.sort_unstable();
+    want_uncover.sort_unstable();
+    assert_eq!(uncover, want_uncover, "uncovered\n{log}");
+    for (name, t) in &want_uncover {
+        model.uncovered(name, t);
+    }
+    model.since.retain(|c| !want_drop.contains(&c.name));
+    let mut names: Vec<String> = list.defs().map(|d| d.name.clone()).collect();
+    names.sort_unstable();
+    let mut live = model.names();
+    live.sort_unstable();
+    assert_eq!(names, live, "the metadata follows the fix\n{log}");
+    want_drop
+}
+
 /// One seeded sequence on two disks of a real QEMU: writes, checkpoints (some leaving
 /// a disk out), push backups (incremental from any live checkpoint, sometimes creating
 /// the next one; from a checkpoint that leaves a disk out, refused as libvirt refuses
 /// it and then resolved per disk), pull backups (the NBD export's dirty extents),
 /// deletes, size queries, clean restarts (the tree saved, loaded and every checkpoint
-/// redefined and validated), external snapshots, block commits (active and not), block
-/// copies (shallow and deep) and block pulls. Every backup must hold exactly the
+/// redefined and validated), crashes and bitmaps removed behind the library's back
+/// (each followed by reconcile and fix), external snapshots, block commits (active and
+/// not), block copies (shallow and deep) and block pulls. Every backup must hold exactly the
 /// clusters written since its checkpoint on each disk, every size must be their bytes,
 /// and at the end the full backup plus an incremental from its checkpoint restores the
 /// live disk byte for byte (qemu-img compare).
@@ -982,7 +1054,10 @@ fn random_sequence(seed: u64, ops: usize) {
     for t in TARGETS {
         vm.write(t, 0x11, 0, MIB).unwrap();
     }
-    let full = backup_push(&mut vm, &mut list, None, Some("c1"), &s.dir, "full").unwrap();
+    // The full backup and the checkpoint it created, from which the last backup must
+    // restore every disk; renewed when a fix takes that checkpoint off a disk.
+    let mut full = backup_push(&mut vm, &mut list, None, Some("c1"), &s.dir, "full").unwrap();
+    let mut base = String::from("c1");
     model.created("c1", None);
     for _ in 0..ops {
         let target = *rng.pick(&TARGETS);
@@ -1014,7 +1089,49 @@ fn random_sequence(seed: u64, ops: usize) {
                 }
                 list = loaded;
             }
-            3..=34 => {
+            3 => {
+                // A host crash, the guest's writes flushed: QEMU stored none of the
+                // bitmaps it had open (inconsistent now) or created (missing), so every
+                // checkpoint is broken on every disk it covers and the fix drops them.
+                log += "crash\n";
+                for t in TARGETS {
+                    vm.flush(t).unwrap();
+                }
+                let disks = vm.disks.clone();
+                vm.kill();
+                vm = Vm::start(&s.dir, disks).unwrap();
+                let broken: Vec<(String, &str)> = live
+                    .iter()
+                    .flat_map(|n| model.covered(n).into_iter().map(|t| (n.clone(), t)))
+                    .collect();
+                deleted.extend(fix_and_follow(
+                    &mut vm, &mut list, &mut model, &broken, &log,
+                ));
+            }
+            4..=5 => {
+                // A bitmap removed behind the library's back, from the top or from a
+                // layer with a copy further down (a gap): broken on that disk alone.
+                let on = model.names_on(target);
+                if on.is_empty() {
+                    continue;
+                }
+                let name = rng.pick(&on).clone();
+                let nodes = vm.nodes().unwrap();
+                let present: Vec<usize> = (0..depth)
+                    .filter(|l| {
+                        let node = vm.disk(target).chain[*l].format_node();
+                        nodes.bitmap(&node, &name).is_some()
+                    })
+                    .collect();
+                let layer = *rng.pick(&present[..present.len().max(2) - 1]);
+                log += &format!("remove {name} from {target} layer {layer} behind our back\n");
+                flows::remove_behind_back(&mut vm, target, layer, &name).unwrap();
+                let broken = [(name, target)];
+                deleted.extend(fix_and_follow(
+                    &mut vm, &mut list, &mut model, &broken, &log,
+                ));
+            }
+            6..=34 => {
                 let (off, len) = (
                     rng.below(DISK / 4096 - 48) * 4096,
                     (1 + rng.below(48)) * 4096,
@@ -1128,7 +1245,8 @@ fn random_sequence(seed: u64, ops: usize) {
                 }
             }
             65..=72 if live.len() > 1 => {
-                let victim = rng.pick(&live[1..]).clone();
+                let others: Vec<String> = live.iter().filter(|n| **n != base).cloned().collect();
+                let victim = rng.pick(&others).clone();
                 log += &format!("delete {victim}\n");
                 delete_checkpoint(&mut vm, &mut list, &victim, DeleteOptions::default())
                     .unwrap_or_else(|e| panic!("{e}\n{log}"));
@@ -1184,9 +1302,25 @@ fn random_sequence(seed: u64, ops: usize) {
             }
             _ => continue,
         }
+        if !model.names().contains(&base) || model.covered(&base) != TARGETS {
+            // The fix took the base checkpoint off a disk: a new full backup and
+            // checkpoint start the chain the last backup restores from.
+            base = fresh_name();
+            log += &format!("full backup creating {base}\n");
+            full = backup_push(
+                &mut vm,
+                &mut list,
+                None,
+                Some(&base),
+                &s.dir,
+                &format!("full{file}"),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{log}"));
+            model.created(&base, None);
+        }
         assert_one_bitmap_per_checkpoint(&mut vm, &model, &deleted, &log);
     }
-    let last = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "last").unwrap();
+    let last = backup_push(&mut vm, &mut list, Some(&base), None, &s.dir, "last").unwrap();
     let tops: Vec<PathBuf> = TARGETS
         .iter()
         .map(|t| vm.disk(t).chain[0].path.clone())
@@ -1195,15 +1329,23 @@ fn random_sequence(seed: u64, ops: usize) {
     for (t, live) in TARGETS.iter().zip(&tops) {
         assert_eq!(
             img::allocated(&image_of(&last, t)).unwrap(),
-            clusters(model.writes("c1", t).unwrap()),
+            clusters(model.writes(&base, t).unwrap()),
             "{t}: the last backup\n{log}"
         );
         assert!(
             restore_matches(&image_of(&full, t), &[image_of(&last, t)], live),
-            "{t}: full + incremental from c1 differs from the disk\n{log}"
+            "{t}: full + incremental from {base} differs from the disk\n{log}"
         );
         assert!(img::check(live).unwrap(), "{t}: image consistent\n{log}");
     }
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    eprintln!(
+        "seed {seed}: {} steps, {} crashes, {} removals behind our back, {} new full backups",
+        log.lines().count() - 1,
+        count("crash"),
+        count("behind our back"),
+        count("full backup creating")
+    );
 }
 
 /// Seeds from VCP_RANDOM_SEEDS (comma-separated, or FIRST..LAST) and the length from

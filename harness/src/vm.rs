@@ -262,6 +262,20 @@ impl Vm {
         }
     }
 
+    /// Flushes disk `target`'s top to its image (qemu-io's `flush`): the guest's writes
+    /// survive a crash after it, the bitmaps QEMU keeps in memory do not.
+    pub fn flush(&mut self, target: &str) -> Result<()> {
+        let node = self.disk(target).chain[0].format_node();
+        let line = format!("qemu-io {node} flush");
+        let out = self
+            .qmp
+            .execute("human-monitor-command", Some(json!({"command-line": line})))?;
+        match out.as_str() {
+            Some(s) if !s.trim().is_empty() => Err(HarnessError::Other(format!("qemu-io: {s}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// Sends `actions` as one transaction (skipped when empty, as libvirt does).
     pub fn transaction(&mut self, actions: &[Action]) -> Result<()> {
         if actions.is_empty() {
