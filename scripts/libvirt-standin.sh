@@ -16,6 +16,9 @@
 # 5. Builds virsh and the QEMU driver module and runs scripts/libvirt-virsh.py: the
 #    stand-in drives a real QEMU through virsh (qemu:///embed), its bitmap commands
 #    compared with stock libvirt's recorded ones, the backups checked with qemu-img.
+# 6. Builds stock libvirt's virsh and QEMU driver from the pristine tree and runs
+#    scripts/libvirt-virsh-diff.py: the same seeded virsh sequences on stock libvirt
+#    and on the stand-in must print, send and back up the same.
 #    Prints the counts per test and "N passed, N failed".
 #
 # Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
@@ -233,14 +236,16 @@ open(src + "meson.build", "w").write(mb)
 PY
 
 # 4. Build only the two tests, then run them.
+# The minimal configure: the QEMU driver and nothing it can do without.
+minimal=(-Ddocs=disabled -Ddriver_qemu=enabled -Ddriver_libxl=disabled
+    -Ddriver_lxc=disabled -Ddriver_ch=disabled -Ddriver_vbox=disabled -Ddriver_esx=disabled
+    -Ddriver_hyperv=disabled -Ddriver_openvz=disabled -Ddriver_vmware=disabled -Ddriver_vz=disabled
+    -Ddriver_bhyve=disabled -Ddriver_network=disabled -Ddriver_interface=disabled
+    -Dselinux=disabled -Dapparmor=disabled -Dsecdriver_apparmor=disabled -Dsecdriver_selinux=disabled
+    -Dnls=disabled -Dwireshark_dissector=disabled -Dexpensive_tests=disabled
+    -Dqemu_user=root -Dqemu_group=root)
 cd delegated
-meson setup build -Ddocs=disabled -Dtests=enabled -Ddriver_qemu=enabled -Ddriver_libxl=disabled \
-    -Ddriver_lxc=disabled -Ddriver_ch=disabled -Ddriver_vbox=disabled -Ddriver_esx=disabled \
-    -Ddriver_hyperv=disabled -Ddriver_openvz=disabled -Ddriver_vmware=disabled -Ddriver_vz=disabled \
-    -Ddriver_bhyve=disabled -Ddriver_network=disabled -Ddriver_interface=disabled \
-    -Dselinux=disabled -Dapparmor=disabled -Dsecdriver_apparmor=disabled -Dsecdriver_selinux=disabled \
-    -Dnls=disabled -Dwireshark_dissector=disabled -Dexpensive_tests=disabled \
-    -Dqemu_user=root -Dqemu_group=root >"$work/setup.log" 2>&1 \
+meson setup build -Dtests=enabled "${minimal[@]}" >"$work/setup.log" 2>&1 \
     || fail "meson setup of libvirt failed (see $work/setup.log)"
 ninja -C build tests/qemublocktest tests/qemudomaincheckpointxml2xmltest >"$work/build.log" 2>&1 \
     || { tail -20 "$work/build.log"; fail "building libvirt's tests failed"; }
@@ -351,6 +356,25 @@ if ninja -C build "${virsh_targets[@]}" >"$work/build-virsh.log" 2>&1; then
 else
     tail -20 "$work/build-virsh.log"
     echo "libvirt stand-in: building virsh and the QEMU driver failed"
+    failed=$((failed + 1))
+fi
+
+# 6. Stock libvirt beside the stand-in: the pristine tree's virsh and QEMU driver,
+# then the same seeded virsh sequences on both (scripts/libvirt-virsh-diff.py), whose
+# every output, bitmap command and backup must be the same.
+# VCP_VIRSH_SEEDS (FIRST..LAST or a list) and VCP_VIRSH_OPS widen the search.
+rm -rf "$work/stock"
+cp -a "$work/libvirt-$version" "$work/stock"
+if (cd "$work/stock" && meson setup build -Dtests=disabled "${minimal[@]}" &&
+        ninja -C build "${virsh_targets[@]}") >"$work/build-stock.log" 2>&1; then
+    python3 "$root/scripts/libvirt-virsh-diff.py" "$work/stock/build" "$PWD/build" \
+        "$work/virsh-diff" "${VCP_VIRSH_SEEDS:-1..4}" "${VCP_VIRSH_OPS:-40}" | tee "$work/virsh-diff.out"
+    read -r vp _ vf _ < <(tail -n 1 "$work/virsh-diff.out")
+    passed=$((passed + ${vp:-0}))
+    failed=$((failed + ${vf:-1}))
+else
+    tail -20 "$work/build-stock.log"
+    echo "libvirt stand-in: building stock libvirt's virsh and QEMU driver failed"
     failed=$((failed + 1))
 fi
 echo "$passed passed, $failed failed"

@@ -158,12 +158,12 @@ def allocated(path):
             if e["data"] and e["depth"] == 0]
 
 
-def nbd_dirty(sock):
-    """The dirty extents of a pull backup's export of vda (qemu-img map: with
+def nbd_dirty(sock, disk="vda"):
+    """The dirty extents of a pull backup's export of @disk (qemu-img map: with
     x-dirty-bitmap a dirty extent reads as "data": false), merged."""
     out = subprocess.run(["qemu-img", "map", "--output=json", "--image-opts",
-                          "driver=nbd,export=vda,server.type=unix,server.path=%s,"
-                          "x-dirty-bitmap=qemu:dirty-bitmap:backup-vda" % sock],
+                          "driver=nbd,export=%s,server.type=unix,server.path=%s,"
+                          "x-dirty-bitmap=qemu:dirty-bitmap:backup-%s" % (disk, sock, disk)],
                          capture_output=True, text=True)
     dirty = []
     try:

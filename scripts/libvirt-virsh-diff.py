@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Stock libvirt and the stand-in, side by side on a real QEMU.
+
+The same seeded sequences of virsh operations run once over stock libvirt and once
+over the stand-in (each with qemu:///embed, so the QEMU driver runs inside virsh, and
+fresh images), on a domain with two qcow2 disks: guest writes, checkpoints (some
+leaving a disk out), push backups (full or incremental, some creating a checkpoint)
+and pull backups, deletes (plain, with children, children only, metadata only), size
+queries, redefines (validated or not), checkpoint listings, external snapshots, block
+commits (active and not), block copies (shallow and deep), block pulls, restarts,
+crashes (QEMU killed) and bitmaps removed behind libvirt's back. Nothing is predicted:
+for every operation, what virsh printed (creation times and the run's own folder
+aside), every bitmap command sent to QEMU (transactions, reopens, bitmap commands),
+the data each push backup holds (qemu-img map) and the dirty extents each pull
+backup's export shows must be the same from both. The first difference of a sequence
+is printed with the operations before it.
+
+Usage: scripts/libvirt-virsh-diff.py STOCK_BUILD STANDIN_BUILD WORKDIR [SEEDS [OPS]]
+  SEEDS: FIRST..LAST or a comma-separated list (default 1..4); OPS: per sequence
+  (default 40). Prints one line per sequence and ends with "N passed, N failed".
+"""
+
+import importlib.util
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("scenario", os.path.join(HERE, "libvirt-virsh.py"))
+scenario = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scenario)
+
+DOM = "lvrand"
+DISKS = ("vda", "vdb")
+K, M = 65536, 1 << 20
+SIZE = 64 * M
+
+
+class Run:
+    """One libvirt (a build folder) running one sequence in its own folder."""
+
+    def __init__(self, build, work):
+        self.work = work
+        shutil.rmtree(work, ignore_errors=True)
+        self.img = os.path.join(work, "img")
+        os.makedirs(os.path.join(work, "root/etc"))
+        os.makedirs(self.img)
+        with open(os.path.join(work, "root/etc/qemu.conf"), "w") as f:
+            f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
+                    'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
+        disks = ""
+        for d in DISKS:
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.path(d + ".qcow2"),
+                            str(SIZE)], check=True)
+            disks += ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                      "<source file='%s'/><target dev='%s' bus='virtio'/></disk>"
+                      % (self.path(d + ".qcow2"), d))
+        with open(self.path("dom.xml", top=True), "w") as f:
+            f.write("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory>"
+                    "<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>"
+                    "<features><acpi/></features><devices><emulator>%s</emulator>%s</devices></domain>"
+                    % (DOM, shutil.which("qemu-system-x86_64"), disks))
+        os.chdir(work)
+        self.virsh = scenario.Virsh(build, work)
+        self.log = os.path.join(work, "libvirt.log")
+
+    def path(self, name, top=False):
+        return os.path.join(self.work if top else self.img, name)
+
+    def normal(self, text, command=""):
+        """@text without what differs between two runs of the same sequence: the echo
+        of @command (readline redraws a long one with escapes), creation times, the
+        run's own folder."""
+        first, nl, rest = text.partition("\n")
+        if command and nl and command[:24] in first:
+            text = rest
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", text)
+        text = text.replace(self.work, "W")
+        text = re.sub(r"<creationTime>\d+</creationTime>", "<creationTime>T</creationTime>", text)
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", "TIME", text)
+
+    def sent_since(self, offset):
+        """The bitmap commands the driver sent after byte @offset of its log."""
+        got = []
+        with open(self.log, errors="replace") as f:
+            f.seek(offset)
+            for line in f:
+                m = re.search(r"QEMU_MONITOR_SEND_MSG: mon=\S+ msg=(\{.*\})", line)
+                if m and scenario.keep(m.group(1)):
+                    got.append(self.normal(scenario.keep(m.group(1))))
+        return got
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log)
+        except OSError:
+            return 0
+
+    def monitor(self, command):
+        return self.virsh.run("qemu-monitor-command %s '%s'" % (DOM, json.dumps(command)))
+
+    def top_node(self, disk):
+        try:
+            blocks = json.loads(self.monitor({"execute": "query-block"}))["return"]
+            return next(b["inserted"]["node-name"] for b in blocks
+                        if b.get("qdev", "").startswith("/machine/peripheral/virtio-disk%d/"
+                                                        % DISKS.index(disk)))
+        except (ValueError, KeyError, StopIteration):
+            return None
+
+    def wait_job(self):
+        """Waits for the domain's job to end: 'Completed', 'Failed' or 'none'."""
+        for _ in range(400):
+            if re.search(r"Job type:\s+None", self.virsh.run("domjobinfo " + DOM)):
+                break
+            time.sleep(0.05)
+        out = self.virsh.run("domjobinfo %s --completed" % DOM)
+        m = re.search(r"Job type:\s+(\w+)", out)
+        return m.group(1) if m else "none"
+
+    def pid(self):
+        try:
+            return int(open(self.path("root/run/qemu/%s.pid" % DOM, top=True)).read())
+        except (OSError, ValueError):
+            return None
+
+    def close(self):
+        self.virsh.run("destroy " + DOM)
+        self.virsh.close()
+
+
+def sequence(run, seed, ops):
+    """Runs sequence @seed on @run; returns its records, one per operation: (what was
+    done, what virsh printed, the bitmap commands sent, what the data showed)."""
+    rng = random.Random(seed)
+    v = run.virsh
+    records = []
+    chains = {d: [run.path(d + ".qcow2")] for d in DISKS}
+    names = []  # the checkpoints libvirt lists
+    made = [0]
+
+    def fresh(prefix):
+        made[0] += 1
+        return "%s%d" % (prefix, made[0])
+
+    def do(what, command, data=None, printed=True):
+        """Runs @command; records what it printed (with @printed; else only whether it
+        failed), the bitmap commands it sent, in order, and what @data then reads with
+        the commands sent meanwhile (a job's end, whose disks finish in any order: as a
+        sorted list)."""
+        start = run.log_size()
+        out = v.run(command)
+        sent = run.sent_since(start)
+        later = run.log_size()
+        extra = data() if data else None
+        sent += sorted(run.sent_since(later))
+        shown = run.normal(out, command).strip() if printed or "error" in out else ""
+        records.append((what, shown, sent, extra))
+        return "error:" not in out
+
+    do("define", "define " + run.path("dom.xml", top=True))
+    do("start", "start " + DOM)
+    for _ in range(ops):
+        disk = rng.choice(DISKS)
+        r = rng.randrange(100)
+        if r < 30:
+            off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
+            do("write %s %d %d" % (disk, off, length),
+               "qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
+               "virtio-backend \"write -P 0x%02x %d %d\"'"
+               % (DOM, DISKS.index(disk), rng.randrange(1, 256), off, length), printed=False)
+        elif r < 42 and len(names) < 6:
+            name = fresh("c")
+            spec = ""
+            if rng.randrange(4) == 0:
+                spec = " --diskspec %s,checkpoint=no" % disk
+            do("checkpoint " + name + spec, "checkpoint-create-as %s --name %s%s"
+               % (DOM, name, spec))
+        elif r < 57:
+            inc = rng.choice(names) if names and rng.randrange(5) else None
+            new = fresh("c") if len(names) < 6 and rng.randrange(3) == 0 else None
+            tag = fresh("b")
+            xml = "<domainbackup mode='push'>%s<disks>" % (
+                "<incremental>%s</incremental>" % inc if inc else "")
+            only = rng.choice([None, None] + list(DISKS))
+            for d in DISKS:
+                if only and d != only:
+                    xml += "<disk name='%s' backup='no'/>" % d
+                    continue
+                xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/>"
+                        "</disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+            with open(run.path(tag + ".xml", top=True), "w") as f:
+                f.write(xml + "</disks></domainbackup>")
+            command = "backup-begin %s %s" % (DOM, run.path(tag + ".xml", top=True))
+            if new:
+                with open(run.path(new + ".xml", top=True), "w") as f:
+                    f.write("<domaincheckpoint><name>%s</name></domaincheckpoint>" % new)
+                command += " " + run.path(new + ".xml", top=True)
+
+            def pushed():
+                job = run.wait_job()
+                return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)))
+                              for d in DISKS if d == only or not only])
+            do("push backup from %s creating %s" % (inc, new), command, pushed)
+        elif r < 61 and names:
+            inc = rng.choice(names)
+            tag = fresh("n")
+            sock = run.path("nbd-%s.sock" % tag, top=True)
+            xml = ("<domainbackup mode='pull'><incremental>%s</incremental><server "
+                   "transport='unix' socket='%s'/><disks>" % (inc, sock))
+            for d in DISKS:
+                xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
+                        "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+            with open(run.path("pull.xml", top=True), "w") as f:
+                f.write(xml + "</disks></domainbackup>")
+            if do("pull backup from " + inc, "backup-begin %s %s"
+                  % (DOM, run.path("pull.xml", top=True)),
+                  lambda: [scenario.nbd_dirty(sock, d) for d in DISKS]):
+                do("end the pull backup", "domjobabort " + DOM, run.wait_job)
+        elif r < 69 and names:
+            name = rng.choice(names)
+            how = rng.choice(["", "", " --children", " --children-only", " --metadata"])
+            do("delete " + name + how, "checkpoint-delete %s %s%s" % (DOM, name, how))
+        elif r < 75 and names:
+            do("size", "checkpoint-dumpxml %s %s --size --no-domain" % (DOM, rng.choice(names)))
+        elif r < 77:
+            do("list", "checkpoint-list %s --tree" % DOM)
+        elif r < 80 and names:
+            name = rng.choice(names)
+            xml = run.path("redefine-%s.xml" % name, top=True)
+            with open(xml, "w") as f:
+                f.write(v.run("checkpoint-dumpxml %s %s" % (DOM, name)))
+            validate = rng.choice(["", " --redefine-validate"])
+            do("redefine %s%s" % (name, validate),
+               "checkpoint-create %s %s --redefine%s" % (DOM, xml, validate))
+        elif r < 86 and len(chains[disk]) < 4:
+            overlay = run.path("%s-%s.qcow2" % (disk, fresh("s")))
+            other = next(d for d in DISKS if d != disk)
+            if do("snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
+                  "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
+                  % (DOM, disk, overlay, other)):
+                chains[disk].insert(0, overlay)
+        elif r < 91 and len(chains[disk]) > 1:
+            chain = chains[disk]
+            top = rng.randrange(len(chain) - 1)
+            base = rng.randrange(top + 1, len(chain))
+            if top == 0:
+                command = "blockcommit %s %s --active --pivot --wait --base %s" % (
+                    DOM, disk, chain[base])
+            else:
+                command = "blockcommit %s %s --wait --top %s --base %s" % (
+                    DOM, disk, chain[top], chain[base])
+            if do("commit %s %d into %d" % (disk, top, base), command):
+                chains[disk] = chain[:top] + chain[base:] if top else chain[base:]
+        elif r < 94:
+            dest = run.path("%s-%s.qcow2" % (disk, fresh("copy")))
+            shallow = len(chains[disk]) > 1 and rng.randrange(2) == 0
+            if do("copy %s shallow %s" % (disk, shallow),
+                  "blockcopy %s %s %s --transient-job --wait --pivot --format qcow2%s"
+                  % (DOM, disk, dest, " --shallow" if shallow else "")):
+                chains[disk] = [dest] + (chains[disk][1:] if shallow else [])
+        elif r < 96 and len(chains[disk]) > 1:
+            chain = chains[disk]
+            base = rng.randrange(2, len(chain)) if len(chain) > 2 and rng.randrange(2) else None
+            if do("pull %s base %s" % (disk, base), "blockpull %s %s --wait%s"
+                  % (DOM, disk, " --base %s" % chain[base] if base else "")):
+                chains[disk] = chain[:1] + (chain[base:] if base else [])
+        elif r < 98:
+            if rng.randrange(2):
+                do("restart", "destroy " + DOM)
+            else:
+                pid = run.pid()
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+                for _ in range(200):
+                    if "shut off" in v.run("domstate " + DOM):
+                        break
+                    time.sleep(0.05)
+                records.append(("crash", "", [], None))
+            do("start again", "start " + DOM)
+        elif names:
+            name = rng.choice(names)
+            node = run.top_node(disk)
+            run.monitor({"execute": "block-dirty-bitmap-remove",
+                         "arguments": {"node": node, "name": name}})
+            records.append(("remove %s from %s behind libvirt's back" % (name, disk), "", [], None))
+        # The checkpoints as libvirt lists them (the same from both while the runs agree).
+        names = sorted(set(v.run("checkpoint-list %s --name" % DOM).split()) - {"error:"})
+        if any(not re.fullmatch(r"c\d+", n) for n in names):
+            names = []
+    return records
+
+
+def allocated(path):
+    """The data ranges of a backup image, as (start, length); read shared, for the
+    driver may not have closed it yet when its job has ended."""
+    out = subprocess.run(["qemu-img", "map", "-U", "--output=json", path],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return out.stderr.replace(os.path.dirname(path), "W").strip()
+    return [(e["start"], e["length"]) for e in json.loads(out.stdout)
+            if e["data"] and e["depth"] == 0]
+
+
+def seeds_of(text):
+    if ".." in text:
+        a, b = text.split("..")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main():
+    stock, standin, work = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
+    seeds = seeds_of(sys.argv[4] if len(sys.argv) > 4 else "1..4")
+    ops = int(sys.argv[5]) if len(sys.argv) > 5 else 40
+    passed = failed = 0
+    for seed in seeds:
+        got = {}
+        for label, build in (("stock", stock), ("stand-in", standin)):
+            run = Run(build, os.path.join(work, "%d-%s" % (seed, label)))
+            try:
+                got[label] = sequence(run, seed, ops)
+                with open(os.path.join(run.work, "records.json"), "w") as f:
+                    json.dump(got[label], f, indent=1)
+            finally:
+                run.close()
+                stop_qemu(run)
+        a, b = got["stock"], got["stand-in"]
+        diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if diff is None and len(a) != len(b):
+            diff = min(len(a), len(b))
+        if diff is None:
+            passed += 1
+            commands = sum(len(r[2]) for r in a)
+            errors = sum(1 for r in a if "error:" in r[1])
+            print("virsh stock/stand-in seed %d: %d operations, %d bitmap commands, %d errors, "
+                  "all the same: ok" % (seed, len(a), commands, errors))
+            continue
+        failed += 1
+        print("virsh stock/stand-in seed %d: operation %d differs: FAILED" % (seed, diff + 1))
+        for r in a[max(0, diff - 8):diff]:
+            print("    %s" % r[0])
+        for label, rec in (("stock", a), ("stand-in", b)):
+            r = rec[diff] if diff < len(rec) else None
+            print("  %s: %r" % (label, r))
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+def stop_qemu(run):
+    """Kills a run's QEMU if it outlived virsh."""
+    pid = run.pid()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    signal.alarm(1800)  # never hang CI: SIGALRM ends the run
+    sys.exit(main())
