@@ -3,7 +3,9 @@
  *
  * Included at the end of src/conf/checkpoint_conf.c by scripts/libvirt-standin.sh
  * (libvirt's conf library, linked into libvirt.so, has its own copy of the library).
- * The library reads and writes the checkpoint's own XML; the embedded <domain> stays
+ * libvirt's XML layer still parses and checks each document against its schema
+ * first, for libvirt's errors for malformed or invalid XML are libxml2's own; the
+ * library then reads and writes the checkpoint's own XML. The embedded <domain> stays
  * libvirt's, parsed and formatted by libvirt's domain code, and passes as text.
  * Strings the library returns are malloc()ed, so libvirt's struct keeps them as its
  * own (g_free() is free()).
@@ -33,13 +35,19 @@ virDomainCheckpointDefParseString(const char *xmlStr,
                                   unsigned int flags)
 {
     bool redefine = flags & VIR_DOMAIN_CHECKPOINT_PARSE_REDEFINE;
-    vcp_checkpoint_def *in = vcp_checkpoint_def_parse_xml(xmlStr, NULL, redefine ?
-        VCP_CHECKPOINT_PARSE_REDEFINE : VCP_CHECKPOINT_PARSE_ONLY);
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    /* libvirt's own parse and schema check come first: their errors are libxml2's. */
+    g_autoptr(xmlDoc) xml = virXMLParse(NULL, xmlStr, _("(domain_checkpoint)"), "domaincheckpoint",
+                                        &ctxt, "domaincheckpoint.rng", true);
+    vcp_checkpoint_def *in = xml ? vcp_checkpoint_def_parse_xml(xmlStr, NULL, redefine ?
+        VCP_CHECKPOINT_PARSE_REDEFINE : VCP_CHECKPOINT_PARSE_ONLY) : NULL;
     g_autoptr(virDomainCheckpointDef) def = NULL;
     g_autofree char *domain = NULL;
     int n = in ? vcp_checkpoint_def_get_disk_count(in) : -1;
     int i = 0;
 
+    if (!xml)
+        return NULL;
     if (n < 0 || !(def = virDomainCheckpointDefNew())) {
         if (n < 0)
             vcpConfReport();

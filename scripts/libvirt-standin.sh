@@ -340,6 +340,14 @@ fi
 python3 "$root/scripts/adapter-lines.py" "$work/libvirt-$version" \
     || echo "libvirt stand-in: the adapter could not be measured"
 
+# add_counts OUT: adds the "N passed, N failed" that ends OUT (one failure without it).
+add_counts() {
+    local vp vf
+    read -r vp _ vf _ < <(tail -n 1 "$1")
+    passed=$((passed + ${vp:-0}))
+    failed=$((failed + ${vf:-1}))
+}
+
 # 5. Real QEMU: virsh (qemu:///embed) over the stand-in replays stock libvirt's
 # recorded operations and more (scripts/libvirt-virsh.py).
 virsh_targets=(tools/virsh src/libvirt_driver_qemu.so)
@@ -350,9 +358,7 @@ if ninja -C build -t targets all 2>/dev/null | grep '^src/libvirt_storage_file_f
 fi
 if ninja -C build "${virsh_targets[@]}" >"$work/build-virsh.log" 2>&1; then
     python3 "$root/scripts/libvirt-virsh.py" "$PWD/build" "$work/virsh" | tee "$work/virsh.out"
-    read -r vp _ vf _ < <(tail -n 1 "$work/virsh.out")
-    passed=$((passed + ${vp:-0}))
-    failed=$((failed + ${vf:-1}))
+    add_counts "$work/virsh.out"
 else
     tail -20 "$work/build-virsh.log"
     echo "libvirt stand-in: building virsh and the QEMU driver failed"
@@ -369,9 +375,7 @@ if (cd "$work/stock" && meson setup build -Dtests=disabled "${minimal[@]}" &&
         ninja -C build "${virsh_targets[@]}") >"$work/build-stock.log" 2>&1; then
     python3 "$root/scripts/libvirt-virsh-diff.py" "$work/stock/build" "$PWD/build" \
         "$work/virsh-diff" "${VCP_VIRSH_SEEDS:-1..4}" "${VCP_VIRSH_OPS:-40}" | tee "$work/virsh-diff.out"
-    read -r vp _ vf _ < <(tail -n 1 "$work/virsh-diff.out")
-    passed=$((passed + ${vp:-0}))
-    failed=$((failed + ${vf:-1}))
+    add_counts "$work/virsh-diff.out"
 else
     tail -20 "$work/build-stock.log"
     echo "libvirt stand-in: building stock libvirt's virsh and QEMU driver failed"

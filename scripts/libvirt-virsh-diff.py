@@ -40,6 +40,28 @@ DOM = "lvrand"
 DISKS = ("vda", "vdb")
 K, M = 65536, 1 << 20
 SIZE = 64 * M
+# Checkpoint XML that libvirt refuses (with --redefine or not): each must give the
+# same error from both, and change nothing.
+HOSTILE = [
+    "<domaincheckpoint><name>x",
+    "",
+    "<domaincheckpoint><name>a/b</name></domaincheckpoint>",
+    "<domaincheckpoint><name>.</name></domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk name='vdz'/></disks></domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk name='vda'/><disk name='vda'/></disks>"
+    "</domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk name='vda' checkpoint='bogus'/></disks>"
+    "</domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk name='vda' checkpoint='no'/>"
+    "<disk name='vdb' checkpoint='no'/></disks></domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk name='vda' bitmap='b'/></disks>"
+    "</domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><creationTime>soon</creationTime></domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><parent><name>nope</name></parent>"
+    "<creationTime>1</creationTime></domaincheckpoint>",
+    "<domaincheckpoint><name>x</name><disks><disk/></disks></domaincheckpoint>",
+    "<notacheckpoint><name>x</name></notacheckpoint>",
+]
 
 
 class Run:
@@ -76,12 +98,14 @@ class Run:
     def normal(self, text, command=""):
         """@text without what differs between two runs of the same sequence: the echo
         of @command (readline redraws a long one with escapes), creation times, the
-        run's own folder."""
+        run's own folder and the build's schema folder."""
         first, nl, rest = text.partition("\n")
         if command and nl and command[:24] in first:
             text = rest
         text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", text)
         text = text.replace(self.work, "W")
+        # Each build reads the schemas from its own source tree.
+        text = re.sub(r"\S*/src/conf/schemas/", "SCHEMAS/", text)
         text = re.sub(r"<creationTime>\d+</creationTime>", "<creationTime>T</creationTime>", text)
         return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", "TIME", text)
 
@@ -149,17 +173,18 @@ def sequence(run, seed, ops):
         made[0] += 1
         return "%s%d" % (prefix, made[0])
 
-    def do(what, command, data=None, printed=True):
+    def do(what, command, data=None, printed=True, job=False):
         """Runs @command; records what it printed (with @printed; else only whether it
-        failed), the bitmap commands it sent, in order, and what @data then reads with
-        the commands sent meanwhile (a job's end, whose disks finish in any order: as a
-        sorted list)."""
+        failed), the bitmap commands it sent, in order, and what @data then reads. For a
+        @job, the commands after its transaction are its end, whose disks finish in any
+        order: they are compared as a sorted list."""
         start = run.log_size()
         out = v.run(command)
-        sent = run.sent_since(start)
-        later = run.log_size()
         extra = data() if data else None
-        sent += sorted(run.sent_since(later))
+        sent = run.sent_since(start)
+        begun = next((i + 1 for i, c in enumerate(sent) if '"transaction"' in c), 0)
+        if job:
+            sent = sent[:begun] + sorted(sent[begun:])
         shown = run.normal(out, command).strip() if printed or "error" in out else ""
         records.append((what, shown, sent, extra))
         return "error:" not in out
@@ -169,7 +194,14 @@ def sequence(run, seed, ops):
     for _ in range(ops):
         disk = rng.choice(DISKS)
         r = rng.randrange(100)
-        if r < 30:
+        if r < 2:
+            xml = run.path("hostile.xml", top=True)
+            with open(xml, "w") as f:
+                f.write(rng.choice(HOSTILE))
+            redefine = rng.choice(["", " --redefine"])
+            do("hostile checkpoint XML%s" % redefine,
+               "checkpoint-create %s %s%s" % (DOM, xml, redefine))
+        elif r < 30:
             off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
             do("write %s %d %d" % (disk, off, length),
                "qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
@@ -207,7 +239,7 @@ def sequence(run, seed, ops):
                 job = run.wait_job()
                 return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)))
                               for d in DISKS if d == only or not only])
-            do("push backup from %s creating %s" % (inc, new), command, pushed)
+            do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
         elif r < 61 and names:
             inc = rng.choice(names)
             tag = fresh("n")
@@ -222,7 +254,7 @@ def sequence(run, seed, ops):
             if do("pull backup from " + inc, "backup-begin %s %s"
                   % (DOM, run.path("pull.xml", top=True)),
                   lambda: [scenario.nbd_dirty(sock, d) for d in DISKS]):
-                do("end the pull backup", "domjobabort " + DOM, run.wait_job)
+                do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
         elif r < 69 and names:
             name = rng.choice(names)
             how = rng.choice(["", "", " --children", " --children-only", " --metadata"])
@@ -283,6 +315,21 @@ def sequence(run, seed, ops):
                         break
                     time.sleep(0.05)
                 records.append(("crash", "", [], None))
+            if names and rng.randrange(2):
+                # While it is shut off: what libvirt does then, or refuses.
+                name = rng.choice(names)
+                xml = run.path("offline-%s.xml" % name, top=True)
+                with open(xml, "w") as f:
+                    f.write(v.run("checkpoint-dumpxml %s %s" % (DOM, name)))
+                command = rng.choice([
+                    "checkpoint-create %s %s --redefine" % (DOM, xml),
+                    "checkpoint-create %s %s --redefine --redefine-validate" % (DOM, xml),
+                    "checkpoint-delete %s %s" % (DOM, name),
+                    "checkpoint-delete %s %s --metadata" % (DOM, name),
+                    "checkpoint-dumpxml %s %s --size" % (DOM, name),
+                    "checkpoint-create-as %s --name %s" % (DOM, fresh("c")),
+                ])
+                do("shut off: " + command.split()[0], command)
             do("start again", "start " + DOM)
         elif names:
             name = rng.choice(names)
@@ -291,21 +338,28 @@ def sequence(run, seed, ops):
                          "arguments": {"node": node, "name": name}})
             records.append(("remove %s from %s behind libvirt's back" % (name, disk), "", [], None))
         # The checkpoints as libvirt lists them (the same from both while the runs agree).
-        names = sorted(set(v.run("checkpoint-list %s --name" % DOM).split()) - {"error:"})
-        if any(not re.fullmatch(r"c\d+", n) for n in names):
-            names = []
+        listed = v.run("checkpoint-list %s --name" % DOM).split()
+        names = sorted(n for n in listed if re.fullmatch(r"c\d+", n))
     return records
 
 
 def allocated(path):
-    """The data ranges of a backup image, as (start, length); read shared, for the
+    """The data ranges of a backup image, as (start, length), adjacent ones merged
+    (where the clusters landed in the file does not matter); read shared, for the
     driver may not have closed it yet when its job has ended."""
     out = subprocess.run(["qemu-img", "map", "-U", "--output=json", path],
                          capture_output=True, text=True)
     if out.returncode != 0:
         return out.stderr.replace(os.path.dirname(path), "W").strip()
-    return [(e["start"], e["length"]) for e in json.loads(out.stdout)
-            if e["data"] and e["depth"] == 0]
+    ranges = []
+    for e in json.loads(out.stdout):
+        if not e["data"] or e["depth"] != 0:
+            continue
+        if ranges and ranges[-1][0] + ranges[-1][1] == e["start"]:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + e["length"])
+        else:
+            ranges.append((e["start"], e["length"]))
+    return ranges
 
 
 def seeds_of(text):
