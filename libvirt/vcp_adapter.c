@@ -309,10 +309,12 @@ qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm,
     vcp_step *step = NULL;
     int rc;
 
-    /* The library's precondition gives libvirt's error for an inactive domain. */
+    /* The library's precondition gives libvirt's error for an inactive domain, whose
+     * images have no node names: it is handed over without its disks. */
     if (active && !(data = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
         return -1;
-    if ((dom = vcpAdapterDomain(vm->def)) && (chk = vcpAdapterCheckpoint(chkdef)))
+    dom = active ? vcpAdapterDomain(vm->def) : vcp_domain_new(vm->def->name, NULL);
+    if (dom && (chk = vcpAdapterCheckpoint(chkdef)))
         step = vcp_redefine_validate_step(dom, chk, active ? vcpAdapterNodes(data) : NULL,
                                           active ? 0 : VCP_REDEFINE_DOMAIN_INACTIVE);
     rc = step ? 0 : vcpAdapterReport();

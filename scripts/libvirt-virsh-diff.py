@@ -98,7 +98,7 @@ class Run:
     def normal(self, text, command=""):
         """@text without what differs between two runs of the same sequence: the echo
         of @command (readline redraws a long one with escapes), creation times, the
-        run's own folder and the build's schema folder."""
+        run's own folder, the build's schema folder, the domain's UUID."""
         first, nl, rest = text.partition("\n")
         if command and nl and command[:24] in first:
             text = rest
@@ -107,6 +107,7 @@ class Run:
         # Each build reads the schemas from its own source tree.
         text = re.sub(r"\S*/src/conf/schemas/", "SCHEMAS/", text)
         text = re.sub(r"<creationTime>\d+</creationTime>", "<creationTime>T</creationTime>", text)
+        text = re.sub(r"<uuid>[-0-9a-f]+</uuid>", "<uuid>U</uuid>", text)
         return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", "TIME", text)
 
     def sent_since(self, offset):
@@ -260,7 +261,9 @@ def sequence(run, seed, ops):
             how = rng.choice(["", "", " --children", " --children-only", " --metadata"])
             do("delete " + name + how, "checkpoint-delete %s %s%s" % (DOM, name, how))
         elif r < 75 and names:
-            do("size", "checkpoint-dumpxml %s %s --size --no-domain" % (DOM, rng.choice(names)))
+            how = rng.choice([" --size --no-domain", " --size", "", " --no-domain",
+                              " --security-info"])
+            do("dumpxml" + how, "checkpoint-dumpxml %s %s%s" % (DOM, rng.choice(names), how))
         elif r < 77:
             do("list", "checkpoint-list %s --tree" % DOM)
         elif r < 80 and names:
