@@ -89,6 +89,17 @@ check_online(void)
     {
         vcp_checkpoint_delete_plan *plan = vcp_checkpoint_list_plan_delete(list, "c2", VCP_CHECKPOINT_DELETE_CHILDREN);
         char **missing = NULL;
+        TAP_OK(plan && vcp_checkpoint_delete_plan_check(plan, list, dom, nodes, 0) == -1 &&
+               tap_err_is(VCP_ERR_INTERNAL_ERROR,
+                          "internal error: bitmap 'c2' not found in backing chain of 'vda'"),
+               "delete plan check: c2's bitmap is gone, so the whole delete fails before c3's "
+               "discard is sent");
+        TAP_OK(vcp_checkpoint_delete_plan_check(plan, list, dom, nodes,
+                                                VCP_CHECKPOINT_DISCARD_IGNORE_MISSING) == 0 &&
+               vcp_checkpoint_delete_plan_check(plan, list, dom, nodes, 1u << 7) == -1 &&
+               tap_err_code() == VCP_ERR_INVALID_ARG &&
+               vcp_checkpoint_delete_plan_check(NULL, list, dom, nodes, 0) == -1,
+               "delete plan check: IGNORE_MISSING passes; unknown flags and NULL refused");
         TAP_OK(plan && vcp_checkpoint_delete_plan_discard_actions(plan, list, dom, nodes, 0, &actions,
                                                                    &reopen, &missing, 0) == 0 &&
                missing && !missing[0] &&

@@ -1096,6 +1096,22 @@ int vcp_checkpoint_delete_plan_discard_actions(const vcp_checkpoint_delete_plan 
                                                unsigned int flags);
 
 /**
+ * Checks, before anything is sent, that every discard of the plan can be planned from
+ * `nodes` read once: under one bitmap per checkpoint each discard removes only its own
+ * checkpoint's bitmap, so the whole subtree is checked against one reading. Returns 0
+ * when all can (then plan each with `vcp_checkpoint_delete_plan_discard_actions()`, in
+ * order, from the same `nodes`), or -1 with the first failing discard's error (e.g.
+ * VIR_ERR_INTERNAL_ERROR "bitmap 'c3' not found in backing chain of 'vda'"). libvirt
+ * discards one checkpoint at a time and stops at the first failure, the descendants
+ * before it already gone. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+ */
+int vcp_checkpoint_delete_plan_check(const vcp_checkpoint_delete_plan *plan,
+                                     const vcp_checkpoint_list *list,
+                                     const vcp_domain *dom,
+                                     const vcp_node_data *nodes,
+                                     unsigned int flags);
+
+/**
  * Two-phase backup checkpoints: marks checkpoint `name` pending in the journal of
  * `<base_dir>/<domain>`, durably; call it before sending the backup transaction that
  * creates the checkpoint's bitmap. Returns 0 or -1. `flags` must be 0.

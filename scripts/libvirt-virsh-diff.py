@@ -64,6 +64,10 @@ HOSTILE = [
 ]
 
 
+class VirshDied(Exception):
+    """virsh (and the driver inside it) ended in the middle of a sequence."""
+
+
 class Run:
     """One libvirt (a build folder) running one sequence in its own folder."""
 
@@ -156,8 +160,9 @@ class Run:
             return None
 
     def close(self):
-        self.virsh.run("destroy " + DOM)
-        self.virsh.close()
+        if self.virsh.proc.poll() is None:
+            self.virsh.run("destroy " + DOM)
+            self.virsh.close()
 
 
 def sequence(run, seed, ops):
@@ -181,6 +186,9 @@ def sequence(run, seed, ops):
         order: they are compared as a sorted list."""
         start = run.log_size()
         out = v.run(command)
+        if v.proc.poll() is not None:
+            records.append((what, "virsh died (%d)" % v.proc.returncode, [], None))
+            raise VirshDied()
         extra = data() if data else None
         sent = run.sent_since(start)
         begun = next((i + 1 for i, c in enumerate(sent) if '"transaction"' in c), 0)
@@ -192,157 +200,168 @@ def sequence(run, seed, ops):
 
     do("define", "define " + run.path("dom.xml", top=True))
     do("start", "start " + DOM)
-    for _ in range(ops):
-        disk = rng.choice(DISKS)
-        r = rng.randrange(100)
-        if r < 2:
-            xml = run.path("hostile.xml", top=True)
-            with open(xml, "w") as f:
-                f.write(rng.choice(HOSTILE))
-            redefine = rng.choice(["", " --redefine"])
-            do("hostile checkpoint XML%s" % redefine,
-               "checkpoint-create %s %s%s" % (DOM, xml, redefine))
-        elif r < 30:
-            off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
-            do("write %s %d %d" % (disk, off, length),
-               "qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
-               "virtio-backend \"write -P 0x%02x %d %d\"'"
-               % (DOM, DISKS.index(disk), rng.randrange(1, 256), off, length), printed=False)
-        elif r < 42 and len(names) < 6:
-            name = fresh("c")
-            spec = ""
-            if rng.randrange(4) == 0:
-                spec = " --diskspec %s,checkpoint=no" % disk
-            do("checkpoint " + name + spec, "checkpoint-create-as %s --name %s%s"
-               % (DOM, name, spec))
-        elif r < 57:
-            inc = rng.choice(names) if names and rng.randrange(5) else None
-            new = fresh("c") if len(names) < 6 and rng.randrange(3) == 0 else None
-            tag = fresh("b")
-            xml = "<domainbackup mode='push'>%s<disks>" % (
-                "<incremental>%s</incremental>" % inc if inc else "")
-            only = rng.choice([None, None] + list(DISKS))
-            for d in DISKS:
-                if only and d != only:
-                    xml += "<disk name='%s' backup='no'/>" % d
-                    continue
-                xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/>"
-                        "</disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
-            with open(run.path(tag + ".xml", top=True), "w") as f:
-                f.write(xml + "</disks></domainbackup>")
-            command = "backup-begin %s %s" % (DOM, run.path(tag + ".xml", top=True))
-            if new:
-                with open(run.path(new + ".xml", top=True), "w") as f:
-                    f.write("<domaincheckpoint><name>%s</name></domaincheckpoint>" % new)
-                command += " " + run.path(new + ".xml", top=True)
+    try:
+        for _ in range(ops):
+            disk = rng.choice(DISKS)
+            r = rng.randrange(100)
+            if r < 2:
+                xml = run.path("hostile.xml", top=True)
+                with open(xml, "w") as f:
+                    f.write(rng.choice(HOSTILE))
+                redefine = rng.choice(["", " --redefine"])
+                do("hostile checkpoint XML%s" % redefine,
+                   "checkpoint-create %s %s%s" % (DOM, xml, redefine))
+            elif r < 30:
+                off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
+                do("write %s %d %d" % (disk, off, length),
+                   "qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
+                   "virtio-backend \"write -P 0x%02x %d %d\"'"
+                   % (DOM, DISKS.index(disk), rng.randrange(1, 256), off, length), printed=False)
+            elif r < 42 and len(names) < 6:
+                name = fresh("c")
+                spec = ""
+                if rng.randrange(4) == 0:
+                    spec = " --diskspec %s,checkpoint=no" % disk
+                do("checkpoint " + name + spec, "checkpoint-create-as %s --name %s%s"
+                   % (DOM, name, spec))
+            elif r < 57:
+                inc = rng.choice(names) if names and rng.randrange(5) else None
+                new = fresh("c") if len(names) < 6 and rng.randrange(3) == 0 else None
+                tag = fresh("b")
+                xml = "<domainbackup mode='push'>%s<disks>" % (
+                    "<incremental>%s</incremental>" % inc if inc else "")
+                only = rng.choice([None, None] + list(DISKS))
+                for d in DISKS:
+                    if only and d != only:
+                        xml += "<disk name='%s' backup='no'/>" % d
+                        continue
+                    xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/>"
+                            "</disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+                with open(run.path(tag + ".xml", top=True), "w") as f:
+                    f.write(xml + "</disks></domainbackup>")
+                command = "backup-begin %s %s" % (DOM, run.path(tag + ".xml", top=True))
+                if new:
+                    with open(run.path(new + ".xml", top=True), "w") as f:
+                        f.write("<domaincheckpoint><name>%s</name></domaincheckpoint>" % new)
+                    command += " " + run.path(new + ".xml", top=True)
 
-            def pushed():
-                job = run.wait_job()
-                return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)))
-                              for d in DISKS if d == only or not only])
-            do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
-        elif r < 61 and names:
-            inc = rng.choice(names)
-            tag = fresh("n")
-            sock = run.path("nbd-%s.sock" % tag, top=True)
-            xml = ("<domainbackup mode='pull'><incremental>%s</incremental><server "
-                   "transport='unix' socket='%s'/><disks>" % (inc, sock))
-            for d in DISKS:
-                xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
-                        "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
-            with open(run.path("pull.xml", top=True), "w") as f:
-                f.write(xml + "</disks></domainbackup>")
-            if do("pull backup from " + inc, "backup-begin %s %s"
-                  % (DOM, run.path("pull.xml", top=True)),
-                  lambda: [scenario.nbd_dirty(sock, d) for d in DISKS]):
-                do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
-        elif r < 69 and names:
-            name = rng.choice(names)
-            how = rng.choice(["", "", " --children", " --children-only", " --metadata"])
-            do("delete " + name + how, "checkpoint-delete %s %s%s" % (DOM, name, how))
-        elif r < 75 and names:
-            how = rng.choice([" --size --no-domain", " --size", "", " --no-domain",
-                              " --security-info"])
-            do("dumpxml" + how, "checkpoint-dumpxml %s %s%s" % (DOM, rng.choice(names), how))
-        elif r < 77:
-            do("list", "checkpoint-list %s --tree" % DOM)
-        elif r < 80 and names:
-            name = rng.choice(names)
-            xml = run.path("redefine-%s.xml" % name, top=True)
-            with open(xml, "w") as f:
-                f.write(v.run("checkpoint-dumpxml %s %s" % (DOM, name)))
-            validate = rng.choice(["", " --redefine-validate"])
-            do("redefine %s%s" % (name, validate),
-               "checkpoint-create %s %s --redefine%s" % (DOM, xml, validate))
-        elif r < 86 and len(chains[disk]) < 4:
-            overlay = run.path("%s-%s.qcow2" % (disk, fresh("s")))
-            other = next(d for d in DISKS if d != disk)
-            if do("snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
-                  "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
-                  % (DOM, disk, overlay, other)):
-                chains[disk].insert(0, overlay)
-        elif r < 91 and len(chains[disk]) > 1:
-            chain = chains[disk]
-            top = rng.randrange(len(chain) - 1)
-            base = rng.randrange(top + 1, len(chain))
-            if top == 0:
-                command = "blockcommit %s %s --active --pivot --wait --base %s" % (
-                    DOM, disk, chain[base])
-            else:
-                command = "blockcommit %s %s --wait --top %s --base %s" % (
-                    DOM, disk, chain[top], chain[base])
-            if do("commit %s %d into %d" % (disk, top, base), command):
-                chains[disk] = chain[:top] + chain[base:] if top else chain[base:]
-        elif r < 94:
-            dest = run.path("%s-%s.qcow2" % (disk, fresh("copy")))
-            shallow = len(chains[disk]) > 1 and rng.randrange(2) == 0
-            if do("copy %s shallow %s" % (disk, shallow),
-                  "blockcopy %s %s %s --transient-job --wait --pivot --format qcow2%s"
-                  % (DOM, disk, dest, " --shallow" if shallow else "")):
-                chains[disk] = [dest] + (chains[disk][1:] if shallow else [])
-        elif r < 96 and len(chains[disk]) > 1:
-            chain = chains[disk]
-            base = rng.randrange(2, len(chain)) if len(chain) > 2 and rng.randrange(2) else None
-            if do("pull %s base %s" % (disk, base), "blockpull %s %s --wait%s"
-                  % (DOM, disk, " --base %s" % chain[base] if base else "")):
-                chains[disk] = chain[:1] + (chain[base:] if base else [])
-        elif r < 98:
-            if rng.randrange(2):
-                do("restart", "destroy " + DOM)
-            else:
-                pid = run.pid()
-                if pid:
-                    os.kill(pid, signal.SIGKILL)
-                for _ in range(200):
-                    if "shut off" in v.run("domstate " + DOM):
-                        break
-                    time.sleep(0.05)
-                records.append(("crash", "", [], None))
-            if names and rng.randrange(2):
-                # While it is shut off: what libvirt does then, or refuses.
+                def pushed():
+                    job = run.wait_job()
+                    return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)))
+                                  for d in DISKS if d == only or not only])
+                do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
+            elif r < 61 and names:
+                inc = rng.choice(names)
+                tag = fresh("n")
+                sock = run.path("nbd-%s.sock" % tag, top=True)
+                xml = ("<domainbackup mode='pull'><incremental>%s</incremental><server "
+                       "transport='unix' socket='%s'/><disks>" % (inc, sock))
+                for d in DISKS:
+                    xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
+                            "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+                with open(run.path("pull.xml", top=True), "w") as f:
+                    f.write(xml + "</disks></domainbackup>")
+                if do("pull backup from " + inc, "backup-begin %s %s"
+                      % (DOM, run.path("pull.xml", top=True)),
+                      lambda: [scenario.nbd_dirty(sock, d) for d in DISKS]):
+                    do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
+            elif r < 69 and names:
                 name = rng.choice(names)
-                xml = run.path("offline-%s.xml" % name, top=True)
+                how = rng.choice(["", "", " --children", " --children-only", " --metadata"])
+                if not do("delete " + name + how, "checkpoint-delete %s %s%s" % (DOM, name, how)) \
+                        and "children" in how:
+                    # libvirt (9.0 and 11.3) frees the descendants it deleted before the
+                    # failure but leaves them linked in its tree (qemuCheckpointDelete's
+                    # error path): what follows reads freed memory, in either build.
+                    records.append(("stopped: libvirt's tree holds freed checkpoints", "",
+                                    [], None))
+                    break
+            elif r < 75 and names:
+                how = rng.choice([" --size --no-domain", " --size", "", " --no-domain",
+                                  " --security-info"])
+                do("dumpxml" + how, "checkpoint-dumpxml %s %s%s" % (DOM, rng.choice(names), how))
+            elif r < 77:
+                do("list", "checkpoint-list %s --tree" % DOM)
+            elif r < 80 and names:
+                name = rng.choice(names)
+                xml = run.path("redefine-%s.xml" % name, top=True)
                 with open(xml, "w") as f:
                     f.write(v.run("checkpoint-dumpxml %s %s" % (DOM, name)))
-                command = rng.choice([
-                    "checkpoint-create %s %s --redefine" % (DOM, xml),
-                    "checkpoint-create %s %s --redefine --redefine-validate" % (DOM, xml),
-                    "checkpoint-delete %s %s" % (DOM, name),
-                    "checkpoint-delete %s %s --metadata" % (DOM, name),
-                    "checkpoint-dumpxml %s %s --size" % (DOM, name),
-                    "checkpoint-create-as %s --name %s" % (DOM, fresh("c")),
-                ])
-                do("shut off: " + command.split()[0], command)
-            do("start again", "start " + DOM)
-        elif names:
-            name = rng.choice(names)
-            node = run.top_node(disk)
-            run.monitor({"execute": "block-dirty-bitmap-remove",
-                         "arguments": {"node": node, "name": name}})
-            records.append(("remove %s from %s behind libvirt's back" % (name, disk), "", [], None))
-        # The checkpoints as libvirt lists them (the same from both while the runs agree).
-        listed = v.run("checkpoint-list %s --name" % DOM).split()
-        names = sorted(n for n in listed if re.fullmatch(r"c\d+", n))
+                validate = rng.choice(["", " --redefine-validate"])
+                do("redefine %s%s" % (name, validate),
+                   "checkpoint-create %s %s --redefine%s" % (DOM, xml, validate))
+            elif r < 86 and len(chains[disk]) < 4:
+                overlay = run.path("%s-%s.qcow2" % (disk, fresh("s")))
+                other = next(d for d in DISKS if d != disk)
+                if do("snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
+                      "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
+                      % (DOM, disk, overlay, other)):
+                    chains[disk].insert(0, overlay)
+            elif r < 91 and len(chains[disk]) > 1:
+                chain = chains[disk]
+                top = rng.randrange(len(chain) - 1)
+                base = rng.randrange(top + 1, len(chain))
+                if top == 0:
+                    command = "blockcommit %s %s --active --pivot --wait --base %s" % (
+                        DOM, disk, chain[base])
+                else:
+                    command = "blockcommit %s %s --wait --top %s --base %s" % (
+                        DOM, disk, chain[top], chain[base])
+                if do("commit %s %d into %d" % (disk, top, base), command):
+                    chains[disk] = chain[:top] + chain[base:] if top else chain[base:]
+            elif r < 94:
+                dest = run.path("%s-%s.qcow2" % (disk, fresh("copy")))
+                shallow = len(chains[disk]) > 1 and rng.randrange(2) == 0
+                if do("copy %s shallow %s" % (disk, shallow),
+                      "blockcopy %s %s %s --transient-job --wait --pivot --format qcow2%s"
+                      % (DOM, disk, dest, " --shallow" if shallow else "")):
+                    chains[disk] = [dest] + (chains[disk][1:] if shallow else [])
+            elif r < 96 and len(chains[disk]) > 1:
+                chain = chains[disk]
+                base = rng.randrange(2, len(chain)) if len(chain) > 2 and rng.randrange(2) else None
+                if do("pull %s base %s" % (disk, base), "blockpull %s %s --wait%s"
+                      % (DOM, disk, " --base %s" % chain[base] if base else "")):
+                    chains[disk] = chain[:1] + (chain[base:] if base else [])
+            elif r < 98:
+                if rng.randrange(2):
+                    do("restart", "destroy " + DOM)
+                else:
+                    pid = run.pid()
+                    if pid:
+                        os.kill(pid, signal.SIGKILL)
+                    for _ in range(200):
+                        if "shut off" in v.run("domstate " + DOM):
+                            break
+                        time.sleep(0.05)
+                    records.append(("crash", "", [], None))
+                if names and rng.randrange(2):
+                    # While it is shut off: what libvirt does then, or refuses.
+                    name = rng.choice(names)
+                    xml = run.path("offline-%s.xml" % name, top=True)
+                    with open(xml, "w") as f:
+                        f.write(v.run("checkpoint-dumpxml %s %s" % (DOM, name)))
+                    command = rng.choice([
+                        "checkpoint-create %s %s --redefine" % (DOM, xml),
+                        "checkpoint-create %s %s --redefine --redefine-validate" % (DOM, xml),
+                        "checkpoint-delete %s %s" % (DOM, name),
+                        "checkpoint-delete %s %s --metadata" % (DOM, name),
+                        "checkpoint-dumpxml %s %s --size" % (DOM, name),
+                        "checkpoint-create-as %s --name %s" % (DOM, fresh("c")),
+                    ])
+                    do("shut off: " + command.split()[0], command)
+                do("start again", "start " + DOM)
+            elif names:
+                name = rng.choice(names)
+                node = run.top_node(disk)
+                run.monitor({"execute": "block-dirty-bitmap-remove",
+                             "arguments": {"node": node, "name": name}})
+                records.append(("remove %s from %s behind libvirt's back" % (name, disk), "", [], None))
+            # The checkpoints as libvirt lists them (the same from both while the runs agree).
+            listed = v.run("checkpoint-list %s --name" % DOM).split()
+            names = sorted(n for n in listed if re.fullmatch(r"c\d+", n))
+    except (VirshDied, BrokenPipeError):
+        if not records or not records[-1][1].startswith("virsh died"):
+            records.append(("(between operations)", "virsh died (%s)" % v.proc.wait(), [], None))
     return records
 
 
@@ -392,6 +411,15 @@ def main():
         diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
         if diff is None and len(a) != len(b):
             diff = min(len(a), len(b))
+        died = diff is not None and diff < len(a) and a[diff][1].startswith("virsh died")
+        if died and not (diff < len(b) and b[diff][1].startswith("virsh died")):
+            # Stock libvirt crashed where the stand-in did not: stock has nothing to
+            # compare with from there on.
+            passed += 1
+            print("virsh stock/stand-in seed %d: stock libvirt's virsh died at operation %d "
+                  "(%s: %s), the stand-in did not; the same before it: ok"
+                  % (seed, diff + 1, a[diff][0], a[diff][1]))
+            continue
         if diff is None:
             passed += 1
             commands = sum(len(r[2]) for r in a)

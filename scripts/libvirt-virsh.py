@@ -41,9 +41,11 @@ class Virsh:
                    LIBVIRT_LOG_OUTPUTS="1:file:%s/libvirt.log" % work)
         uri = "qemu:///embed?root=%s/root" % work
         self.log = open(os.path.join(work, "virsh.log"), "w")
+        # VCP_VIRSH_WRAP: a command to run virsh under (e.g. valgrind), for a defect hunt.
         self.proc = subprocess.Popen(
-            ["stdbuf", "-oL", "-eL", os.path.join(build, "run"),
-             os.path.join(build, "tools/virsh"), "-q", "-c", uri],
+            ["stdbuf", "-oL", "-eL", os.path.join(build, "run")]
+            + os.environ.get("VCP_VIRSH_WRAP", "").split()
+            + [os.path.join(build, "tools/virsh"), "-q", "-c", uri],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=env)
 

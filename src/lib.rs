@@ -127,5 +127,6 @@ pub use store::dir::{LoadProblem, MetadataDir};
 pub use store::list::{CheckpointList, DeleteOptions, DeletePlan, ListOptions};
 pub use store::owner::{OWNER_SEPARATOR, fix_for_owner, owned_name, owner_of};
 pub use store::{
-    adopt_into, apply_delete, apply_fix, begin_pending, commit_pending, drop_pending, retire_all,
+    adopt_into, apply_delete, apply_fix, begin_pending, commit_pending, discard_steps,
+    drop_pending, retire_all,
 };

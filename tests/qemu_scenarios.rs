@@ -826,6 +826,44 @@ fn l_reopens_keep_the_disks_driver_options() {
     assert!(bitmap_names(&s.path("vda-base.qcow2")).is_empty());
 }
 
+#[test]
+fn n_a_delete_that_cannot_discard_its_whole_subtree_changes_nothing() {
+    let s = Scene::new("n");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    for name in ["c1", "c2", "c3"] {
+        create_checkpoint(&mut vm, &mut list, name).unwrap();
+    }
+    // c2's bitmap removed behind the library's back. Deleting c1 with its children
+    // discards c3, then c2, then c1: c2's discard cannot be planned, so the delete fails
+    // before c3's is sent (libvirt would have removed c3 and dropped it from its tree).
+    flows::remove_behind_back(&mut vm, "vda", 0, "c2").unwrap();
+    let children = DeleteOptions {
+        children: true,
+        ..DeleteOptions::default()
+    };
+    let e = delete_checkpoint(&mut vm, &mut list, "c1", children).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("internal error: bitmap 'c2' not found in backing chain of 'vda'"),
+        "{e}"
+    );
+    let top = vm.disk("vda").chain[0].format_node();
+    let nodes = vm.nodes().unwrap();
+    for name in ["c1", "c3"] {
+        assert!(nodes.bitmap(&top, name).is_some(), "{name} still there");
+    }
+    let mut names: Vec<&str> = list.defs().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["c1", "c2", "c3"], "the tree is unchanged");
+    // The way out: the reconcile's fix drops c2 alone, and the delete then goes through.
+    flows::fix_online(&mut vm, &mut list, None).unwrap();
+    delete_checkpoint(&mut vm, &mut list, "c1", children).unwrap();
+    assert!(list.is_empty());
+    assert!(vm.nodes().unwrap().get(&top).unwrap().bitmaps.is_empty());
+    vm.quit().unwrap();
+}
+
 /// splitmix64: a small seeded generator, so that a failing sequence can be replayed.
 struct Rng(u64);
 

@@ -6,11 +6,12 @@ use std::path::Path;
 use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
-use crate::plan::{discard, discard_out};
+use crate::plan::{VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, discard, discard_out};
 use crate::{Call, Outputs, count, free_handle, guard, into_handle};
 use virtcheckpoint::{
-    CheckpointList, DeleteOptions, DeletePlan, Error, ErrorDomain, ListOptions, MetadataDir,
-    Result, adopt_into, apply_delete, begin_pending, commit_pending, drop_pending, now, retire_all,
+    CheckpointList, DeleteOptions, DeletePlan, Domain, Error, ErrorDomain, ListOptions,
+    MetadataDir, NodeData, Result, adopt_into, apply_delete, begin_pending, commit_pending,
+    discard_steps, drop_pending, now, retire_all,
 };
 
 /// A domain's checkpoints: a forest with one "current" checkpoint (libvirt's
@@ -491,19 +492,60 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_discard_actions(
 ) -> c_int {
     guard!(|cx| {
         // SAFETY: handles from the caller.
-        let (plan, list, dom, nodes) = unsafe {
-            (
-                &cx.handle(plan, "plan")?.0,
-                &cx.handle(list, "list")?.0,
-                &cx.handle(dom, "dom")?.0,
-                &cx.handle(nodes, "nodes")?.0,
-            )
-        };
+        let (plan, list, dom, nodes) = unsafe { plan_handles(cx, plan, list, dom, nodes) }?;
         // SAFETY: the caller's out-parameters.
         let (outs, tolerate) = unsafe { discard_out(cx, flags, actions, reopen, missing) }?;
         let def = list.discarded(plan, index)?;
         // SAFETY: the caller's out-parameters.
         unsafe { discard(outs, dom, def, nodes, tolerate) }?;
+        Ok(0)
+    })
+}
+
+/// A delete plan's handles with the list, domain and node data it is planned against.
+///
+/// # Safety
+/// Each pointer is NULL or a handle from this library not freed yet.
+unsafe fn plan_handles<'a>(
+    cx: &Call,
+    plan: *const vcp_checkpoint_delete_plan,
+    list: *const vcp_checkpoint_list,
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+) -> Result<(&'a DeletePlan, &'a CheckpointList, &'a Domain, &'a NodeData)> {
+    // SAFETY: forwarded contract.
+    unsafe {
+        Ok((
+            &cx.handle(plan, "plan")?.0,
+            &cx.handle(list, "list")?.0,
+            &cx.handle(dom, "dom")?.0,
+            &cx.handle(nodes, "nodes")?.0,
+        ))
+    }
+}
+
+/// Checks, before anything is sent, that every discard of the plan can be planned from
+/// `nodes` read once: under one bitmap per checkpoint each discard removes only its own
+/// checkpoint's bitmap, so the whole subtree is checked against one reading. Returns 0
+/// when all can (then plan each with `vcp_checkpoint_delete_plan_discard_actions()`, in
+/// order, from the same `nodes`), or -1 with the first failing discard's error (e.g.
+/// VIR_ERR_INTERNAL_ERROR "bitmap 'c3' not found in backing chain of 'vda'"). libvirt
+/// discards one checkpoint at a time and stops at the first failure, the descendants
+/// before it already gone. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_delete_plan_check(
+    plan: *const vcp_checkpoint_delete_plan,
+    list: *const vcp_checkpoint_list,
+    dom: *const vcp_domain,
+    nodes: *const vcp_node_data,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING)?;
+        // SAFETY: handles from the caller.
+        let (plan, list, dom, nodes) = unsafe { plan_handles(cx, plan, list, dom, nodes) }?;
+        let tolerate = flags & VCP_CHECKPOINT_DISCARD_IGNORE_MISSING != 0;
+        discard_steps(list, plan, dom, nodes, tolerate)?;
         Ok(0)
     })
 }

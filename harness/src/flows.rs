@@ -15,7 +15,7 @@ use virtcheckpoint::{
     BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, DetectZeroes, DiskDriver,
     Domain, FixPlan, Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution,
     SnapshotDisk, Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step,
-    copy_step, create_step, discard_step, fix_plan, fix_step, pull_step, read_sizes, reconcile,
+    copy_step, create_step, discard_steps, fix_plan, fix_step, pull_step, read_sizes, reconcile,
     resolved_backup_step, size_step, snapshot_step,
 };
 
@@ -317,9 +317,9 @@ fn with_reopened<T>(
     out
 }
 
-/// Deletes checkpoint `name` with `opts`: for each checkpoint to discard, the node
-/// data is read again and its discard step sent; then the tree is updated. Returns the
-/// steps sent.
+/// Deletes checkpoint `name` with `opts`: every discard step planned from one node
+/// data reading (the whole subtree or nothing), then sent in order; then the tree is
+/// updated. Returns the steps sent.
 pub fn delete_checkpoint(
     vm: &mut Vm,
     list: &mut CheckpointList,
@@ -327,16 +327,18 @@ pub fn delete_checkpoint(
     opts: DeleteOptions,
 ) -> Result<Vec<Step>> {
     let plan = lib(list.plan_delete(name, opts))?;
-    let mut sent = Vec::new();
-    for i in 0..plan.discard.len() {
-        let nodes = vm.nodes()?;
-        let def = lib(list.discarded(&plan, i))?.clone();
-        let step = lib(discard_step(&vm.domain(), &def, &nodes, false))?;
+    let steps = lib(discard_steps(
+        list,
+        &plan,
+        &vm.domain(),
+        &vm.nodes()?,
+        false,
+    ))?;
+    for step in &steps {
         vm.send_phase(&step.now)?;
-        sent.push(step);
     }
     lib(apply_delete(list, &plan, None))?;
-    Ok(sent)
+    Ok(steps)
 }
 
 /// Each disk's dirty bytes since a checkpoint, by target.

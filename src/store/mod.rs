@@ -8,7 +8,10 @@ pub(crate) mod owner;
 
 use crate::error::Result;
 use crate::model::checkpoint::{CheckpointDef, DiskCheckpointKind};
+use crate::model::domain::Domain;
+use crate::model::nodes::NodeData;
 use crate::plan::reconcile::FixPlan;
+use crate::plan::step::{Step, discard_step};
 use dir::MetadataDir;
 use list::{CheckpointList, DeleteOptions, DeletePlan};
 
@@ -33,6 +36,26 @@ pub fn apply_delete(
     }
     *list = next;
     Ok(())
+}
+
+/// The discard steps of a delete planned with [`CheckpointList::plan_delete`], one per
+/// checkpoint in its discard order, all planned from `nodes` read once before anything
+/// is sent. Under one bitmap per checkpoint a discard removes only that checkpoint's
+/// own bitmap, so one reading serves every step, and a delete whose subtree cannot be
+/// discarded whole (a descendant's bitmap gone) fails here with that discard's error
+/// while nothing has been sent or changed. libvirt instead discards one checkpoint at
+/// a time and stops at the first failure, the descendants before it already gone.
+/// `tolerate_missing` as [`discard_step`](crate::plan::step::discard_step).
+pub fn discard_steps(
+    list: &CheckpointList,
+    plan: &DeletePlan,
+    dom: &Domain,
+    nodes: &NodeData,
+    tolerate_missing: bool,
+) -> Result<Vec<Step>> {
+    (0..plan.discard.len())
+        .map(|i| discard_step(dom, list.discarded(plan, i)?, nodes, tolerate_missing))
+        .collect()
 }
 
 /// Brings the metadata in line with a reconcile fix once its removals were carried
