@@ -252,6 +252,36 @@ fuzz_target!(|data: &[u8]| {
         }
         let list = vcp_checkpoint_list_new();
         if vcp_checkpoint_list_add(list, def, flags & 1) >= 0 {
+            // A delete with children: checked whole, then its first discard, which
+            // must go through when the whole was found possible.
+            let mut name: *mut c_char = ptr::null_mut();
+            if vcp_checkpoint_def_get_name(def, &mut name) == 0 && !name.is_null() {
+                let plan =
+                    vcp_checkpoint_list_plan_delete(list, name, VCP_CHECKPOINT_DELETE_CHILDREN);
+                if !plan.is_null() {
+                    let whole = vcp_checkpoint_delete_plan_check(plan, list, dom, nodes, flags & 1);
+                    let mut m: *mut *mut c_char = ptr::null_mut();
+                    let first = vcp_checkpoint_delete_plan_discard_actions(
+                        plan,
+                        list,
+                        dom,
+                        nodes,
+                        0,
+                        &mut a,
+                        &mut r,
+                        &mut m,
+                        flags & 1,
+                    );
+                    assert!(whole == -1 || first == 0, "checked whole, first discard refused");
+                    if first == 0 {
+                        vcp_free(a.cast());
+                        free_list(r);
+                        free_list(m);
+                    }
+                    vcp_checkpoint_delete_plan_free(plan);
+                }
+                vcp_free(name.cast());
+            }
             let mut rep: *mut c_char = ptr::null_mut();
             if vcp_reconcile(dom, list, nodes, &mut rep, 0) >= 0 {
                 vcp_free(rep.cast());

@@ -105,6 +105,31 @@ fn format_args(index: u32, read_only: bool, backing: Option<u32>, driver: &DiskD
     v
 }
 
+/// Each thread of process `pid` with its state and kernel wait channel.
+fn threads_waiting(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "gone".into();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        let status = read("status");
+        let state = status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .unwrap_or("?")
+            .trim()
+            .to_owned();
+        out.push(format!(
+            "{}:{}:{}",
+            read("comm").trim(),
+            state,
+            read("wchan")
+        ));
+    }
+    out.join(" ")
+}
+
 impl Vm {
     /// Starts QEMU in `dir` with the given disks (their image files must exist, chains
     /// top first). Backing layers are opened read-only, as libvirt opens them.
@@ -157,11 +182,13 @@ impl Vm {
         let qmp = match Qmp::connect(&socket, Duration::from_secs(10)) {
             Ok(q) => q,
             Err(e) => {
+                // Where QEMU's threads were waiting, for a start that never greets.
+                let threads = threads_waiting(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = std::fs::read_to_string(dir.join("qemu.log")).unwrap_or_default();
                 return Err(HarnessError::Other(format!(
-                    "QEMU did not start: {e}\n{log}"
+                    "QEMU did not start: {e}\nthreads: {threads}\n{log}"
                 )));
             }
         };
