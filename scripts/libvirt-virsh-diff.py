@@ -326,6 +326,11 @@ def sequence(run, seed, ops):
                 if rng.randrange(2):
                     do("restart", "destroy " + DOM)
                 else:
+                    # The guest's writes flushed first (else whether the last ones
+                    # survive the kill is a matter of timing), then QEMU killed.
+                    for d in DISKS:
+                        v.run("qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/"
+                              "virtio-disk%d/virtio-backend flush'" % (DOM, DISKS.index(d)))
                     pid = run.pid()
                     if pid:
                         os.kill(pid, signal.SIGKILL)
