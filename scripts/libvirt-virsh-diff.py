@@ -73,13 +73,7 @@ class Run:
 
     def __init__(self, build, work):
         self.work = work
-        shutil.rmtree(work, ignore_errors=True)
-        self.img = os.path.join(work, "img")
-        os.makedirs(os.path.join(work, "root/etc"))
-        os.makedirs(self.img)
-        with open(os.path.join(work, "root/etc/qemu.conf"), "w") as f:
-            f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
-                    'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
+        self.img = scenario.make_root(work)
         disks = ""
         for d in DISKS:
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.path(d + ".qcow2"),
@@ -191,8 +185,8 @@ def sequence(run, seed, ops):
             raise VirshDied()
         extra = data() if data else None
         sent = run.sent_since(start)
-        begun = next((i + 1 for i, c in enumerate(sent) if '"transaction"' in c), 0)
         if job:
+            begun = next((i + 1 for i, c in enumerate(sent) if '"transaction"' in c), 0)
             sent = sent[:begun] + sorted(sent[begun:])
         shown = run.normal(out, command).strip() if printed or "error" in out else ""
         records.append((what, shown, sent, extra))
@@ -214,9 +208,8 @@ def sequence(run, seed, ops):
             elif r < 30:
                 off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
                 do("write %s %d %d" % (disk, off, length),
-                   "qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
-                   "virtio-backend \"write -P 0x%02x %d %d\"'"
-                   % (DOM, DISKS.index(disk), rng.randrange(1, 256), off, length), printed=False)
+                   scenario.qemu_io(DOM, DISKS.index(disk), '"write -P 0x%02x %d %d"'
+                                    % (rng.randrange(1, 256), off, length)), printed=False)
             elif r < 42 and len(names) < 6:
                 name = fresh("c")
                 spec = ""
@@ -328,9 +321,8 @@ def sequence(run, seed, ops):
                 else:
                     # The guest's writes flushed first (else whether the last ones
                     # survive the kill is a matter of timing), then QEMU killed.
-                    for d in DISKS:
-                        v.run("qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/"
-                              "virtio-disk%d/virtio-backend flush'" % (DOM, DISKS.index(d)))
+                    for d in range(len(DISKS)):
+                        v.run(scenario.qemu_io(DOM, d, "flush"))
                     pid = run.pid()
                     if pid:
                         os.kill(pid, signal.SIGKILL)

@@ -76,9 +76,7 @@ class Virsh:
         return "error:" not in self.run(command)
 
     def write(self, pattern, offset, length):
-        return self.ok("qemu-monitor-command lvtest --hmp 'qemu-io -d "
-                       "/machine/peripheral/virtio-disk0/virtio-backend "
-                       "\"write -P %s %s %s\"'" % (pattern, offset, length))
+        return self.ok(qemu_io("lvtest", 0, '"write -P %s %s %s"' % (pattern, offset, length)))
 
     def backup(self, *xml):
         if not self.ok("backup-begin lvtest " + " ".join(xml)):
@@ -117,6 +115,26 @@ class Virsh:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+def qemu_io(domain, disk, command):
+    """The virsh command running qemu-io @command on @domain's virtio disk number
+    @disk, as the guest's device sees it."""
+    return ("qemu-monitor-command %s --hmp 'qemu-io -d /machine/peripheral/virtio-disk%d/"
+            "virtio-backend %s'" % (domain, disk, command))
+
+
+def make_root(work):
+    """A fresh folder @work for an embedded driver (root/, with a qemu.conf that runs
+    QEMU as root without a security driver) and its images (img/, returned)."""
+    shutil.rmtree(work, ignore_errors=True)
+    img = os.path.join(work, "img")
+    os.makedirs(os.path.join(work, "root/etc"))
+    os.makedirs(img)
+    with open(os.path.join(work, "root/etc/qemu.conf"), "w") as f:
+        f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
+                'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
+    return img
 
 
 def keep(text):
@@ -183,13 +201,7 @@ def nbd_dirty(sock, disk="vda"):
 
 def main():
     build, work = sys.argv[1], os.path.abspath(sys.argv[2])
-    shutil.rmtree(work, ignore_errors=True)
-    img = os.path.join(work, "img")
-    os.makedirs(os.path.join(work, "root/etc"))
-    os.makedirs(img)
-    with open(os.path.join(work, "root/etc/qemu.conf"), "w") as f:
-        f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
-                'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
+    img = make_root(work)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
                     os.path.join(img, "vda.qcow2"), "64M"], check=True)
     files = {
