@@ -574,6 +574,21 @@ check_steps(void)
                          VCP_BLOCKCOPY_SHALLOW | VCP_COPY_PERSISTENT_DOMAIN) == NULL &&
            tap_err_is(VCP_ERR_OPERATION_INVALID, "Requested operation is not valid: domain is not transient"),
            "copy step: libvirt's precondition for a shallow copy of a persistent domain");
+    step = vcp_copy_step(dom, "vda", nd, "/m.raw", "libvirt-9-format", NULL, "copy-vda",
+                         VCP_COPY_MIRROR_RAW);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_READY, &cmds) == 1 &&
+           strcmp(cmds[0], "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"copy-vda\"}}") == 0,
+           "copy step into a raw mirror: no activewrite bitmap before the pivot");
+    vcp_string_list_free(cmds);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_END, &cmds) == 1 && strstr(cmds[0], "job-dismiss"),
+           "copy step into a raw mirror: no bitmap QEMU would refuse after it");
+    vcp_string_list_free(cmds);
+    vcp_step_free(step);
+    TAP_OK(vcp_copy_step(dom, "vda", nd, "/m.raw", "libvirt-9-format", NULL, "copy-vda",
+                         VCP_BLOCKCOPY_SHALLOW | VCP_COPY_MIRROR_RAW) == NULL &&
+           tap_err_is(VCP_ERR_CONFIG_UNSUPPORTED, "unsupported configuration: shallow copy of disk 'vda' "
+                      "into a raw file is not possible"),
+           "copy step: libvirt refuses a shallow copy into a raw file");
     step = vcp_commit_step(dom, "vda", nd, "libvirt-4-format", "libvirt-1-format", "commit-vda", 0);
     after = NULL;
     TAP_OK(step && vcp_step_get_domain_after(step, &after) == 1 &&

@@ -264,6 +264,12 @@
 #define VCP_COPY_TRANSIENT_JOB (1 << 2)
 
 /**
+ * `vcp_copy_step()`: the mirror is a raw image (else qcow2), which holds no bitmap: the
+ * step sends none to it, and a shallow copy of a disk with backing layers is refused.
+ */
+#define VCP_COPY_MIRROR_RAW (1 << 3)
+
+/**
  * `vcp_redefine_validate_step()`: the domain is not running.
  */
 #define VCP_REDEFINE_DOMAIN_INACTIVE (1 << 0)
@@ -1758,9 +1764,11 @@ vcp_step *vcp_commit_step(const vcp_domain *dom,
 /**
  * The block copy step of disk `target` onto the mirror image (`mirror_source` may be
  * NULL; `mirror_storage_node` may be NULL), job `job_id`. `flags`:
- * `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`; a
- * shallow copy of a persistent domain without a transient job is refused with
- * VIR_ERR_OPERATION_INVALID "domain is not transient", as libvirt refuses it.
+ * `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`,
+ * `VCP_COPY_MIRROR_RAW`; a shallow copy of a persistent domain without a transient
+ * job is refused with VIR_ERR_OPERATION_INVALID "domain is not transient", and one
+ * into a raw mirror with VIR_ERR_CONFIG_UNSUPPORTED, as libvirt refuses them. A mirror
+ * that holds no bitmap (raw, or qcow2 v2 in `nodes`) gets no bitmap command.
  */
 vcp_step *vcp_copy_step(const vcp_domain *dom,
                         const char *target,

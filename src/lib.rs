@@ -83,7 +83,9 @@ pub use plan::backup::{
     backup_bitmap_actions, temporary_bitmap_name,
 };
 pub use plan::chain::{ChainState, bitmap_chain_is_valid, chain_state};
-pub use plan::commit::{blockcommit_bitmap_actions, commit_failed_actions, commit_finish_actions};
+pub use plan::commit::{
+    blockcommit_bitmap_actions, commit_failed_actions, commit_finish_actions, commit_lost_bitmaps,
+};
 pub use plan::copy::blockcopy_bitmap_actions;
 pub use plan::create::{
     CreateOptions, MAX_BITMAP_BYTES, MAX_BITMAP_NAME, MAX_GRANULARITY, MIN_GRANULARITY,

@@ -35,6 +35,9 @@ pub const VCP_STEP_ON_ABORT: c_int = 3;
 pub const VCP_COPY_PERSISTENT_DOMAIN: c_uint = 1 << 1;
 /// `vcp_copy_step()`: the copy job is transient (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`).
 pub const VCP_COPY_TRANSIENT_JOB: c_uint = 1 << 2;
+/// `vcp_copy_step()`: the mirror is a raw image (else qcow2), which holds no bitmap: the
+/// step sends none to it, and a shallow copy of a disk with backing layers is refused.
+pub const VCP_COPY_MIRROR_RAW: c_uint = 1 << 3;
 
 /// An overlay for `vcp_snapshot_step()`: the new image of one disk.
 #[repr(C)]
@@ -334,9 +337,11 @@ pub unsafe extern "C" fn vcp_commit_step(
 
 /// The block copy step of disk `target` onto the mirror image (`mirror_source` may be
 /// NULL; `mirror_storage_node` may be NULL), job `job_id`. `flags`:
-/// `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`; a
-/// shallow copy of a persistent domain without a transient job is refused with
-/// VIR_ERR_OPERATION_INVALID "domain is not transient", as libvirt refuses it.
+/// `VCP_BLOCKCOPY_SHALLOW`, `VCP_COPY_PERSISTENT_DOMAIN`, `VCP_COPY_TRANSIENT_JOB`,
+/// `VCP_COPY_MIRROR_RAW`; a shallow copy of a persistent domain without a transient
+/// job is refused with VIR_ERR_OPERATION_INVALID "domain is not transient", and one
+/// into a raw mirror with VIR_ERR_CONFIG_UNSUPPORTED, as libvirt refuses them. A mirror
+/// that holds no bitmap (raw, or qcow2 v2 in `nodes`) gets no bitmap command.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_copy_step(
     dom: *const vcp_domain,
@@ -351,7 +356,10 @@ pub unsafe extern "C" fn vcp_copy_step(
     guard!(|cx| {
         cx.flags(
             flags,
-            VCP_BLOCKCOPY_SHALLOW | VCP_COPY_PERSISTENT_DOMAIN | VCP_COPY_TRANSIENT_JOB,
+            VCP_BLOCKCOPY_SHALLOW
+                | VCP_COPY_PERSISTENT_DOMAIN
+                | VCP_COPY_TRANSIENT_JOB
+                | VCP_COPY_MIRROR_RAW,
         )?;
         // SAFETY: handles and C strings from the caller.
         let (dom, target, nodes, job, mirror) = unsafe {
@@ -365,7 +373,12 @@ pub unsafe extern "C" fn vcp_copy_step(
                         .opt_str(mirror_source, "mirror_source")?
                         .unwrap_or("")
                         .to_owned(),
-                    format: "qcow2".into(),
+                    format: if flags & VCP_COPY_MIRROR_RAW != 0 {
+                        "raw"
+                    } else {
+                        "qcow2"
+                    }
+                    .into(),
                     format_node: cx.str(mirror_format_node, "mirror_format_node")?.to_owned(),
                     storage_node: cx
                         .opt_str(mirror_storage_node, "mirror_storage_node")?

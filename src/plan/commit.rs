@@ -1,13 +1,15 @@
 //! Block commit (qemuBlockPivot, qemuBlockBitmapsHandleCommitFinish; SPEC 8).
 
 use super::TMP_ACTIVEWRITE;
+use super::chain::chain_state;
 use super::merge::{MergeSpec, bitmap_merge_actions};
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::domain::Layer;
 use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
 
-fn check_range<L: Layer>(chain: &[L], top: usize, base: usize) -> Result<()> {
+/// A commit's `top` above its `base`, both within `chain`.
+pub(crate) fn check_range<L: Layer>(chain: &[L], top: usize, base: usize) -> Result<()> {
     if top >= base || base >= chain.len() {
         return Err(Error::invalid_arg(
             ErrorDomain::Qemu,
@@ -63,6 +65,44 @@ pub fn commit_finish_actions<L: Layer>(
         },
         nodes,
     )
+}
+
+/// A non-active commit of `chain[top..]`'s upper layers into a base that cannot hold
+/// persistent bitmaps (raw, qcow2 v2; see `holds_bitmaps`): the bitmaps the merge
+/// would have carried into the base (those valid from `chain[top]`) are lost with the
+/// committed layers, and their copies on the layers above `top` would still look valid
+/// while missing the committed layers' writes. So those copies are removed, and a
+/// backup from such a checkpoint is refused instead of silently incomplete; the
+/// checkpoint's bitmap is then gone from the disk, as a reconcile reports. Returns the
+/// removals (by bitmap, top first) and the layers above `top` to reopen read-write
+/// around them (never the active layer), deepest first.
+pub fn commit_lost_bitmaps<L: Layer>(
+    chain: &[L],
+    top: usize,
+    nodes: &NodeData,
+) -> (Vec<Action>, Vec<usize>) {
+    let (mut removals, mut reopen) = (Vec::new(), Vec::new());
+    let Some(committed) = chain.get(top..).filter(|c| !c.is_empty()) else {
+        return (removals, reopen);
+    };
+    let names = nodes
+        .get(committed[0].node())
+        .map_or(&[][..], |n| &n.bitmaps[..]);
+    for name in names.iter().map(|b| b.name.as_str()) {
+        if !chain_state(committed, name, nodes).is_valid() {
+            continue;
+        }
+        for (i, layer) in chain[..top].iter().enumerate() {
+            if nodes.bitmap(layer.node(), name).is_some() {
+                removals.push(Action::remove(layer.node(), name));
+                if i > 0 && !reopen.contains(&i) {
+                    reopen.push(i);
+                }
+            }
+        }
+    }
+    reopen.sort_unstable_by(|a, b| b.cmp(a));
+    (removals, reopen)
 }
 
 /// A failed active commit: drop the activewrite bitmap from the base.

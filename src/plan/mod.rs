@@ -30,7 +30,17 @@ pub const TMP_SIZE: &str = "libvirt-tmp-size-xml";
 
 use crate::error::{Error, ErrorDomain, Result};
 use crate::model::domain::{Disk, Domain, Image};
+use crate::model::nodes::NodeData;
 use crate::qmp::action::Action;
+
+/// Whether `image` can hold persistent bitmaps: a qcow2 image (an unknown format is
+/// taken as qcow2, as everywhere else) that `nodes` does not show as qcow2 v2 (compat
+/// 0.10). QEMU refuses a persistent bitmap anywhere else ("Can't store persistent
+/// bitmaps to ...").
+pub(crate) fn holds_bitmaps(image: &Image, nodes: &NodeData) -> bool {
+    (image.format.is_empty() || image.format == "qcow2")
+        && !nodes.get(&image.format_node).is_some_and(|n| n.qcow2v2)
+}
 
 /// The transaction sent before `job-complete` of an active block commit (on the base)
 /// or a block copy pivot (on the mirror): a transient, enabled

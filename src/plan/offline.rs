@@ -206,7 +206,9 @@ pub fn snapshot_commands(
 /// above it rebased onto the base (`qemu-img rebase -u`: the data is the same, only its
 /// backing reference changes), as libvirt's block commit rewrites the overlay's
 /// backing; then the bitmaps carried into the base as online (every valid bitmap of
-/// the top created on the base if missing and merged from each committed layer).
+/// the top created on the base if missing and merged from each committed layer), or,
+/// for a base that cannot hold them (raw, qcow2 v2), the copies of those bitmaps above
+/// the committed layers removed, as online.
 pub fn commit_commands(
     dom: &Domain,
     target: &str,
@@ -216,8 +218,13 @@ pub fn commit_commands(
 ) -> Result<Vec<Argv>> {
     let dom = &*dom.keyed_by_file();
     let disk = dom.find_disk(target)?;
-    let actions = super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?;
+    super::commit::check_range(&disk.chain, top, base)?;
     let base_image = &disk.chain[base];
+    let actions = if super::holds_bitmaps(base_image, nodes) {
+        super::commit::blockcommit_bitmap_actions(&disk.chain, top, base, false, nodes)?
+    } else {
+        super::commit::commit_lost_bitmaps(&disk.chain, top, nodes).0
+    };
     let mut out = vec![argv(&[
         "qemu-img",
         "commit",

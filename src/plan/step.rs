@@ -13,12 +13,12 @@
 //! a refusal plans nothing.
 
 use super::backup::{BackupDisk, BackupMode, backup_actions, temporary_bitmap_name};
-use super::commit::{blockcommit_bitmap_actions, commit_failed_actions};
+use super::commit::{blockcommit_bitmap_actions, commit_failed_actions, commit_lost_bitmaps};
 use super::copy::blockcopy_bitmap_actions;
 use super::delete::{Reopen, discard_actions, disk_discard};
 use super::pull::blockpull_bitmap_actions;
 use super::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use super::{activewrite_actions, create};
+use super::{activewrite_actions, create, holds_bitmaps};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::{Domain, Image};
@@ -406,6 +406,14 @@ pub fn snapshot_step(
 /// the activewrite bitmap merged and removed); `on_abort` = `job-cancel`, the
 /// activewrite bitmap's removal. Non-active: `on_end` = the base reopened read-write,
 /// the bitmap transaction, the base reopened read-only. `job_id` is the commit job's id.
+///
+/// A base that cannot hold persistent bitmaps (raw, qcow2 v2), where QEMU would refuse
+/// libvirt's merges: an active commit sends no bitmap command (the base becomes the top
+/// without the checkpoints' bitmaps); a non-active one removes the copies, above the
+/// committed layers, of the bitmaps the merge would have carried (which would look
+/// valid while missing the committed layers' writes; see `commit_lost_bitmaps`),
+/// reopening backing layers around it. Either way the checkpoints lose the disk, as a
+/// reconcile afterwards reports, and none of them gives an incomplete backup.
 pub fn commit_step(
     dom: &Domain,
     target: &str,
@@ -418,6 +426,7 @@ pub fn commit_step(
     let (top, base) = (disk.layer_of(top_node)?, disk.layer_of(base_node)?);
     let active = top == 0;
     let actions = blockcommit_bitmap_actions(&disk.chain, top, base, active, nodes)?;
+    let keeps = holds_bitmaps(&disk.chain[base], nodes);
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
         jobs: vec![job_id.to_owned()],
@@ -433,19 +442,25 @@ pub fn commit_step(
         start.push(("backing-file", disk.chain[base].source.as_str().into()));
     }
     step.now.push(command("block-commit", job_start(start)));
-    if active {
+    step.on_abort.push(command("job-cancel", job()));
+    if active && keeps {
         push_transaction(&mut step.on_ready, &activewrite_actions(base_node));
         step.on_ready.push(command("job-complete", job()));
         push_transaction(&mut step.on_end, &actions);
-        step.on_abort.push(command("job-cancel", job()));
         step.on_abort.extend(
             commit_failed_actions(base_node)
                 .iter()
                 .map(Action::to_command),
         );
-    } else {
+    } else if active {
+        // The base becomes the top and keeps no bitmap: the checkpoints lose the disk.
+        step.on_ready.push(command("job-complete", job()));
+    } else if keeps {
         step.on_end = reopened(&[Reopen::of(disk, base)], &actions);
-        step.on_abort.push(command("job-cancel", job()));
+    } else {
+        let (removals, layers) = commit_lost_bitmaps(&disk.chain, top, nodes);
+        let reopen: Vec<Reopen> = layers.into_iter().map(|i| Reopen::of(disk, i)).collect();
+        step.on_end = reopened(&reopen, &removals);
     }
     step.on_end.push(command("job-dismiss", job()));
     let mut after = dom.clone();
@@ -457,9 +472,16 @@ pub fn commit_step(
 /// A block copy of disk `target` onto `mirror` (its top image; `shallow`: the mirror
 /// keeps the old backing chain), planned from the chain before the pivot.
 ///
-/// Precondition (libvirt's qemuDomainBlockCopy): a shallow copy of a persistent domain
+/// Preconditions (libvirt's qemuDomainBlockCopy): a shallow copy of a persistent domain
 /// needs a transient job (`VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB`), else
-/// VIR_ERR_OPERATION_INVALID "domain is not transient".
+/// VIR_ERR_OPERATION_INVALID "domain is not transient"; a shallow copy of a disk with
+/// backing layers cannot go into a raw mirror (VIR_ERR_CONFIG_UNSUPPORTED "shallow
+/// copy of disk '%s' into a raw file is not possible"; the library plans no reuse of a
+/// prepopulated file).
+///
+/// A mirror that cannot hold persistent bitmaps (raw, qcow2 v2), where QEMU would
+/// refuse every bitmap libvirt adds: no activewrite bitmap and no bitmap transaction;
+/// the checkpoints lose the disk, as a reconcile afterwards reports.
 ///
 /// `now` = the `blockdev-mirror` as libvirt starts it onto the attached mirror
 /// (`sync` `top` when shallow, else `full`); plan again at each moment as for a commit.
@@ -491,7 +513,18 @@ pub fn copy_step(
     let top = disk
         .top()
         .ok_or_else(|| Error::invalid_arg(ErrorDomain::Qemu, "the disk has no media"))?;
-    let actions = blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes);
+    if shallow && disk.chain.len() > 1 && mirror.format == "raw" {
+        return Err(Error::config_unsupported(
+            ErrorDomain::Qemu,
+            format_args!("shallow copy of disk '{target}' into a raw file is not possible"),
+        ));
+    }
+    let keeps = holds_bitmaps(mirror, nodes);
+    let actions = if keeps {
+        blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes)
+    } else {
+        Vec::new()
+    };
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
         jobs: vec![job_id.to_owned()],
@@ -506,10 +539,12 @@ pub fn copy_step(
             ("sync", if shallow { "top" } else { "full" }.into()),
         ]),
     ));
-    push_transaction(
-        &mut step.on_ready,
-        &activewrite_actions(&mirror.format_node),
-    );
+    if keeps {
+        push_transaction(
+            &mut step.on_ready,
+            &activewrite_actions(&mirror.format_node),
+        );
+    }
     step.on_ready.push(command("job-complete", job()));
     push_transaction(&mut step.on_end, &actions);
     step.on_end.push(command("job-dismiss", job()));
@@ -719,6 +754,121 @@ mod tests {
             texts[3],
             r#"{"execute":"job-dismiss","arguments":{"id":"j"}}"#
         );
+    }
+
+    /// A base or a mirror that cannot hold persistent bitmaps gets no bitmap command
+    /// QEMU would refuse; a non-active commit into it removes, above the committed
+    /// layers, the copies of the bitmaps it would have merged (their committed writes
+    /// are gone), reopening the backing layer that holds one, and leaves a checkpoint
+    /// made after the committed layers alone.
+    #[test]
+    fn a_raw_or_v2_base_or_mirror_gets_no_bitmap_and_no_bitmap_stays_incomplete() {
+        let mut dom = Domain::default();
+        dom.add_disk(Disk {
+            target: "vda".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        for i in [4, 3, 2, 1] {
+            let mut image = Image::qcow2_indexed(format!("/i/{i}.qcow2"), i);
+            if i == 1 {
+                image.format = "raw".into();
+            }
+            dom.append_image("vda", image).unwrap();
+        }
+        let b = |n: &str| {
+            format!(r#"{{"name":"{n}","recording":true,"persistent":true,"granularity":65536}}"#)
+        };
+        let node = |i: u32, bitmaps: &[&str], compat: &str| {
+            let list: Vec<String> = bitmaps.iter().map(|n| b(n)).collect();
+            format!(
+                r#"{{"node-name":"libvirt-{i}-format","image":{{"virtual-size":1,"format-specific":{{"type":"qcow2","data":{{"compat":"{compat}"}}}}}},"dirty-bitmaps":[{}]}}"#,
+                list.join(",")
+            )
+        };
+        let reply = format!(
+            "[{},{},{},{},{}]",
+            node(4, &["c1", "c2"], "1.1"),
+            node(3, &["c1"], "1.1"),
+            node(2, &["c1", "c0"], "1.1"),
+            r#"{"node-name":"libvirt-1-format","image":{"virtual-size":1}}"#,
+            node(9, &[], "0.10"),
+        );
+        let nodes = crate::qmp::nodes::parse_node_data(&reply).unwrap();
+        let texts = |v: &[Json]| v.iter().map(Json::to_compact).collect::<Vec<_>>();
+        let dismiss = r#"{"execute":"job-dismiss","arguments":{"id":"j"}}"#;
+        let complete = r#"{"execute":"job-complete","arguments":{"id":"j"}}"#;
+        let cancel = r#"{"execute":"job-cancel","arguments":{"id":"j"}}"#;
+
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-2-format",
+            "libvirt-1-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        let end = texts(&s.on_end);
+        assert_eq!(end.len(), 4, "{end:?}");
+        assert!(
+            end[0].contains(r#""node-name":"libvirt-3-format","read-only":false"#),
+            "{end:?}"
+        );
+        assert_eq!(
+            end[1],
+            r#"{"execute":"transaction","arguments":{"actions":[{"type":"block-dirty-bitmap-remove","data":{"node":"libvirt-4-format","name":"c1"}},{"type":"block-dirty-bitmap-remove","data":{"node":"libvirt-3-format","name":"c1"}}]}}"#
+        );
+        assert!(
+            end[2].contains(r#""node-name":"libvirt-3-format","read-only":true"#),
+            "{end:?}"
+        );
+        assert_eq!(end[3], dismiss);
+        assert!(s.on_ready.is_empty());
+        assert_eq!(texts(&s.on_abort), [cancel]);
+
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-4-format",
+            "libvirt-1-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(texts(&s.on_ready), [complete]);
+        assert_eq!(texts(&s.on_end), [dismiss]);
+        assert_eq!(texts(&s.on_abort), [cancel]);
+        assert_eq!(
+            chain(s.domain_after.as_ref().unwrap()),
+            ["libvirt-1-format"]
+        );
+
+        let mut raw = Image::qcow2_indexed("/i/m.raw", 8);
+        raw.format = "raw".into();
+        let v2 = Image::qcow2_indexed("/i/m.qcow2", 9);
+        for mirror in [&raw, &v2] {
+            let s = copy_step(&dom, "vda", mirror, false, false, false, "j", &nodes).unwrap();
+            assert_eq!(texts(&s.on_ready), [complete], "{}", mirror.source);
+            assert_eq!(texts(&s.on_end), [dismiss], "{}", mirror.source);
+        }
+        let e = copy_step(&dom, "vda", &raw, true, false, false, "j", &nodes).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ConfigUnsupported);
+        assert_eq!(
+            e.message(),
+            "unsupported configuration: shallow copy of disk 'vda' into a raw file is not possible"
+        );
+        // A qcow2 base still gets the merges.
+        let s = commit_step(
+            &dom,
+            "vda",
+            "libvirt-3-format",
+            "libvirt-2-format",
+            "j",
+            &nodes,
+        )
+        .unwrap();
+        assert!(texts(&s.on_end)[1].contains("block-dirty-bitmap-merge"));
     }
 
     #[test]
