@@ -864,6 +864,67 @@ fn n_a_delete_that_cannot_discard_its_whole_subtree_changes_nothing() {
     vm.quit().unwrap();
 }
 
+/// A raw image in the chain: a copy onto it sends no bitmap (QEMU would refuse them),
+/// and a non-active commit into it drops, from the layers above, the bitmap whose
+/// writes on the committed layer are gone, so that the backup from that checkpoint is
+/// refused instead of silently missing them; a checkpoint made after the committed
+/// layer keeps an exact backup. Checked with qemu-img on the files afterwards.
+#[test]
+fn o_a_commit_into_a_raw_base_never_leaves_an_incomplete_bitmap() {
+    let s = Scene::new("o");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    let raw = s.path("vda.raw");
+    let step = flows::block_copy(&mut vm, "vda", &raw, false).unwrap();
+    assert!(
+        step.on_end
+            .iter()
+            .all(|c| !c.to_compact().contains("bitmap")),
+        "no bitmap command onto a raw mirror: {:?}",
+        step.on_end
+    );
+    let (a, b) = (s.path("vda-a.qcow2"), s.path("vda-b.qcow2"));
+    flows::snapshot(&mut vm, "vda", &a).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    vm.write("vda", 0x21, 0, 2 * K64).unwrap();
+    flows::snapshot(&mut vm, "vda", &b).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    vm.write("vda", 0x22, 4 * K64, K64).unwrap();
+    // A into the raw base: c1's writes on A are gone with it.
+    let step = flows::block_commit(&mut vm, "vda", 1, 2).unwrap();
+    assert_chain_is_qemus(&mut vm, &step, "vda");
+    let nodes = vm.nodes().unwrap();
+    let report = reconcile(&vm.domain(), &list.topological(), &nodes);
+    let states: Vec<(&str, bool)> = report
+        .checkpoints
+        .iter()
+        .map(|c| (c.name.as_str(), c.disks[0].state.is_valid()))
+        .collect();
+    assert_eq!(states, [("c1", false), ("c2", true)]);
+    let e = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "from-c1")
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "checkpoint inconsistent: missing or broken bitmap 'c1' for disk 'vda'"
+    );
+    let pushed = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "from-c2").unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&pushed, "vda")).unwrap(),
+        [(4 * K64, K64)]
+    );
+    vm.quit().unwrap();
+    let names: Vec<String> = img::bitmaps(&b)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["c2"], "c1 is gone from the overlay's file");
+    assert!(img::check(&b).unwrap());
+    // The committed writes reached the raw file.
+    assert_eq!(img::allocated(&raw).unwrap().first().map(|e| e.0), Some(0));
+}
+
 /// splitmix64: a small seeded generator, so that a failing sequence can be replayed.
 struct Rng(u64);
 
@@ -960,6 +1021,19 @@ impl Model {
             .map(|c| c.name.clone())
             .collect()
     }
+}
+
+/// Whether the harness's image can hold persistent bitmaps: qcow2 v3 (not raw, not
+/// the `*-v2.qcow2` files, which are compat 0.10).
+fn holds_bitmaps(image: &vcp_harness::vm::Image) -> bool {
+    image.format() == "qcow2" && !image.path.to_string_lossy().ends_with("-v2.qcow2")
+}
+
+/// An external snapshot over a top that cannot hold bitmaps, so that the next
+/// checkpoint can cover the disk again (the sequence keeps every top able to).
+fn bitmap_capable_top(vm: &mut Vm, target: &str, overlay: &Path) {
+    let step = flows::snapshot(vm, target, overlay).unwrap();
+    assert_chain_is_qemus(vm, &step, target);
 }
 
 /// After every operation: each disk's top holds one recording, persistent bitmap per
@@ -1317,18 +1391,70 @@ fn random_sequence(seed: u64, ops: usize) {
             87..=92 if depth > 1 => {
                 let top = rng.below(depth as u64 - 1) as usize;
                 let base = top + 1 + rng.below((depth - top - 1) as u64) as usize;
-                log += &format!("commit {target} {top} into {base}\n");
+                let chain = vm.disk(target).chain.clone();
+                log += &format!(
+                    "commit {target} {top} into {base} ({})\n",
+                    chain[base].path.display()
+                );
+                // Into a base that cannot hold bitmaps, every checkpoint that recorded
+                // writes on a committed layer loses the disk (no backup from it may
+                // miss them); the others keep it.
+                let lost: Vec<(String, &str)> = if holds_bitmaps(&chain[base]) {
+                    Vec::new()
+                } else {
+                    let nodes = vm.nodes().unwrap();
+                    model
+                        .names_on(target)
+                        .into_iter()
+                        .filter(|n| {
+                            chain[top..base]
+                                .iter()
+                                .any(|l| nodes.bitmap(&l.format_node(), n).is_some())
+                        })
+                        .map(|n| (n, target))
+                        .collect()
+                };
                 let step = flows::block_commit(&mut vm, target, top, base)
                     .unwrap_or_else(|e| panic!("{e}\n{log}"));
                 assert_chain_is_qemus(&mut vm, &step, target);
+                if !holds_bitmaps(&chain[base]) {
+                    deleted.extend(fix_and_follow(&mut vm, &mut list, &mut model, &lost, &log));
+                    if top == 0 {
+                        bitmap_capable_top(
+                            &mut vm,
+                            target,
+                            &s.path(&format!("{target}-o{file}.qcow2")),
+                        );
+                    }
+                }
             }
             93..=96 => {
                 let shallow = depth > 1 && rng.below(2) == 0;
-                log += &format!("copy {target} shallow {shallow}\n");
-                let dest = s.path(&format!("{target}-copy{file}.qcow2"));
+                // A deep copy goes, one time in three, onto an image that cannot hold
+                // bitmaps (raw, or qcow2 v2): every checkpoint then loses the disk.
+                let dest = match (shallow, rng.below(6)) {
+                    (false, 0) => format!("{target}-copy{file}.raw"),
+                    (false, 1) => format!("{target}-copy{file}-v2.qcow2"),
+                    _ => format!("{target}-copy{file}.qcow2"),
+                };
+                let dest = s.path(&dest);
+                log += &format!("copy {target} shallow {shallow} to {}\n", dest.display());
                 let step = flows::block_copy(&mut vm, target, &dest, shallow)
                     .unwrap_or_else(|e| panic!("{e}\n{log}"));
                 assert_chain_is_qemus(&mut vm, &step, target);
+                if !holds_bitmaps(&vm.disk(target).chain[0]) {
+                    let lost: Vec<(String, &str)> = model
+                        .names_on(target)
+                        .into_iter()
+                        .map(|n| (n, target))
+                        .collect();
+                    deleted.extend(fix_and_follow(&mut vm, &mut list, &mut model, &lost, &log));
+                    bitmap_capable_top(
+                        &mut vm,
+                        target,
+                        &s.path(&format!("{target}-o{file}.qcow2")),
+                    );
+                }
             }
             97..=99 if depth > 1 => {
                 let base = (depth > 2 && rng.below(2) == 0)
@@ -1377,8 +1503,18 @@ fn random_sequence(seed: u64, ops: usize) {
         assert!(img::check(live).unwrap(), "{t}: image consistent\n{log}");
     }
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let unable = |l: &&str| l.contains(".raw") || l.contains("-v2.qcow2");
+    let (copies, commits) = (
+        log.lines()
+            .filter(|l| l.starts_with("copy") && unable(l))
+            .count(),
+        log.lines()
+            .filter(|l| l.starts_with("commit") && unable(l))
+            .count(),
+    );
     eprintln!(
-        "seed {seed}: {} steps, {} crashes, {} removals behind our back, {} new full backups",
+        "seed {seed}: {} steps, {} crashes, {} removals behind our back, {} new full backups, \
+         {copies} copies onto and {commits} commits into raw or v2 images",
         log.lines().count() - 1,
         count("crash"),
         count("behind our back"),

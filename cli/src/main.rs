@@ -32,7 +32,7 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
   vcp plan commit   --domain D --nodes N --disk vda --top NODE --base NODE [--active]
-  vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--shallow]
+  vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--mirror-format raw] [--shallow]
   vcp plan pull     --domain D --nodes N --disk vda [--base NODE]
   vcp plan size     --domain D --checkpoint C --nodes N
   vcp plan validate --domain D --checkpoint C --nodes N
@@ -343,7 +343,7 @@ fn plan(a: &Args) -> R<ExitCode> {
         "copy" if a.flag("--step") => {
             let target = a.req("--disk")?;
             let mirror = Image {
-                format: "qcow2".into(),
+                format: a.opt("--mirror-format").unwrap_or("qcow2").into(),
                 format_node: a.req("--mirror")?.to_owned(),
                 ..Default::default()
             };

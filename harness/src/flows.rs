@@ -418,7 +418,10 @@ pub fn block_copy(vm: &mut Vm, target: &str, dest: &Path, shallow: bool) -> Resu
     // The mirror gets the disk's options, detect_zeroes included, as libvirt's.
     let driver = vm.disk(target).driver;
     let index = vm.attach_with(dest, backing.as_ref().map(|b| b.index), &driver)?;
-    let mirror = ModelImage::qcow2_indexed(dest.display().to_string(), index);
+    let mirror = ModelImage {
+        format: img::format_of(dest).into(),
+        ..ModelImage::qcow2_indexed(dest.display().to_string(), index)
+    };
     let job = format!("copy-{target}-{}", chain[0].format_node());
     // The test VM is transient: libvirt's precondition for a shallow copy holds.
     let plan = |nodes: &NodeData| {

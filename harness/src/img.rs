@@ -26,25 +26,29 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
 
-/// `qemu-img create -f qcow2 [-b backing -F qcow2] path size`.
+/// The format the harness gives a file by its name: `raw` for `*.raw`, else `qcow2`.
+pub fn format_of(path: &Path) -> &'static str {
+    if path.extension().is_some_and(|e| e == "raw") {
+        "raw"
+    } else {
+        "qcow2"
+    }
+}
+
+/// `qemu-img create -f FORMAT [-o compat=0.10] [-b backing -F FORMAT] path size`: the
+/// format by the file's name ([`format_of`]); a `*-v2.qcow2` file is qcow2 v2 (compat
+/// 0.10, which cannot store persistent bitmaps).
 pub fn create(path: &Path, size: u64, backing: Option<&Path>) -> Result<()> {
     let size = size.to_string();
-    match backing {
-        Some(b) => run(&[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-b",
-            p(b),
-            "-F",
-            "qcow2",
-            p(path),
-            &size,
-        ]),
-        None => run(&["create", "-q", "-f", "qcow2", p(path), &size]),
+    let mut args = vec!["create", "-q", "-f", format_of(path)];
+    if p(path).ends_with("-v2.qcow2") {
+        args.extend(["-o", "compat=0.10"]);
     }
-    .map(drop)
+    if let Some(b) = backing {
+        args.extend(["-b", p(b), "-F", format_of(b)]);
+    }
+    args.extend([p(path), &size]);
+    run(&args).map(drop)
 }
 
 /// `qemu-img info --output=json` (`-U` when `shared`).

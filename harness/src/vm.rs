@@ -15,10 +15,11 @@ use virtcheckpoint::{
 };
 
 /// One image of a disk chain: its file and libvirt's node index
-/// (`libvirt-<index>-format` / `-storage`).
+/// (`libvirt-<index>-format` / `-storage`). Its format is the file's
+/// ([`crate::img::format_of`]: raw for `*.raw`, else qcow2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    /// The qcow2 file.
+    /// The image file.
     pub path: PathBuf,
     /// The node index.
     pub index: u32,
@@ -33,6 +34,11 @@ impl Image {
     /// `libvirt-<index>-storage`.
     pub fn storage_node(&self) -> String {
         format!("libvirt-{}-storage", self.index)
+    }
+
+    /// The image's format: `raw` or `qcow2`.
+    pub fn format(&self) -> &'static str {
+        crate::img::format_of(&self.path)
     }
 }
 
@@ -87,12 +93,20 @@ fn storage_args(path: &Path, index: u32) -> Value {
            "auto-read-only": true, "discard": "unmap"})
 }
 
-/// A qcow2 format node as libvirt opens it, with `driver`'s discard, detect-zeroes
-/// and cache.
-fn format_args(index: u32, read_only: bool, backing: Option<u32>, driver: &DiskDriver) -> Value {
+/// A format node (`format`: qcow2 or raw) as libvirt opens it, with `driver`'s
+/// discard, detect-zeroes and cache; a raw node follows no backing chain.
+fn format_args(
+    index: u32,
+    format: &str,
+    read_only: bool,
+    backing: Option<u32>,
+    driver: &DiskDriver,
+) -> Value {
     let mut v = json!({"node-name": format!("libvirt-{index}-format"), "read-only": read_only,
-           "driver": "qcow2", "file": format!("libvirt-{index}-storage"),
-           "backing": backing.map(|b| Value::from(format!("libvirt-{b}-format")))});
+           "driver": format, "file": format!("libvirt-{index}-storage")});
+    if format != "raw" {
+        v["backing"] = json!(backing.map(|b| Value::from(format!("libvirt-{b}-format"))));
+    }
     if let Some(d) = driver.discard.name() {
         v["discard"] = json!(d);
     }
@@ -168,8 +182,9 @@ impl Vm {
                     driver.detect_zeroes = DetectZeroes::Default;
                 }
                 zeroes.insert(image.index, driver.detect_zeroes);
-                cmd.arg("-blockdev")
-                    .arg(format_args(image.index, pos > 0, backing, &driver).to_string());
+                cmd.arg("-blockdev").arg(
+                    format_args(image.index, image.format(), pos > 0, backing, &driver).to_string(),
+                );
             }
         }
         let log = io(
@@ -252,7 +267,10 @@ pub fn domain_of(disks: &[VmDisk]) -> Domain {
                     chain: d
                         .chain
                         .iter()
-                        .map(|i| ModelImage::qcow2_indexed(i.path.display().to_string(), i.index))
+                        .map(|i| ModelImage {
+                            format: i.format().into(),
+                            ..ModelImage::qcow2_indexed(i.path.display().to_string(), i.index)
+                        })
                         .collect(),
                     driver: d.driver,
                 })
@@ -319,7 +337,7 @@ impl Vm {
         i
     }
 
-    /// Attaches an existing qcow2 file as `libvirt-<index>-storage/-format` and returns
+    /// Attaches an existing image file (its format by its name) as `libvirt-<index>-storage/-format` and returns
     /// the index. `backing` is a node index, or `None` for `"backing": null`.
     pub fn attach(&mut self, path: &Path, backing: Option<u32>) -> Result<u32> {
         self.attach_with(path, backing, &DiskDriver::default())
@@ -338,7 +356,13 @@ impl Vm {
             .execute("blockdev-add", Some(storage_args(path, index)))?;
         self.qmp.execute(
             "blockdev-add",
-            Some(format_args(index, false, backing, driver)),
+            Some(format_args(
+                index,
+                crate::img::format_of(path),
+                false,
+                backing,
+                driver,
+            )),
         )?;
         self.zeroes.insert(index, driver.detect_zeroes);
         Ok(index)

@@ -54,7 +54,8 @@ impl Reopen {
     /// The `blockdev-reopen` command libvirt sends for this image: read-write
     /// (`read_only` false) before the change, read-only after it. The options in
     /// libvirt's order: `node-name`, `read-only`, `discard`, `detect-zeroes`, `cache`
-    /// (each only when set), `driver`, `file`, `backing` (null when none).
+    /// (each only when set), `driver`, `file`, `backing` (null when none; only for a
+    /// format with a backing chain).
     pub fn command(&self, read_only: bool) -> Json {
         let mut o: Vec<(&'static str, Json)> = vec![
             ("node-name", self.format_node.as_str().into()),
@@ -77,10 +78,17 @@ impl Reopen {
         }
         o.push(("driver", self.format.as_str().into()));
         o.push(("file", self.storage_node.as_str().into()));
-        o.push((
-            "backing",
-            self.backing_node.as_deref().map_or(Json::Null, Json::from),
-        ));
+        // Only formats that follow a backing chain take `backing` (libvirt's
+        // VIR_STORAGE_FILE_BACKING and up); QEMU refuses it on a raw node.
+        if matches!(
+            self.format.as_str(),
+            "cow" | "qcow" | "qcow2" | "qed" | "vmdk"
+        ) {
+            o.push((
+                "backing",
+                self.backing_node.as_deref().map_or(Json::Null, Json::from),
+            ));
+        }
         Json::Obj(vec![
             ("execute", "blockdev-reopen".into()),
             (
@@ -120,6 +128,17 @@ mod tests {
                 .command(false)
                 .to_compact(),
             r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":null}]}}"#
+        );
+    }
+
+    /// A raw image follows no backing chain: no `backing` key, which QEMU refuses there.
+    #[test]
+    fn a_raw_image_is_reopened_without_backing() {
+        let mut d = disk(DiskDriver::default());
+        d.chain[1].format = "raw".into();
+        assert_eq!(
+            Reopen::of(&d, 1).command(true).to_compact(),
+            r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-1-format","read-only":true,"driver":"raw","file":"libvirt-1-storage"}]}}"#
         );
     }
 
