@@ -614,6 +614,22 @@ check_steps(void)
         vcp_free(json);
     }
     vcp_step_free(step);
+    {
+        vcp_domain *rawbase = vcp_domain_new("lvtest", NULL);
+
+        vcp_domain_add_disk(rawbase, "vda", "disk", "virtio", 0);
+        vcp_domain_disk_append_image(rawbase, "vda", "/t.qcow2", "qcow2", "libvirt-4-format", NULL, 0);
+        vcp_domain_disk_append_image(rawbase, "vda", "/b.raw", "raw", "libvirt-1-format", NULL, 0);
+        step = vcp_commit_step(rawbase, "vda", nd, "libvirt-4-format", "libvirt-1-format", "commit-vda", 0);
+        TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_READY, &cmds) == 1 && strstr(cmds[0], "job-complete"),
+               "active commit into a raw base: no activewrite bitmap QEMU would refuse to merge");
+        vcp_string_list_free(cmds);
+        TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_END, &cmds) == 1 && strstr(cmds[0], "job-dismiss"),
+               "active commit into a raw base: no bitmap transaction");
+        vcp_string_list_free(cmds);
+        vcp_domain_free(rawbase);
+    }
+    vcp_step_free(step);
     vcp_node_data_free(nd);
     vcp_domain_free(dom);
 }
