@@ -41,7 +41,8 @@ fn qemu_io(file: &Path, cmd: &str) {
     );
 }
 
-/// An inactive domain: images known by path only (no node names).
+/// An inactive domain: images known by path only (no node names), each of the
+/// format its name gives (raw for `*.raw`).
 fn domain(chain: &[&Path]) -> Domain {
     Domain {
         name: "off".into(),
@@ -55,7 +56,7 @@ fn domain(chain: &[&Path]) -> Domain {
                 .iter()
                 .map(|p| Image {
                     source: p.display().to_string(),
-                    format: "qcow2".into(),
+                    format: img::format_of(p).into(),
                     ..Default::default()
                 })
                 .collect(),
@@ -355,5 +356,79 @@ fn offline_middle_commit_rebases_the_layer_above() {
     let stale = tools::inspect(&three, false).unwrap();
     assert!(stale.get(mid.to_str().unwrap()).is_none());
     assert!(stale.bitmap(base.to_str().unwrap(), "c1").is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A middle-layer commit offline into a raw base: no bitmap is merged into it (it
+/// cannot hold one), and the copy above of the bitmap whose writes went with the
+/// committed layer is removed, so that it cannot give an incomplete backup; the
+/// checkpoint made after that layer keeps its exact size.
+#[test]
+fn offline_commit_into_a_raw_base_leaves_no_incomplete_bitmap() {
+    let dir = folder("rawcommit");
+    let base = dir.join("base.raw");
+    img::create(&base, 8 * MIB, None).unwrap();
+    let (mid, top) = (dir.join("mid.qcow2"), dir.join("top.qcow2"));
+    let one = domain(&[&base]);
+    run_all(
+        &offline::snapshot_commands(
+            &one,
+            "vda",
+            mid.to_str().unwrap(),
+            &tools::inspect(&one, false).unwrap(),
+        )
+        .unwrap(),
+    );
+    let two = domain(&[&mid, &base]);
+    let c1 = def("c1", &two);
+    run_all(&offline::create_commands(&two, &c1, &tools::inspect(&two, false).unwrap()).unwrap());
+    qemu_io(&mid, "write -P 0x44 1M 64k");
+    run_all(
+        &offline::snapshot_commands(
+            &two,
+            "vda",
+            top.to_str().unwrap(),
+            &tools::inspect(&two, false).unwrap(),
+        )
+        .unwrap(),
+    );
+    let three = domain(&[&top, &mid, &base]);
+    let c2 = def("c2", &three);
+    run_all(
+        &offline::create_commands(&three, &c2, &tools::inspect(&three, false).unwrap()).unwrap(),
+    );
+    qemu_io(&top, "write -P 0x55 3M 128k");
+    assert_eq!(names(&top), ["c1", "c2"]);
+
+    let cmds =
+        offline::commit_commands(&three, "vda", 1, 2, &tools::inspect(&three, false).unwrap())
+            .unwrap();
+    assert!(
+        cmds.iter().all(|c| !c.contains(&"--merge".to_owned())),
+        "nothing merged into the raw base: {cmds:?}"
+    );
+    assert_eq!(
+        cmds[1][4], "raw",
+        "the layer above rebased onto the raw base: {cmds:?}"
+    );
+    assert_eq!(
+        cmds[2],
+        [
+            "qemu-img",
+            "bitmap",
+            "--remove",
+            top.to_str().unwrap(),
+            "c1"
+        ]
+    );
+    run_all(&cmds);
+    assert_eq!(names(&top), ["c2"]);
+    assert!(img::check(&top).unwrap());
+    let after = domain(&[&top, &base]);
+    assert_eq!(
+        size_of(&after, &c2),
+        2 * K64,
+        "c2's incremental is still exact"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
