@@ -74,6 +74,31 @@ unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
     }
 }
 
+/// Everything a driver reads of a step, then the step freed (NULL: refused).
+unsafe fn walk_step(step: *mut vcp_step) {
+    if step.is_null() {
+        return;
+    }
+    // SAFETY: `step` is a live step; every out pointer is ours.
+    unsafe {
+        for phase in [
+            VCP_STEP_NOW,
+            VCP_STEP_ON_READY,
+            VCP_STEP_ON_END,
+            VCP_STEP_ON_ABORT,
+        ] {
+            let mut cmds = ptr::null_mut();
+            assert!(vcp_step_commands(step, phase, &mut cmds) >= 0);
+            free_list(cmds);
+        }
+        vcp_free(vcp_step_format_json(step).cast());
+        let mut after = ptr::null_mut();
+        assert!(vcp_step_get_domain_after(step, &mut after) >= 0);
+        vcp_domain_free(after);
+        vcp_step_free(step);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |&b| b == 0xff);
     let dom_xml = cstr(parts.next().unwrap_or_default());
@@ -215,6 +240,21 @@ fuzz_target!(|data: &[u8]| {
                     {
                         vcp_free(a.cast());
                     }
+                    // The whole steps of the block jobs, the copy with any flags
+                    // (a raw mirror among them).
+                    walk_step(vcp_commit_step(dom, t, nodes, top, last, c"j".as_ptr(), 0));
+                    walk_step(vcp_copy_step(
+                        dom,
+                        t,
+                        nodes,
+                        ptr::null(),
+                        c"libvirt-99-format".as_ptr(),
+                        ptr::null(),
+                        c"j".as_ptr(),
+                        flags & 0xf,
+                    ));
+                    let base = if flags & 2 != 0 { last } else { ptr::null() };
+                    walk_step(vcp_pull_step(dom, t, nodes, base, c"j".as_ptr(), 0));
                     let disk = vcp_snapshot_disk {
                         target: t,
                         overlay_node: c"ov".as_ptr(),
@@ -272,7 +312,10 @@ fuzz_target!(|data: &[u8]| {
                         &mut m,
                         flags & 1,
                     );
-                    assert!(whole == -1 || first == 0, "checked whole, first discard refused");
+                    assert!(
+                        whole == -1 || first == 0,
+                        "checked whole, first discard refused"
+                    );
                     if first == 0 {
                         vcp_free(a.cast());
                         free_list(r);
