@@ -169,6 +169,92 @@ check_align(void)
     vcp_domain_free(dom);
 }
 
+/* Whether @def's disks are, in order, @n of "name:type:bitmap" ("-" for no bitmap). */
+static int
+disks_are(const vcp_checkpoint_def *def, size_t n, const char *const *want)
+{
+    vcp_checkpoint_disk *disks = NULL;
+    int got = vcp_checkpoint_def_get_disks(def, &disks);
+    int same = got == (int)n;
+    size_t i;
+
+    for (i = 0; same && i < n; i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s:%d:%s", disks[i].name, disks[i].kind,
+                 disks[i].bitmap ? disks[i].bitmap : "-");
+        if (strcmp(buf, want[i]) != 0) {
+            printf("# disk %zu is %s, not %s\n", i, buf, want[i]);
+            same = 0;
+        }
+    }
+    vcp_checkpoint_disks_free(disks, got < 0 ? 0 : (size_t)got);
+    return same;
+}
+
+/* A definition a driver holds, aligned with a domain it holds: an inactive domain's
+ * disks (no node names), requested by target or by path (libvirt's
+ * virDomainCheckpointAlignDisks), and the disks read back in one call. */
+static void
+check_align_held(void)
+{
+    vcp_domain *dom = vcp_domain_new(NULL, NULL);
+    vcp_checkpoint_def *def = vcp_checkpoint_def_new("c1", 7, 0);
+    vcp_checkpoint_disk by_path[] = { { "/img/b.qcow2", VCP_CHECKPOINT_TYPE_BITMAP, NULL, 0, 0 } };
+    vcp_checkpoint_disk relative[] = { { "pool/vol", VCP_CHECKPOINT_TYPE_BITMAP, NULL, 0, 0 } };
+    vcp_checkpoint_disk ro[] = { { "/img/ro.qcow2", VCP_CHECKPOINT_TYPE_BITMAP, NULL, 0, 0 } };
+    vcp_checkpoint_disk named[] = { { "vdb", VCP_CHECKPOINT_TYPE_BITMAP, "own", 4096, 1 } };
+    vcp_checkpoint_disk *none = (vcp_checkpoint_disk *)1;
+    const char *given[] = { "vda:1:-", "vdb:2:c1", "vdc:1:-", "vdd:1:-", "sda:1:-" };
+    const char *all[] = { "vda:2:c1", "vdb:2:c1", "vdc:2:c1", "vdd:1:-", "sda:1:-" };
+    const char *before[] = { "vdb:2:own" };
+
+    TAP_OK(vcp_domain_add_disk(dom, "vda", NULL, NULL, 0) == 0 &&
+           vcp_domain_disk_append_image(dom, "vda", "/img/a.qcow2", "qcow2", NULL, NULL, 0) == 0 &&
+           vcp_domain_add_disk(dom, "vdb", NULL, NULL, 0) == 0 &&
+           vcp_domain_disk_append_image(dom, "vdb", "/img/b.qcow2", "qcow2", NULL, NULL, 0) == 0 &&
+           vcp_domain_add_disk(dom, "vdc", NULL, NULL, 0) == 0 &&
+           vcp_domain_disk_append_image(dom, "vdc", "pool/vol", "raw", NULL, NULL, 0) == 0 &&
+           vcp_domain_add_disk(dom, "vdd", NULL, NULL, VCP_DISK_READONLY) == 0 &&
+           vcp_domain_disk_append_image(dom, "vdd", "/img/ro.qcow2", "qcow2", NULL, NULL, 0) == 0 &&
+           vcp_domain_add_disk(dom, "sda", "cdrom", NULL, 0) == 0,
+           "an inactive domain's images without node names");
+    TAP_OK(vcp_domain_disk_append_image(dom, "vda", "/img/x.qcow2", "qcow2", "", NULL, 0) == -1 &&
+           tap_err_is(VCP_ERR_INVALID_ARG, "invalid argument: empty format node name"),
+           "an empty node name is still refused");
+
+    TAP_OK(vcp_checkpoint_def_get_disks(def, &none) == 0 && none == NULL,
+           "no disk: 0 and NULL");
+    TAP_OK(vcp_checkpoint_def_align(def, dom, 0) == 0 && disks_are(def, 5, all),
+           "no disk requested: a bitmap on every writable disk with media");
+    TAP_OK(vcp_checkpoint_def_set_disks(def, by_path, 1) == 0 &&
+           vcp_checkpoint_def_align(def, dom, 0) == 0 && disks_are(def, 5, given),
+           "a disk requested by path: renamed to its target, the others 'no'");
+
+    TAP_OK(vcp_checkpoint_def_set_disks(def, relative, 1) == 0 &&
+           vcp_checkpoint_def_align(def, dom, 0) == -1 &&
+           tap_err_is(VCP_ERR_CONFIG_UNSUPPORTED, "unsupported configuration: no disk named 'pool/vol'"),
+           "a name without a leading '/' is a target only, as in libvirt");
+    TAP_OK(vcp_checkpoint_def_set_disks(def, ro, 1) == 0 &&
+           vcp_checkpoint_def_align(def, dom, 0) == -1 &&
+           tap_err_is(VCP_ERR_CONFIG_UNSUPPORTED,
+                      "unsupported configuration: disk '/img/ro.qcow2' is empty or readonly"),
+           "a read-only disk refused under the name it was requested by");
+    TAP_OK(vcp_checkpoint_def_set_disks(def, named, 1) == 0 &&
+           vcp_checkpoint_def_align(def, NULL, 0) == -1 &&
+           tap_err_is(VCP_ERR_INTERNAL_ERROR, "internal error: missing domain in checkpoint") &&
+           vcp_last_error()->domain == VCP_FROM_DOMAIN_CHECKPOINT && disks_are(def, 1, before),
+           "no domain: libvirt's error, the definition unchanged");
+    TAP_OK(vcp_checkpoint_def_align(def, dom, 1) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG &&
+           vcp_checkpoint_def_get_disks(def, NULL) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG,
+           "unknown flags and a NULL out-parameter refused");
+    TAP_OK(vcp_checkpoint_def_align(def, dom, 0) == 0 && disks_are(def, 5, (const char *[]) {
+               "vda:1:-", "vdb:2:own", "vdc:1:-", "vdd:1:-", "sda:1:-" }),
+           "a requested bitmap name is kept");
+    vcp_checkpoint_disks_free(NULL, 3);
+    vcp_checkpoint_def_free(def);
+    vcp_domain_free(dom);
+}
+
 static void
 check_vectors(void)
 {
@@ -404,6 +490,7 @@ main(int argc, char **argv)
     check_builder();
     check_driver_held();
     check_align();
+    check_align_held();
     check_vectors();
     check_hostile();
     return TAP_DONE();

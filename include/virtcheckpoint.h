@@ -791,6 +791,40 @@ int vcp_checkpoint_def_set_disks(vcp_checkpoint_def *def,
                                  size_t n);
 
 /**
+ * Stores in `*disks` a new array of the definition's disks, in order, as
+ * `vcp_checkpoint_def_set_disks()` takes them, and returns their number (or -1). The
+ * array, and each disk's `name` and `bitmap` (NULL when unset), are `malloc()`ed and
+ * the caller's: free them with `vcp_checkpoint_disks_free()`, or keep the strings and
+ * `free()` the rest (a driver's own disk structures may take them over). No disk:
+ * NULL and 0.
+ */
+int vcp_checkpoint_def_get_disks(const vcp_checkpoint_def *def, vcp_checkpoint_disk **disks);
+
+/**
+ * Frees an array from `vcp_checkpoint_def_get_disks()` of `n` disks, with their
+ * strings. NULL is accepted.
+ *
+ * # Safety
+ * `disks` is NULL or such an array of at least `n` entries, not freed yet.
+ */
+void vcp_checkpoint_disks_free(vcp_checkpoint_disk *disks, size_t n);
+
+/**
+ * Aligns the definition's disks with domain `dom`, as libvirt's
+ * `virDomainCheckpointAlignDisks` does: every domain disk once, in domain order; a
+ * requested disk named by its target, or by its source path when the name starts
+ * with `/`, renamed to its target; the others `no` when empty or read-only, else
+ * `bitmap` when the definition lists no disk and `no` when it does; then every
+ * `bitmap` disk without a bitmap name gets the checkpoint's name. `dom` NULL: the
+ * definition has no domain to align with (libvirt's VIR_ERR_INTERNAL_ERROR "missing
+ * domain in checkpoint"). `flags` must be 0. Returns 0, or -1 with libvirt's
+ * VIR_ERR_CONFIG_UNSUPPORTED texts (too many disks, a domain without disks, "no disk
+ * named '%s'", "disk '%s' specified twice", "disk '%s' is empty or readonly"); the
+ * definition is unchanged on error.
+ */
+int vcp_checkpoint_def_align(vcp_checkpoint_def *def, const vcp_domain *dom, unsigned int flags);
+
+/**
  * Sets (or with NULL clears) the embedded `<domain>`: its XML as it stands in
  * formatted checkpoint XML, each line after the first indented by its depth plus
  * the two spaces of the checkpoint's children, as libvirt's domain formatter writes
@@ -856,8 +890,11 @@ int vcp_domain_disk_set_driver(vcp_domain *dom,
 /**
  * Appends an image below the current bottom of disk `target`'s chain (the first call
  * gives the active image). `source` is its path or network source as text, `format`
- * e.g. `qcow2`, the node names QEMU's (`storage_node` may be NULL). `flags` must be 0.
- * Returns 0 or -1.
+ * e.g. `qcow2`, the node names QEMU's. `format_node` NULL: an image QEMU has not
+ * opened (an inactive domain's, which libvirt names no node for): enough for
+ * `vcp_checkpoint_def_align()`, while a plan that needs its node finds none.
+ * `storage_node` may be NULL. `flags` must be 0. Returns 0, or -1 (an empty
+ * `format_node`: VIR_ERR_INVALID_ARG).
  */
 int vcp_domain_disk_append_image(vcp_domain *dom,
                                  const char *target,

@@ -1,5 +1,6 @@
 /*
- * vcp_adapter_conf.c: libvirt's checkpoint XML parse and format over virtcheckpoint.
+ * vcp_adapter_conf.c: libvirt's checkpoint XML parse and format, and the alignment of
+ * a checkpoint's disks with its domain, over virtcheckpoint.
  *
  * Included at the end of src/conf/checkpoint_conf.c by scripts/libvirt-standin.sh
  * (libvirt's conf library, linked into libvirt.so, has its own copy of the library).
@@ -21,11 +22,50 @@ G_STATIC_ASSERT(VIR_DOMAIN_CHECKPOINT_FORMAT_SECURE == VCP_CHECKPOINT_XML_SECURE
                 VIR_DOMAIN_CHECKPOINT_FORMAT_NO_DOMAIN == VCP_CHECKPOINT_XML_NO_DOMAIN &&
                 VIR_DOMAIN_CHECKPOINT_FORMAT_SIZE == VCP_CHECKPOINT_XML_SIZE);
 
-static void
+static int
 vcpConfReport(void)
 {
     const vcp_error *err = vcp_last_error();
     virReportError(err ? err->code : VIR_ERR_INTERNAL_ERROR, "%s", vcp_last_error_detail());
+    return -1;
+}
+
+/* @def as the library's definition: name, creation time, parent, description, disks. */
+static vcp_checkpoint_def *
+vcpConfDef(virDomainCheckpointDef *def)
+{
+    g_autofree vcp_checkpoint_disk *disks = g_new0(vcp_checkpoint_disk, def->ndisks);
+    vcp_checkpoint_def *out = vcp_checkpoint_def_new(def->parent.name, def->parent.creationTime, 0);
+    size_t i;
+
+    for (i = 0; i < def->ndisks; i++) {
+        virDomainCheckpointDiskDef *d = &def->disks[i];
+        disks[i] = (vcp_checkpoint_disk) { d->name, d->type, d->bitmap, d->size, d->sizeValid };
+    }
+    if (out && (vcp_checkpoint_def_set_parent(out, def->parent.parent_name, def->parent.description) < 0 ||
+                vcp_checkpoint_def_set_disks(out, disks, def->ndisks) < 0))
+        g_clear_pointer(&out, vcp_checkpoint_def_free);
+    return out;
+}
+
+/* Replaces @def's disks by @chk's, whose strings @def takes over. */
+static int
+vcpConfTakeDisks(vcp_checkpoint_def *chk, virDomainCheckpointDef *def)
+{
+    g_autofree vcp_checkpoint_disk *disks = NULL;
+    int n = vcp_checkpoint_def_get_disks(chk, &disks);
+    int i;
+
+    if (n < 0)
+        return -1;
+    for (i = 0; i < def->ndisks; i++)
+        virDomainCheckpointDiskDefClear(&def->disks[i]);
+    def->disks = g_renew(virDomainCheckpointDiskDef, def->disks, n);
+    def->ndisks = n;
+    for (i = 0; i < n; i++)
+        def->disks[i] = (virDomainCheckpointDiskDef) { (char *)disks[i].name, disks[i].kind,
+            (char *)disks[i].bitmap, disks[i].size, disks[i].has_size };
+    return 0;
 }
 
 virDomainCheckpointDef *
@@ -41,33 +81,16 @@ virDomainCheckpointDefParseString(const char *xmlStr,
                                         &ctxt, "domaincheckpoint.rng", true);
     vcp_checkpoint_def *in = xml ? vcp_checkpoint_def_parse_xml(xmlStr, NULL, redefine ?
         VCP_CHECKPOINT_PARSE_REDEFINE : VCP_CHECKPOINT_PARSE_ONLY) : NULL;
-    g_autoptr(virDomainCheckpointDef) def = NULL;
+    g_autoptr(virDomainCheckpointDef) def = in ? virDomainCheckpointDefNew() : NULL;
     g_autofree char *domain = NULL;
-    int n = in ? vcp_checkpoint_def_get_disk_count(in) : -1;
-    int i = 0;
 
-    if (!xml)
-        return NULL;
-    if (n < 0 || !(def = virDomainCheckpointDefNew())) {
-        if (n < 0)
-            vcpConfReport();
-        vcp_checkpoint_def_free(in);
-        return NULL;
-    }
-    def->disks = g_new0(virDomainCheckpointDiskDef, n);
-    def->ndisks = n;
-    for (i = 0; i < n; i++) {
-        int type;
-        if (vcp_checkpoint_def_get_disk(in, i, &def->disks[i].name, &type, &def->disks[i].bitmap) < 0)
-            break;
-        def->disks[i].type = type;
-    }
-    if (i < n ||
-        vcp_checkpoint_def_get_name(in, &def->parent.name) < 0 ||
-        vcp_checkpoint_def_get_description(in, &def->parent.description) < 0 ||
-        vcp_checkpoint_def_get_parent(in, &def->parent.parent_name) < 0 ||
-        vcp_checkpoint_def_get_creation_time(in, &def->parent.creationTime) < 0 ||
-        vcp_checkpoint_def_get_domain_xml(in, &domain) < 0) {
+    if (xml && (!def ||
+                vcpConfTakeDisks(in, def) < 0 ||
+                vcp_checkpoint_def_get_name(in, &def->parent.name) < 0 ||
+                vcp_checkpoint_def_get_description(in, &def->parent.description) < 0 ||
+                vcp_checkpoint_def_get_parent(in, &def->parent.parent_name) < 0 ||
+                vcp_checkpoint_def_get_creation_time(in, &def->parent.creationTime) < 0 ||
+                vcp_checkpoint_def_get_domain_xml(in, &domain) < 0)) {
         vcpConfReport();
         g_clear_pointer(&def, virObjectUnref);
     }
@@ -91,10 +114,8 @@ virDomainCheckpointDefFormat(virDomainCheckpointDef *def,
                              unsigned int flags)
 {
     g_auto(virBuffer) domain = VIR_BUFFER_INITIALIZER;
-    g_autofree vcp_checkpoint_disk *disks = g_new0(vcp_checkpoint_disk, def->ndisks);
     vcp_checkpoint_def *out = NULL;
     char *xml = NULL;
-    size_t i;
 
     virCheckFlags(VIR_DOMAIN_CHECKPOINT_FORMAT_SECURE |
                   VIR_DOMAIN_CHECKPOINT_FORMAT_NO_DOMAIN |
@@ -105,18 +126,39 @@ virDomainCheckpointDefFormat(virDomainCheckpointDef *def,
                                    (flags & VIR_DOMAIN_CHECKPOINT_FORMAT_SECURE ?
                                     VIR_DOMAIN_DEF_FORMAT_SECURE : 0)) < 0)
         return NULL;
-    for (i = 0; i < def->ndisks; i++) {
-        virDomainCheckpointDiskDef *d = &def->disks[i];
-        disks[i] = (vcp_checkpoint_disk) { d->name, d->type, d->bitmap, d->size, d->sizeValid };
-    }
-
-    if (!(out = vcp_checkpoint_def_new(def->parent.name, def->parent.creationTime, 0)) ||
-        vcp_checkpoint_def_set_parent(out, def->parent.parent_name, def->parent.description) < 0 ||
-        vcp_checkpoint_def_set_disks(out, disks, def->ndisks) < 0 ||
+    if (!(out = vcpConfDef(def)) ||
         (virBufferUse(&domain) &&
          vcp_checkpoint_def_set_domain_xml(out, virBufferCurrentContent(&domain)) < 0) ||
         !(xml = vcp_checkpoint_def_format_xml(out, flags)))
         vcpConfReport();
     vcp_checkpoint_def_free(out);
     return xml;
+}
+
+
+int
+virDomainCheckpointAlignDisks(virDomainCheckpointDef *chkdef)
+{
+    virDomainDef *domdef = chkdef->parent.dom;
+    vcp_domain *dom = domdef ? vcp_domain_new(NULL, NULL) : NULL;
+    vcp_checkpoint_def *chk = vcpConfDef(chkdef);
+    int rc = chk && (dom || !domdef) ? 0 : -1;
+    size_t i;
+
+    /* The disks as alignment reads them: target, read-only, and a source path unless
+     * empty (no node names: alignment needs none). */
+    for (i = 0; dom && rc == 0 && i < domdef->ndisks; i++) {
+        virDomainDiskDef *disk = domdef->disks[i];
+
+        rc = vcp_domain_add_disk(dom, disk->dst, NULL, NULL, disk->src->readonly ? VCP_DISK_READONLY : 0);
+        if (rc == 0 && !virStorageSourceIsEmpty(disk->src))
+            rc = vcp_domain_disk_append_image(dom, disk->dst, NULLSTR_EMPTY(disk->src->path),
+                                              NULLSTR_EMPTY(virStorageFileFormatTypeToString(disk->src->format)),
+                                              NULL, NULL, 0);
+    }
+    if (rc < 0 || vcp_checkpoint_def_align(chk, dom, 0) < 0 || vcpConfTakeDisks(chk, chkdef) < 0)
+        rc = vcpConfReport();
+    vcp_checkpoint_def_free(chk);
+    vcp_domain_free(dom);
+    return rc;
 }

@@ -154,6 +154,42 @@ benchAdapterDelete(virStorageSource *top, GHashTable *data)
     }
 }
 
+/* What any delete that hands libvirt its own JSON values costs at least: the same
+ * removals as the delete above, built with libvirt's own helper and freed, with no
+ * lookup at all. Both deletes pay it; the rest of each is its own. */
+static void __attribute__((noinline))
+benchJsonFloorDelete(virStorageSource *top)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        virStorageSource *n;
+        for (n = top; n; n = n->backingStore)
+            qemuMonitorTransactionBitmapRemove(actions, BENCH_NODE(n), "b125");
+    }
+}
+
+/* The same removals built with libvirt's JSON value API directly, skipping the
+ * helper's argument parsing: the cheapest way to give libvirt its own values. */
+static void __attribute__((noinline))
+benchJsonDirectDelete(virStorageSource *top)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        virStorageSource *n;
+        for (n = top; n; n = n->backingStore) {
+            g_autoptr(virJSONValue) data = virJSONValueNewObject();
+            g_autoptr(virJSONValue) entry = virJSONValueNewObject();
+            virJSONValueObjectAppendString(entry, "type", "block-dirty-bitmap-remove");
+            virJSONValueObjectAppendString(data, "node", BENCH_NODE(n));
+            virJSONValueObjectAppendString(data, "name", "b125");
+            virJSONValueObjectAppend(entry, "data", &data);
+            virJSONValueArrayAppend(actions, &entry);
+        }
+    }
+}
+
 /* A whole query and merge from the reply's text, as a backup does: libvirt's parser
  * and merge; the stand-in's; and the library alone. */
 static void __attribute__((noinline))
@@ -264,6 +300,8 @@ main(void)
     benchAdapterMerge(top, adapterData);
     benchLibvirtDelete(top, libvirtData);
     benchAdapterDelete(top, adapterData);
+    benchJsonFloorDelete(top);
+    benchJsonDirectDelete(top);
     benchLibvirtParseMerge(top, reply);
     benchAdapterParseMerge(top, reply);
     benchLibraryParseMerge(dom, reply);

@@ -27,6 +27,7 @@ FUNCTIONS = {
     "qemuSnapshotDiskBitmapsPropagate": "qemu_snapshot.c",
     "virDomainCheckpointDefParseString": "../conf/checkpoint_conf.c",
     "virDomainCheckpointDefFormat": "../conf/checkpoint_conf.c",
+    "virDomainCheckpointAlignDisks": "../conf/checkpoint_conf.c",
 }
 # libvirt helpers only the replaced functions use, replaced with them.
 HELPERS = {

@@ -29,7 +29,8 @@
 # query) and qemuSnapshotDiskBitmapsPropagate; libvirt's
 # node-data parse (qemuMonitorJSONBlockGetNamedNodeDataJSON); and in libvirt's conf
 # library the checkpoint XML parse and format (virDomainCheckpointDefParseString,
-# virDomainCheckpointDefFormat).
+# virDomainCheckpointDefFormat) and the alignment of a checkpoint's disks with its
+# domain (virDomainCheckpointAlignDisks).
 #
 # Usage: scripts/libvirt-standin.sh [VERSION [WORKDIR]]
 #   VERSION 9.0.0 (Debian bookworm, the default) or 11.3.0 (Debian trixie);
@@ -195,13 +196,14 @@ open(src + "vcp_replaced.h", "w").write(
     "#include \"qemu_block.h\"\n" + "\n".join(prototypes) + "\n")
 for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c"]:
     open(src + f, "w").write(open(root + "/libvirt/" + f).read())
-# The checkpoint XML parse and format, in libvirt's conf library (linked into
-# libvirt.so): renamed the same way, kept with a prototype of their own, and the
+# The checkpoint XML parse, format and disk alignment, in libvirt's conf library
+# (linked into libvirt.so): renamed the same way, kept with a prototype of their own, and the
 # adapter's definitions (libvirt/vcp_adapter_conf.c) included at the end of the file.
 conf = "delegated/src/conf/checkpoint_conf.c"
 text = open(conf).read()
-for fn in ["virDomainCheckpointDefParseString", "virDomainCheckpointDefFormat"]:
-    m = re.search(r"\n(virDomainCheckpointDef \*|char \*)\n" + fn + r"\(([^)]*)\)\n\{", text)
+for fn in ["virDomainCheckpointDefParseString", "virDomainCheckpointDefFormat",
+           "virDomainCheckpointAlignDisks"]:
+    m = re.search(r"\n(virDomainCheckpointDef \*|char \*|int)\n" + fn + r"\(([^)]*)\)\n\{", text)
     if not m or text.count("\n" + fn + "(") != 1:
         sys.exit(f"{fn}: no single definition found")
     text = text[:m.start()] + "\n%s vcp_replaced_%s(%s);\n%s\nvcp_replaced_%s(%s)\n{" % (
@@ -326,6 +328,17 @@ for name in sorted(cost):
     print("vcpbench: %-24s %15d instructions" % (name, cost[name]))
 print("vcpbench: merge through the adapter / libvirt's C:", ratio("benchAdapterMerge", "benchLibvirtMerge"))
 print("vcpbench: delete through the adapter / libvirt's C:", ratio("benchAdapterDelete", "benchLibvirtDelete"))
+# The removals' JSON values alone, which both deletes build: the floor of any adapter
+# that hands libvirt its own values, and what each delete costs beyond it.
+if all(k in cost for k in ("benchJsonFloorDelete", "benchAdapterDelete", "benchLibvirtDelete")):
+    floor = cost["benchJsonFloorDelete"]
+    print("vcpbench: delete, the removals' JSON alone / libvirt's C: %.2fx"
+          % (floor / cost["benchLibvirtDelete"]))
+    print("vcpbench: delete beyond the JSON, the adapter / libvirt's C: %.2fx"
+          % ((cost["benchAdapterDelete"] - floor) / (cost["benchLibvirtDelete"] - floor)))
+if "benchJsonDirectDelete" in cost and "benchLibvirtDelete" in cost:
+    print("vcpbench: delete, the removals built with libvirt's JSON API directly / libvirt's C: %.2fx"
+          % (cost["benchJsonDirectDelete"] / cost["benchLibvirtDelete"]))
 print("vcpbench: node-data parse through the adapter / libvirt's C:", ratio("benchAdapterParse", "benchLibvirtParse"))
 print("vcpbench: query (text, parse, merge) through the adapter / libvirt's C:", ratio("benchAdapterParseMerge", "benchLibvirtParseMerge"))
 print("vcpbench: parse+merge, libvirt's C / the library alone:", ratio("benchLibvirtParseMerge", "benchLibraryParseMerge"))

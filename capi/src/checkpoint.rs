@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong};
 use crate::domain::vcp_domain;
 use crate::{Call, Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
-    CheckpointDef, CheckpointDisk, DiskCheckpointKind, Error, ErrorDomain, FormatOptions,
-    ParseOptions, checkpoint_def_from_xml, format_checkpoint, now,
+    CheckpointDef, CheckpointDisk, DiskCheckpointKind, Error, ErrorCode, ErrorDomain,
+    FormatOptions, ParseOptions, align_disks, checkpoint_def_from_xml, format_checkpoint, now,
 };
 
 /// A checkpoint definition (libvirt's `virDomainCheckpointDef`). Opaque; free with
@@ -280,6 +280,15 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disk_count(
     })
 }
 
+/// The `VCP_CHECKPOINT_TYPE_*` of a disk's kind.
+fn kind_code(kind: DiskCheckpointKind) -> c_int {
+    match kind {
+        DiskCheckpointKind::Default => VCP_CHECKPOINT_TYPE_DEFAULT,
+        DiskCheckpointKind::No => VCP_CHECKPOINT_TYPE_NO,
+        DiskCheckpointKind::Bitmap => VCP_CHECKPOINT_TYPE_BITMAP,
+    }
+}
+
 /// Disk `index` of the definition: a new copy of its name in `*name`, its type
 /// (`VCP_CHECKPOINT_TYPE_*`) in `*type` and a new copy of its bitmap name (or NULL) in
 /// `*bitmap`. Returns 0, or -1 for a bad index.
@@ -314,11 +323,7 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disk(
         // SAFETY: the caller's out-parameters.
         unsafe {
             outs.write();
-            k.put(match d.kind {
-                DiskCheckpointKind::Default => VCP_CHECKPOINT_TYPE_DEFAULT,
-                DiskCheckpointKind::No => VCP_CHECKPOINT_TYPE_NO,
-                DiskCheckpointKind::Bitmap => VCP_CHECKPOINT_TYPE_BITMAP,
-            });
+            k.put(kind_code(d.kind));
         }
         Ok(0)
     })
@@ -384,7 +389,111 @@ pub unsafe extern "C" fn vcp_checkpoint_def_set_disks(
             })
             .collect::<virtcheckpoint::Result<Vec<_>>>()?;
         def.disks = list;
-        def.disks_given = !def.disks.is_empty();
+        Ok(0)
+    })
+}
+
+/// Stores in `*disks` a new array of the definition's disks, in order, as
+/// `vcp_checkpoint_def_set_disks()` takes them, and returns their number (or -1). The
+/// array, and each disk's `name` and `bitmap` (NULL when unset), are `malloc()`ed and
+/// the caller's: free them with `vcp_checkpoint_disks_free()`, or keep the strings and
+/// `free()` the rest (a driver's own disk structures may take them over). No disk:
+/// NULL and 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_get_disks(
+    def: *const vcp_checkpoint_def,
+    disks: *mut *mut vcp_checkpoint_disk,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handle from the caller.
+        let def = &unsafe { cx.handle(def, "def") }?.0;
+        let out = cx.out(disks, "disks")?;
+        let n = count(def.disks.len());
+        if n < 0 {
+            return Ok(n);
+        }
+        let array = memory::c_array::<vcp_checkpoint_disk>(def.disks.len())?;
+        for (i, d) in def.disks.iter().enumerate() {
+            // SAFETY: slot i of the array, written before it is read; on failure the
+            // slots written so far (their strings ours) are freed with the array.
+            unsafe {
+                array.add(i).write(vcp_checkpoint_disk {
+                    name: std::ptr::null(),
+                    kind: kind_code(d.kind),
+                    bitmap: std::ptr::null(),
+                    size: d.size.unwrap_or(0),
+                    has_size: c_int::from(d.size.is_some()),
+                });
+                let slot = &mut *array.add(i);
+                let strings = (|| -> virtcheckpoint::Result<()> {
+                    slot.name = memory::c_string(&d.name)?;
+                    if let Some(b) = &d.bitmap {
+                        slot.bitmap = memory::c_string(b)?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = strings {
+                    vcp_checkpoint_disks_free(array, i + 1);
+                    return Err(e);
+                }
+            }
+        }
+        // SAFETY: the caller's out-parameter; ownership passes to the caller.
+        unsafe { out.put(array) };
+        Ok(n)
+    })
+}
+
+/// Frees an array from `vcp_checkpoint_def_get_disks()` of `n` disks, with their
+/// strings. NULL is accepted.
+///
+/// # Safety
+/// `disks` is NULL or such an array of at least `n` entries, not freed yet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_disks_free(disks: *mut vcp_checkpoint_disk, n: usize) {
+    if disks.is_null() {
+        return;
+    }
+    // SAFETY: per the contract, n written entries whose strings are malloc'ed or NULL.
+    unsafe {
+        for i in 0..n {
+            let d = &*disks.add(i);
+            memory::vcp_free(d.name.cast_mut().cast());
+            memory::vcp_free(d.bitmap.cast_mut().cast());
+        }
+        memory::vcp_free(disks.cast());
+    }
+}
+
+/// Aligns the definition's disks with domain `dom`, as libvirt's
+/// `virDomainCheckpointAlignDisks` does: every domain disk once, in domain order; a
+/// requested disk named by its target, or by its source path when the name starts
+/// with `/`, renamed to its target; the others `no` when empty or read-only, else
+/// `bitmap` when the definition lists no disk and `no` when it does; then every
+/// `bitmap` disk without a bitmap name gets the checkpoint's name. `dom` NULL: the
+/// definition has no domain to align with (libvirt's VIR_ERR_INTERNAL_ERROR "missing
+/// domain in checkpoint"). `flags` must be 0. Returns 0, or -1 with libvirt's
+/// VIR_ERR_CONFIG_UNSUPPORTED texts (too many disks, a domain without disks, "no disk
+/// named '%s'", "disk '%s' specified twice", "disk '%s' is empty or readonly"); the
+/// definition is unchanged on error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_def_align(
+    def: *mut vcp_checkpoint_def,
+    dom: *const vcp_domain,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: the caller's handles.
+        let (def, dom) = unsafe { (&mut cx.handle_mut(def, "def")?.0, cx.opt_handle(dom)) };
+        let dom = dom.ok_or_else(|| {
+            Error::new(
+                ErrorCode::InternalError,
+                ErrorDomain::DomainCheckpoint,
+                "missing domain in checkpoint",
+            )
+        })?;
+        align_disks(def, &dom.0)?;
         Ok(0)
     })
 }

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_uint};
 
 use crate::{Outputs, count, free_handle, guard, into_handle};
-use virtcheckpoint::{Disk, DiskDriver, Domain, Image, parse_domain};
+use virtcheckpoint::{Disk, DiskDriver, Domain, Error, ErrorDomain, Image, parse_domain};
 
 /// A domain's disks, each with its backing chain and QEMU node names. Opaque; free with
 /// `vcp_domain_free()`. Used by one thread at a time (no call changes it except the
@@ -123,8 +123,11 @@ pub unsafe extern "C" fn vcp_domain_disk_set_driver(
 
 /// Appends an image below the current bottom of disk `target`'s chain (the first call
 /// gives the active image). `source` is its path or network source as text, `format`
-/// e.g. `qcow2`, the node names QEMU's (`storage_node` may be NULL). `flags` must be 0.
-/// Returns 0 or -1.
+/// e.g. `qcow2`, the node names QEMU's. `format_node` NULL: an image QEMU has not
+/// opened (an inactive domain's, which libvirt names no node for): enough for
+/// `vcp_checkpoint_def_align()`, while a plan that needs its node finds none.
+/// `storage_node` may be NULL. `flags` must be 0. Returns 0, or -1 (an empty
+/// `format_node`: VIR_ERR_INVALID_ARG).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_domain_disk_append_image(
     dom: *mut vcp_domain,
@@ -145,7 +148,15 @@ pub unsafe extern "C" fn vcp_domain_disk_append_image(
                 Image {
                     source: cx.str(source, "source")?.to_owned(),
                     format: cx.str(format, "format")?.to_owned(),
-                    format_node: cx.str(format_node, "format_node")?.to_owned(),
+                    format_node: match cx.opt_str(format_node, "format_node")? {
+                        Some("") => {
+                            return Err(Error::invalid_arg(
+                                ErrorDomain::Domain,
+                                "empty format node name",
+                            ));
+                        }
+                        node => node.unwrap_or("").to_owned(),
+                    },
                     storage_node: cx
                         .opt_str(storage_node, "storage_node")?
                         .unwrap_or("")

@@ -27,6 +27,19 @@ pub(crate) fn c_string(s: &str) -> Result<*mut c_char> {
     }
 }
 
+/// A `malloc`ed array of `n` `T`s, uninitialised (NULL for none).
+pub(crate) fn c_array<T>(n: usize) -> Result<*mut T> {
+    if n == 0 {
+        return Ok(ptr::null_mut());
+    }
+    // SAFETY: calloc checks n * size for overflow.
+    let p = unsafe { libc::calloc(n, size_of::<T>()) }.cast::<T>();
+    if p.is_null() {
+        return Err(no_memory());
+    }
+    Ok(p)
+}
+
 /// A `malloc`ed NULL-terminated array of `malloc`ed strings; on failure nothing leaks.
 pub(crate) fn c_string_list<S: AsRef<str>>(items: &[S]) -> Result<*mut *mut c_char> {
     // SAFETY: array of len+1 pointers, each slot written before use; freed on failure.

@@ -55,9 +55,6 @@ pub struct CheckpointDef {
     /// libvirt's formatter writes it with an indentation of 2). It is a whole XML
     /// document as it is.
     pub domain_xml: Option<String>,
-    /// Whether the input had a `<disks>` element at all (alignment defaults unlisted
-    /// disks to `bitmap` when it had none, to `no` otherwise).
-    pub disks_given: bool,
 }
 
 impl CheckpointDef {
@@ -85,7 +82,6 @@ impl CheckpointDef {
     pub fn unnamed(creation_time: i64) -> CheckpointDef {
         CheckpointDef {
             creation_time,
-            disks_given: true,
             ..CheckpointDef::default()
         }
     }

@@ -183,16 +183,11 @@ impl Domain {
         Ok(())
     }
 
-    /// Appends `image` below the last image of disk `target`'s chain. An image needs
-    /// a format node name. The first image of a chain is the top one: it gets the
-    /// disk's detect_zeroes, as libvirt opens it.
+    /// Appends `image` below the last image of disk `target`'s chain. An image without
+    /// a format node name is one QEMU has not opened (an inactive domain's, as its XML
+    /// gives it): alignment reads it, planning finds no node for it. The first image of
+    /// a chain is the top one: it gets the disk's detect_zeroes, as libvirt opens it.
     pub fn append_image(&mut self, target: &str, image: Image) -> Result<()> {
-        if image.format_node.is_empty() {
-            return Err(Error::invalid_arg(
-                ErrorDomain::Domain,
-                "empty format node name",
-            ));
-        }
         let disk = self.disk_mut(target)?;
         let mut image = image;
         if disk.chain.is_empty() {
@@ -243,17 +238,16 @@ impl Domain {
         Cow::Owned(d)
     }
 
-    /// libvirt's `virDomainDiskByName` without ambiguity: a target, or a source path
-    /// that exactly one disk's top image has. Returns the disk's index.
+    /// libvirt's `virDomainDiskByName` without ambiguity: a name that starts with `/` is
+    /// a source path that exactly one disk's top image has, any other a target. Returns
+    /// the disk's index.
     pub fn disk_index_by_name(&self, name: &str) -> Option<usize> {
-        if let Some(i) = self.disks.iter().position(|d| d.target == name) {
-            return Some(i);
+        if !name.starts_with('/') {
+            return self.disks.iter().position(|d| d.target == name);
         }
         let mut found = None;
         for (i, d) in self.disks.iter().enumerate() {
-            if d.top()
-                .is_some_and(|t| !t.source.is_empty() && t.source == name)
-            {
+            if d.top().is_some_and(|t| t.source == name) {
                 if found.is_some() {
                     return None;
                 }

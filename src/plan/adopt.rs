@@ -165,7 +165,6 @@ pub fn adopt(
             creation_time: now + rank as i64,
             disks,
             domain_xml: None,
-            disks_given: true,
         });
     }
     Ok(Adoption { defs })

@@ -33,7 +33,9 @@ pub fn align_disks(def: &mut CheckpointDef, dom: &Domain) -> Result<()> {
             "domain must have at least one disk to perform checkpoints",
         ));
     }
-    let default_kind = if def.disks_given {
+    // libvirt's rule: no disk listed (no `<disks>`, or an empty one) asks for a bitmap
+    // on every disk that can have one; listed disks leave the others out.
+    let default_kind = if !def.disks.is_empty() {
         DiskCheckpointKind::No
     } else {
         DiskCheckpointKind::Bitmap
@@ -53,7 +55,7 @@ pub fn align_disks(def: &mut CheckpointDef, dom: &Domain) -> Result<()> {
         if (disk.is_empty() || disk.readonly) && req.kind != DiskCheckpointKind::No {
             return Err(unsupported(format_args!(
                 "disk '{}' is empty or readonly",
-                disk.target
+                req.name
             )));
         }
         let mut d = req.clone();
@@ -83,4 +85,107 @@ pub fn align_disks(def: &mut CheckpointDef, dom: &Domain) -> Result<()> {
     }
     assign_bitmap_names(def);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::domain::{Disk, Image};
+
+    fn disk(target: &str, source: Option<&str>, readonly: bool) -> Disk {
+        Disk {
+            target: target.into(),
+            readonly,
+            chain: source
+                .map(|s| Image {
+                    source: s.into(),
+                    format: "qcow2".into(),
+                    ..Image::default()
+                })
+                .into_iter()
+                .collect(),
+            ..Disk::default()
+        }
+    }
+
+    fn domain() -> Domain {
+        Domain {
+            disks: vec![
+                disk("vda", Some("/img/a.qcow2"), false),
+                disk("vdb", Some("pool/vol"), false),
+                disk("vdc", Some("/img/ro.qcow2"), true),
+                disk("sda", None, false),
+            ],
+            ..Domain::default()
+        }
+    }
+
+    fn requesting(names: &[&str]) -> CheckpointDef {
+        let mut def = CheckpointDef::new("c1", 1).unwrap();
+        def.disks = names
+            .iter()
+            .map(|n| CheckpointDisk {
+                name: (*n).into(),
+                kind: DiskCheckpointKind::Bitmap,
+                bitmap: None,
+                size: None,
+            })
+            .collect();
+        def
+    }
+
+    fn shape(def: &CheckpointDef) -> Vec<(String, DiskCheckpointKind, Option<String>)> {
+        def.disks
+            .iter()
+            .map(|d| (d.name.clone(), d.kind, d.bitmap.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn no_disk_listed_gives_every_writable_disk_with_media_a_bitmap() {
+        let mut def = requesting(&[]);
+        align_disks(&mut def, &domain()).unwrap();
+        let c1 = Some("c1".to_owned());
+        assert_eq!(
+            shape(&def),
+            vec![
+                ("vda".into(), DiskCheckpointKind::Bitmap, c1.clone()),
+                ("vdb".into(), DiskCheckpointKind::Bitmap, c1),
+                ("vdc".into(), DiskCheckpointKind::No, None),
+                ("sda".into(), DiskCheckpointKind::No, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_path_names_a_disk_only_with_a_leading_slash() {
+        let mut def = requesting(&["/img/a.qcow2"]);
+        align_disks(&mut def, &domain()).unwrap();
+        assert_eq!(def.disks[0].name, "vda");
+        assert_eq!(def.disks[1].kind, DiskCheckpointKind::No);
+        // libvirt reads a name without '/' as a target, even when a source matches it.
+        let mut def = requesting(&["pool/vol"]);
+        let err = align_disks(&mut def, &domain()).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "unsupported configuration: no disk named 'pool/vol'"
+        );
+        assert_eq!(def.disks[0].name, "pool/vol", "unchanged on error");
+    }
+
+    #[test]
+    fn a_refused_disk_is_named_as_it_was_requested() {
+        let mut def = requesting(&["/img/ro.qcow2"]);
+        let err = align_disks(&mut def, &domain()).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "unsupported configuration: disk '/img/ro.qcow2' is empty or readonly"
+        );
+        let mut def = requesting(&["vda", "/img/a.qcow2"]);
+        let err = align_disks(&mut def, &domain()).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "unsupported configuration: disk '/img/a.qcow2' specified twice"
+        );
+    }
 }

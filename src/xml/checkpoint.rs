@@ -220,7 +220,6 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
             def.disks.push(parse_disk(d)?);
         }
     }
-    let has_disks = root.child("disks").is_some();
 
     if redefine {
         if def.name.is_empty() {
@@ -248,9 +247,6 @@ pub fn parse_checkpoint(xml: &[u8], opts: ParseOptions, now: i64) -> Result<Chec
             def.name = now.to_string();
         }
     }
-    // `<disks/>` with no disk is libvirt's ndisks == 0, exactly like no `<disks>`:
-    // alignment then gives every disk its default.
-    def.disks_given = has_disks && !def.disks.is_empty();
     Ok(def)
 }
 
