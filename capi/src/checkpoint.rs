@@ -529,3 +529,88 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_domain_xml(
     // SAFETY: forwarded contract.
     guard!(|cx| unsafe { string_out(cx, def, xml, "xml", |d| d.domain_xml.as_deref()) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{vcp_domain_add_disk, vcp_domain_disk_append_image, vcp_domain_new};
+    use std::ffi::CStr;
+    use std::ptr;
+
+    /// The disks `get_disks` hands out, as (name, kind, bitmap) text; the array freed.
+    unsafe fn disks_of(def: *const vcp_checkpoint_def) -> Vec<(String, c_int, Option<String>)> {
+        // SAFETY: `def` is live; the array and its strings are ours and freed here.
+        unsafe {
+            let mut disks = ptr::null_mut();
+            let n = vcp_checkpoint_def_get_disks(def, &mut disks);
+            assert!(n >= 0);
+            let text = |p: *const c_char| CStr::from_ptr(p).to_string_lossy().into_owned();
+            let out = (0..n as usize)
+                .map(|i| {
+                    let d = &*disks.add(i);
+                    (
+                        text(d.name),
+                        d.kind,
+                        (!d.bitmap.is_null()).then(|| text(d.bitmap)),
+                    )
+                })
+                .collect();
+            vcp_checkpoint_disks_free(disks, n as usize);
+            out
+        }
+    }
+
+    #[test]
+    fn align_a_held_definition_and_read_its_disks_back() {
+        // SAFETY: every handle is created, used and freed here.
+        unsafe {
+            let dom = vcp_domain_new(ptr::null(), ptr::null());
+            assert_eq!(
+                vcp_domain_add_disk(dom, c"vda".as_ptr(), ptr::null(), ptr::null(), 0),
+                0
+            );
+            let (src, fmt) = (c"/img/a.qcow2".as_ptr(), c"qcow2".as_ptr());
+            let append = |node| {
+                vcp_domain_disk_append_image(dom, c"vda".as_ptr(), src, fmt, node, ptr::null(), 0)
+            };
+            assert_eq!(append(ptr::null()), 0, "an inactive image needs no node");
+            assert_eq!(append(c"".as_ptr()), -1, "an empty node name is refused");
+            assert_eq!(
+                vcp_domain_add_disk(dom, c"sda".as_ptr(), ptr::null(), ptr::null(), 0),
+                0
+            );
+
+            let def = vcp_checkpoint_def_new(c"c1".as_ptr(), 1, 0);
+            let wanted = [vcp_checkpoint_disk {
+                name: c"/img/a.qcow2".as_ptr(),
+                kind: VCP_CHECKPOINT_TYPE_BITMAP,
+                bitmap: ptr::null(),
+                size: 0,
+                has_size: 0,
+            }];
+            assert_eq!(vcp_checkpoint_def_set_disks(def, wanted.as_ptr(), 1), 0);
+            assert_eq!(
+                vcp_checkpoint_def_align(def, ptr::null(), 0),
+                -1,
+                "no domain"
+            );
+            assert_eq!(disks_of(def)[0].0, "/img/a.qcow2", "unchanged on error");
+            assert_eq!(vcp_checkpoint_def_align(def, dom, 0), 0);
+            assert_eq!(
+                disks_of(def),
+                vec![
+                    ("vda".into(), VCP_CHECKPOINT_TYPE_BITMAP, Some("c1".into())),
+                    ("sda".into(), VCP_CHECKPOINT_TYPE_NO, None),
+                ]
+            );
+            let mut none = ptr::null_mut();
+            assert_eq!(vcp_checkpoint_def_get_disks(def, ptr::null_mut()), -1);
+            assert_eq!(vcp_checkpoint_def_set_disks(def, wanted.as_ptr(), 0), 0);
+            assert_eq!(vcp_checkpoint_def_get_disks(def, &mut none), 0);
+            assert!(none.is_null());
+            vcp_checkpoint_disks_free(ptr::null_mut(), 2);
+            vcp_checkpoint_def_free(def);
+            crate::domain::vcp_domain_free(dom);
+        }
+    }
+}
