@@ -408,10 +408,6 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disks(
         // SAFETY: handle from the caller.
         let def = &unsafe { cx.handle(def, "def") }?.0;
         let out = cx.out(disks, "disks")?;
-        let n = count(def.disks.len());
-        if n < 0 {
-            return Ok(n);
-        }
         let array = memory::c_array::<vcp_checkpoint_disk>(def.disks.len())?;
         for (i, d) in def.disks.iter().enumerate() {
             // SAFETY: slot i of the array, written before it is read; on failure the
@@ -440,7 +436,7 @@ pub unsafe extern "C" fn vcp_checkpoint_def_get_disks(
         }
         // SAFETY: the caller's out-parameter; ownership passes to the caller.
         unsafe { out.put(array) };
-        Ok(n)
+        Ok(count(def.disks.len()))
     })
 }
 
