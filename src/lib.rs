@@ -52,7 +52,7 @@ pub use error::{Error, ErrorCode, ErrorDomain, Result};
 
 // The model: plain data.
 pub use model::checkpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind};
-pub use model::domain::{Disk, Domain, Image, Layer};
+pub use model::domain::{Disk, DiskNames, Domain, Image, Layer};
 pub use model::driver::{CacheMode, DetectZeroes, Discard, DiskDriver};
 pub use model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
 

@@ -2,6 +2,7 @@
 //! needs to know of libvirt's domain definition.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::driver::{DetectZeroes, DiskDriver};
 use crate::error::{Error, ErrorDomain, Result};
@@ -65,6 +66,26 @@ impl Layer for &str {
 impl Layer for String {
     fn node(&self) -> &str {
         self
+    }
+}
+
+/// A domain's disks by target and by top source path (see [`Domain::disk_names`]).
+#[derive(Debug, Default)]
+pub struct DiskNames<'a> {
+    targets: HashMap<&'a str, usize>,
+    /// `None`: more than one disk has that path (ambiguous, as libvirt refuses it).
+    paths: HashMap<&'a str, Option<usize>>,
+}
+
+impl DiskNames<'_> {
+    /// The index of the disk `name` names: a target, or with a leading `/` a source
+    /// path that exactly one disk's top image has.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        if name.starts_with('/') {
+            self.paths.get(name).copied().flatten()
+        } else {
+            self.targets.get(name).copied()
+        }
     }
 }
 
@@ -240,20 +261,25 @@ impl Domain {
 
     /// libvirt's `virDomainDiskByName` without ambiguity: a name that starts with `/` is
     /// a source path that exactly one disk's top image has, any other a target. Returns
-    /// the disk's index.
+    /// the disk's index. For many names, [`Domain::disk_names`] reads the disks once.
     pub fn disk_index_by_name(&self, name: &str) -> Option<usize> {
-        if !name.starts_with('/') {
-            return self.disks.iter().position(|d| d.target == name);
-        }
-        let mut found = None;
+        self.disk_names().find(name)
+    }
+
+    /// An index of the disks' targets and top source paths, for looking up many names
+    /// as [`Domain::disk_index_by_name`] does, each in constant time.
+    pub fn disk_names(&self) -> DiskNames<'_> {
+        let mut names = DiskNames::default();
         for (i, d) in self.disks.iter().enumerate() {
-            if d.top().is_some_and(|t| t.source == name) {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(i);
+            names.targets.entry(&d.target).or_insert(i);
+            if let Some(top) = d.top().filter(|t| t.source.starts_with('/')) {
+                names
+                    .paths
+                    .entry(&top.source)
+                    .and_modify(|found| *found = None)
+                    .or_insert(Some(i));
             }
         }
-        found
+        names
     }
 }

@@ -41,9 +41,10 @@ pub fn align_disks(def: &mut CheckpointDef, dom: &Domain) -> Result<()> {
         DiskCheckpointKind::Bitmap
     };
     let mut slots: Vec<Option<CheckpointDisk>> = vec![None; dom.disks.len()];
+    let names = dom.disk_names();
     for req in &def.disks {
-        let idx = dom
-            .disk_index_by_name(&req.name)
+        let idx = names
+            .find(&req.name)
             .ok_or_else(|| unsupported(format_args!("no disk named '{}'", req.name)))?;
         if slots[idx].is_some() {
             return Err(unsupported(format_args!(
@@ -171,6 +172,25 @@ mod tests {
             "unsupported configuration: no disk named 'pool/vol'"
         );
         assert_eq!(def.disks[0].name, "pool/vol", "unchanged on error");
+    }
+
+    #[test]
+    fn a_path_two_disks_share_names_neither() {
+        let mut dom = domain();
+        dom.disks.push(disk("vdd", Some("/img/a.qcow2"), false));
+        let mut def = requesting(&["/img/a.qcow2"]);
+        let err = align_disks(&mut def, &dom).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "unsupported configuration: no disk named '/img/a.qcow2'"
+        );
+        let mut def = requesting(&["vdd"]);
+        align_disks(&mut def, &dom).unwrap();
+        assert_eq!(
+            def.disks[4].kind,
+            DiskCheckpointKind::Bitmap,
+            "the target still names it"
+        );
     }
 
     #[test]
