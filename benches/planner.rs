@@ -17,7 +17,7 @@ use alloc::{Counting, peak_of};
 use virtcheckpoint::{
     BackupDisk, BackupMode, CheckpointDef, CheckpointDisk, Disk, DiskCheckpointKind, Domain, Image,
     align_disks, backup_begin_actions, blockcommit_bitmap_actions, checkpoint_add_actions,
-    checkpoint_discard_actions, parse_node_data, size_actions,
+    checkpoint_discard_actions, parse_domain, parse_node_data, size_actions,
 };
 
 #[global_allocator]
@@ -253,6 +253,20 @@ fn align_time(n: usize) -> Duration {
     })
 }
 
+/// Parsing a domain document of `n` disks.
+fn domain_parse_time(n: usize) -> Duration {
+    let mut xml = String::from("<domain><devices>");
+    for i in 0..n {
+        write!(
+            xml,
+            "<disk><source file='/i/{i}'/><target dev='vd{i}'/></disk>"
+        )
+        .unwrap();
+    }
+    xml.push_str("</devices></domain>");
+    best(3, || parse_domain(xml.as_bytes()).unwrap())
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks
@@ -297,5 +311,12 @@ fn main() {
         ms(a1),
         ms(a2),
         a2.as_secs_f64() / a1.as_secs_f64()
+    );
+    let (d1, d2) = (domain_parse_time(8192), domain_parse_time(65536));
+    println!(
+        "domain XML parse, 8192 -> 65536 disks: {:.2} -> {:.2} ms, x{:.1} (linear = x8, quadratic = x64)",
+        ms(d1),
+        ms(d2),
+        d2.as_secs_f64() / d1.as_secs_f64()
     );
 }

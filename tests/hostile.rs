@@ -274,3 +274,48 @@ fn a_malformed_embedded_domain_is_refused_with_the_checkpoint() {
     );
     assert!(parse_checkpoint(deep.as_bytes(), REDEFINE, 0).is_err());
 }
+
+/// A domain document of many disks and a checkpoint that names every disk by path:
+/// both read each disk once (the duplicate-target check and the alignment were
+/// quadratic: over a billion comparisons each at this size), and a duplicate at the
+/// very end is still found with libvirt's text.
+#[test]
+fn many_disks_are_read_once_and_a_late_duplicate_is_found() {
+    const N: usize = 50_000;
+    let mut xml = String::from("<domain><devices>");
+    for i in 0..N {
+        xml.push_str(&format!(
+            "<disk><source file='/i/{i}'/><target dev='vd{i}'/></disk>"
+        ));
+    }
+    let dom = parse_domain(format!("{xml}</devices></domain>").as_bytes()).unwrap();
+    assert_eq!(dom.disks.len(), N);
+    let dup = format!(
+        "{xml}<disk><target dev='vd{}'/></disk></devices></domain>",
+        N - 1
+    );
+    let err = parse_domain(dup.as_bytes()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::XmlError);
+    assert_eq!(
+        err.message(),
+        format!(
+            "XML error: target 'vd{}' duplicated for disk sources",
+            N - 1
+        )
+    );
+
+    let names: String = (0..N)
+        .rev()
+        .map(|i| format!("<disk name='/i/{i}'/>"))
+        .collect();
+    let xml = format!("<domaincheckpoint><name>c1</name><disks>{names}</disks></domaincheckpoint>");
+    let def = checkpoint_def_from_xml(xml.as_bytes(), Some(&dom), ParseOptions::default(), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(def.disks.len(), N);
+    assert!(
+        def.disks
+            .iter()
+            .enumerate()
+            .all(|(i, d)| d.name == format!("vd{i}"))
+    );
+}

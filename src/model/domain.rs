@@ -69,6 +69,14 @@ impl Layer for String {
     }
 }
 
+/// libvirt's domain parser's error for a second disk with `target`.
+pub(crate) fn duplicate_target(target: &str) -> Error {
+    Error::xml(
+        ErrorDomain::Domain,
+        format_args!("target '{target}' duplicated for disk sources"),
+    )
+}
+
 /// A domain's disks by target and by top source path (see [`Domain::disk_names`]).
 #[derive(Debug, Default)]
 pub struct DiskNames<'a> {
@@ -195,10 +203,7 @@ impl Domain {
             ));
         }
         if self.disk(&disk.target).is_some() {
-            return Err(Error::xml(
-                ErrorDomain::Domain,
-                format_args!("target '{}' duplicated for disk sources", disk.target),
-            ));
+            return Err(duplicate_target(&disk.target));
         }
         self.disks.push(disk);
         Ok(())

@@ -6,9 +6,11 @@
 //! else from the `index` attributes (`libvirt-<index>-format` / `-storage`), else they
 //! are left empty (an inactive definition has none).
 
+use std::collections::HashSet;
+
 use super::tree::{Element, parse_bytes};
 use crate::error::{Error, ErrorDomain, Result};
-use crate::model::domain::{Disk, Domain, Image};
+use crate::model::domain::{Disk, Domain, Image, duplicate_target};
 use crate::model::driver::DiskDriver;
 
 const DOM: ErrorDomain = ErrorDomain::Domain;
@@ -139,8 +141,15 @@ pub fn domain_from_element(el: &Element) -> Result<Domain> {
         disks: Vec::new(),
     };
     if let Some(devices) = el.child("devices") {
+        // Targets checked by hash (Domain::add_disk checks each against every disk
+        // before it: quadratic in a document of many disks).
+        let mut targets = HashSet::new();
         for d in devices.children_named("disk") {
-            dom.add_disk(parse_disk(d)?)?;
+            let disk = parse_disk(d)?;
+            if !targets.insert(disk.target.clone()) {
+                return Err(duplicate_target(&disk.target));
+            }
+            dom.disks.push(disk);
         }
     }
     Ok(dom)
