@@ -475,7 +475,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_retire_all(
 /// The discard transaction for checkpoint `index` of the plan's discard list (in
 /// order), planned against `nodes` read just before it, as libvirt reads the node data
 /// again before each one: stores the actions in `*actions` and the backing layers to
-/// reopen in `*reopen` (deepest first), as `vcp_checkpoint_discard_actions()` does.
+/// reopen in `*reopen` (in `vcp_checkpoint_discard_actions()`'s order), as that does.
 /// `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING` (then `*missing` lists the disks
 /// whose bitmap was already gone). Returns 0 or -1.
 #[unsafe(no_mangle)]

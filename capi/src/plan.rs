@@ -146,8 +146,10 @@ pub const VCP_CHECKPOINT_DISCARD_IGNORE_MISSING: c_uint = 1 << 0;
 
 /// Checkpoint deletion (qemuCheckpointDiscardBitmaps): one transaction removing the
 /// checkpoint's bitmap from every layer of every disk that has it, and in `*reopen`
-/// (NULL-terminated, deepest first) the backing layers' format nodes to reopen
-/// read-write before it and read-only after it (see `vcp_blockdev_reopen_command()`).
+/// (NULL-terminated) the backing layers' format nodes to reopen read-write before it,
+/// in that order, and read-only after it, in the reverse order, as libvirt does (each
+/// disk's layers deepest first, the last disk's first; see
+/// `vcp_blockdev_reopen_command()`).
 ///
 /// A disk whose bitmap is found nowhere fails with VIR_ERR_INTERNAL_ERROR "bitmap '%s'
 /// not found in backing chain of '%s'", unless `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`

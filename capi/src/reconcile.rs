@@ -51,7 +51,8 @@ pub unsafe extern "C" fn vcp_reconcile(
 /// The fix for a running domain: in `*actions` one transaction removing every orphan
 /// (that no job holds) and every copy of a broken checkpoint's bitmap on the disks where
 /// it is broken — never a valid one — and in `*reopen` the backing layers to reopen
-/// read-write around it (deepest first; see `vcp_blockdev_reopen_command()`). Then call
+/// read-write before it, in order, and read-only after it, in the reverse order (see
+/// `vcp_blockdev_reopen_command()`). Then call
 /// `vcp_reconcile_fix_metadata()` with the same node data. `flags` must be 0.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_reconcile_fix_actions(

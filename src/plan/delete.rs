@@ -14,7 +14,10 @@ use crate::qmp::action::Action;
 pub struct DiscardPlan {
     /// The transaction's actions.
     pub actions: Vec<Action>,
-    /// Images to reopen, deepest first.
+    /// Images to reopen read-write before the transaction, in libvirt's order: each
+    /// disk's layers deepest first, the last disk's first (libvirt prepends every layer
+    /// it finds, walking each disk from its top, to one list). The read-only reopens
+    /// afterwards go the other way.
     pub reopen: Vec<Reopen>,
     /// Disks whose bitmap was found nowhere (only with `tolerate_missing`).
     pub missing: Vec<String>,
@@ -104,7 +107,8 @@ pub fn discard_actions(
         match disk_discard(&disk.chain, nodes, bitmap, &disk.target) {
             Ok(d) => {
                 plan.actions.extend(d.actions());
-                plan.reopen.extend(d.reopen().map(|i| Reopen::of(disk, i)));
+                plan.reopen
+                    .splice(0..0, d.reopen().map(|i| Reopen::of(disk, i)));
             }
             Err(_) if tolerate_missing => plan.missing.push(disk.target.clone()),
             Err(e) => return Err(e),

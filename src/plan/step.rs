@@ -82,20 +82,21 @@ fn push_transaction(out: &mut Vec<Json>, actions: &[Action]) {
     }
 }
 
-/// `actions` wrapped in reopens: read-write before, read-only after, each in the
-/// reopen list's order (deepest first), as libvirt walks its list around a delete or a
-/// non-active commit.
+/// `actions` wrapped in reopens: read-write before, in the reopen list's order, and
+/// read-only after, in the reverse order, as libvirt walks its lists around a delete
+/// (its read-only list is built by prepending each image reopened read-write).
 fn reopened(reopen: &[Reopen], actions: &[Action]) -> Vec<Json> {
     if actions.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<Json> = reopen.iter().map(|r| r.command(false)).collect();
     out.push(transaction(actions));
-    out.extend(reopen.iter().map(|r| r.command(true)));
+    out.extend(reopen.iter().rev().map(|r| r.command(true)));
     out
 }
 
-/// Creating checkpoint `def` (qemuCheckpointAddActions): one transaction.
+/// Creating checkpoint `def` (qemuCheckpointAddActions): one transaction, sent even
+/// when it has no action (every disk left out), as libvirt sends it.
 pub fn create_step(dom: &Domain, def: &CheckpointDef, nodes: Option<&NodeData>) -> Result<Step> {
     create_step_with(dom, def, nodes, create::CreateOptions::default())
 }
@@ -107,18 +108,22 @@ pub fn create_step_with(
     nodes: Option<&NodeData>,
     opts: create::CreateOptions,
 ) -> Result<Step> {
-    let mut step = Step::default();
-    push_transaction(
-        &mut step.now,
-        &create::add_actions_with(dom, def, nodes, opts)?,
-    );
-    Ok(step)
+    // Sent even without an action (every disk left out), as libvirt sends it.
+    Ok(Step {
+        now: vec![transaction(&create::add_actions_with(
+            dom, def, nodes, opts,
+        )?)],
+        ..Step::default()
+    })
 }
 
 /// Discarding checkpoint `def`'s bitmaps (qemuCheckpointDiscardBitmaps), planned from
 /// node data read just before: the backing layers holding the bitmap reopened
-/// read-write, the removal transaction, the layers reopened read-only. Nothing to send
-/// when every disk is tolerated as missing.
+/// read-write, the removal transaction, the layers reopened read-only. The transaction
+/// is sent even when it has no action (the checkpoint has no bitmap disk left in the
+/// domain), as libvirt sends it; QEMU accepts an empty transaction. Only when a disk
+/// was tolerated as missing (not libvirt's behaviour) and nothing is left to remove is
+/// there nothing to send.
 pub fn discard_step(
     dom: &Domain,
     def: &CheckpointDef,
@@ -127,7 +132,11 @@ pub fn discard_step(
 ) -> Result<Step> {
     let plan = discard_actions(dom, def, nodes, tolerate_missing)?;
     Ok(Step {
-        now: reopened(&plan.reopen, &plan.actions),
+        now: if plan.actions.is_empty() && plan.missing.is_empty() {
+            vec![transaction(&[])]
+        } else {
+            reopened(&plan.reopen, &plan.actions)
+        },
         ..Step::default()
     })
 }
@@ -232,7 +241,7 @@ pub fn pending_abort_step(dom: &Domain, nodes: &NodeData, name: &str) -> Step {
         // The delete's own per-disk removal; a disk without the bitmap has nothing to do.
         if let Ok(d) = disk_discard(&disk.chain, nodes, name, &disk.target) {
             actions.extend(d.actions());
-            reopen.extend(d.reopen().map(|l| Reopen::of(disk, l)));
+            reopen.splice(0..0, d.reopen().map(|l| Reopen::of(disk, l)));
         }
     }
     Step {
@@ -642,6 +651,77 @@ mod tests {
             .iter()
             .map(|i| i.format_node.as_str())
             .collect()
+    }
+
+    /// libvirt's qemuCheckpointDiscardBitmaps prepends every backing layer holding the
+    /// bitmap to one list, walking each disk from its top, reopens the list read-write
+    /// in order, and read-only in the reverse order (its second list is built by
+    /// prepending each image reopened). With two disks of three layers each, the
+    /// bitmap on every layer: vdb's deepest first, then vda's; back shallowest first.
+    #[test]
+    fn a_delete_reopens_in_libvirts_order_across_disks_and_layers() {
+        use crate::model::checkpoint::{CheckpointDisk, DiskCheckpointKind};
+        use crate::model::nodes::Bitmap;
+        let mut dom = Domain::default();
+        for (disk, base) in [("vda", 0), ("vdb", 3)] {
+            dom.add_disk(Disk {
+                target: disk.into(),
+                ..Default::default()
+            })
+            .unwrap();
+            for i in [base + 3, base + 2, base + 1] {
+                dom.append_image(disk, Image::qcow2_indexed(format!("/i/{i}.qcow2"), i))
+                    .unwrap();
+            }
+        }
+        let names: Vec<String> = (1..=6).map(|i| format!("libvirt-{i}-format")).collect();
+        let c1 = || {
+            vec![Bitmap {
+                name: "c1".into(),
+                ..Default::default()
+            }]
+        };
+        let nodes = NodeData::of(names.iter().map(|n| (n.as_str(), c1())));
+        let mut def = CheckpointDef::new("c1", 1).unwrap();
+        for disk in ["vda", "vdb"] {
+            def.add_disk(CheckpointDisk {
+                name: disk.into(),
+                kind: DiskCheckpointKind::Bitmap,
+                bitmap: Some("c1".into()),
+                size: None,
+            })
+            .unwrap();
+        }
+        let step = discard_step(&dom, &def, &nodes, false).unwrap();
+        let sent: Vec<String> = step
+            .now
+            .iter()
+            .map(|c| {
+                let c = c.to_compact();
+                match c.split_once("\"node-name\":\"") {
+                    Some((_, rest)) => {
+                        let node = &rest[..rest.find('"').unwrap()];
+                        let ro = c.contains("\"read-only\":true");
+                        format!("{} {node}", if ro { "ro" } else { "rw" })
+                    }
+                    None => "transaction".to_owned(),
+                }
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                "rw libvirt-4-format",
+                "rw libvirt-5-format",
+                "rw libvirt-1-format",
+                "rw libvirt-2-format",
+                "transaction",
+                "ro libvirt-2-format",
+                "ro libvirt-1-format",
+                "ro libvirt-5-format",
+                "ro libvirt-4-format",
+            ]
+        );
     }
 
     #[test]

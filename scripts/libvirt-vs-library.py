@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Stock libvirt's own bitmap commands against the library's plans, on a real QEMU.
+
+The seeded sequences of scripts/libvirt-virsh-diff.py run over stock libvirt alone
+(qemu:///embed, two qcow2 disks, snapshots growing each chain to four layers,
+commits, copies, pulls, backups, deletes). Before each checkpoint creation, plain
+checkpoint delete, size query (checkpoint-dumpxml --size) and external disk-only
+snapshot, the state libvirt holds is taken as a driver would hand it to the library:
+the status XML of the running domain (its chains with their node names) and, for a
+delete or a size query, the checkpoint's stored definition. Afterwards the
+query-named-block-nodes reply libvirt planned from is taken from its monitor log (and
+for a snapshot, the overlays it made). The library (the vcp command line) then plans
+the same operation from those inputs as a whole step, and its commands (reopens and
+transactions, in order) must equal what stock libvirt sent, byte for byte; where
+libvirt refused, the library must refuse. Nothing is predicted: libvirt is the
+oracle.
+
+Usage: scripts/libvirt-vs-library.py STOCK_BUILD VCP_BINARY WORKDIR [SEEDS [OPS]]
+  SEEDS: FIRST..LAST or a comma-separated list (default 1..4); OPS: per sequence
+  (default 40). Prints one line per sequence and ends with "N passed, N failed".
+"""
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("diff", os.path.join(HERE, "libvirt-virsh-diff.py"))
+diff = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(diff)
+scenario = diff.scenario
+DOM = diff.DOM
+
+
+def monitor_lines(log, offset):
+    """(sent, replies) after byte @offset of libvirt's log: the commands sent, in
+    order (ids kept), and the replies by id."""
+    sent, replies = [], {}
+    with open(log, errors="replace") as f:
+        f.seek(offset)
+        for line in f:
+            m = re.search(r"QEMU_MONITOR_SEND_MSG: mon=\S+ msg=(\{.*\})", line)
+            if m:
+                try:
+                    sent.append(json.loads(m.group(1)))
+                except ValueError:
+                    pass
+                continue
+            m = re.search(r"QEMU_MONITOR_RECV_REPLY: mon=\S+ reply=(\{.*\})", line)
+            if m:
+                try:
+                    reply = json.loads(m.group(1))
+                except ValueError:
+                    continue
+                replies[reply.get("id")] = m.group(1)
+    return sent, replies
+
+
+def compact(cmd):
+    cmd = dict(cmd)
+    cmd.pop("id", None)
+    return json.dumps(cmd, separators=(",", ":"))
+
+
+class Oracle:
+    """Wraps one stock run's virsh: compares the library's plan for each checkpoint
+    creation and plain delete with what libvirt sent."""
+
+    def __init__(self, run, vcp, work):
+        self.run, self.vcp, self.work = run, vcp, work
+        self.compared, self.differences, self.n, self.reopens = 0, [], 0, 0
+        self.inner = run.virsh.run
+        run.virsh.run = self.intercept
+
+    def path(self, name):
+        return os.path.join(self.work, "oracle", name)
+
+    def status_xml(self):
+        src = os.path.join(self.run.work, "root/run/qemu/%s.xml" % DOM)
+        return open(src).read() if os.path.exists(src) else None
+
+    def intercept(self, command):
+        words = command.split()
+        kind = None
+        if words[:2] == ["checkpoint-delete", DOM] and len(words) == 3:
+            kind = "delete"
+        elif words[:2] == ["checkpoint-create-as", DOM]:
+            kind = "create"
+        elif words[:2] == ["checkpoint-dumpxml", DOM] and "--size" in words:
+            kind = "size"
+        elif words[:3] == ["snapshot-create-as", DOM, "--disk-only"]:
+            kind = "snapshot"
+        status = self.status_xml() if kind else None
+        if not status:
+            return self.inner(command)
+        self.n += 1
+        os.makedirs(self.path(""), exist_ok=True)
+        dom = self.path("%d-domain.xml" % self.n)
+        with open(dom, "w") as f:
+            f.write(status)
+        args = [self.vcp, "plan", kind, "--step", "--domain", dom]
+        chk = self.path("%d-checkpoint.xml" % self.n)
+        if kind in ("delete", "size"):
+            stored = os.path.join(self.run.work, "root/lib/qemu/checkpoint/%s/%s.xml"
+                                  % (DOM, words[2]))
+            if not os.path.exists(stored):
+                return self.inner(command)
+            shutil.copy(stored, chk)
+            args += ["--checkpoint", chk]
+        elif kind == "create":
+            name = words[words.index("--name") + 1]
+            disks = "".join("<disk name='%s' checkpoint='no'/>" % s.split(",")[0]
+                            for s in re.findall(r"--diskspec (\S+)", command))
+            with open(chk, "w") as f:
+                f.write("<domaincheckpoint><name>%s</name>%s</domaincheckpoint>"
+                        % (name, "<disks>%s</disks>" % disks if disks else ""))
+            args += ["--checkpoint", chk]
+        start = self.run.log_size()
+        out = self.inner(command)
+        sent, replies = monitor_lines(self.run.log, start)
+        want = [compact(c) for c in sent if c.get("execute") in ("transaction", "blockdev-reopen")]
+        query = [c for c in sent if c.get("execute") == "query-named-block-nodes"]
+        if query:
+            # The reply libvirt planned from: the first of the operation.
+            nodes = self.path("%d-nodes.json" % self.n)
+            with open(nodes, "w") as f:
+                f.write(replies.get(query[0].get("id"), "{}"))
+            args += ["--nodes", nodes]
+        elif kind != "create":
+            return out
+        if kind == "snapshot":
+            # The overlays libvirt made: its blockdev-snapshot actions.
+            for c in sent:
+                for a in c.get("arguments", {}).get("actions", []) \
+                        if c.get("execute") == "transaction" else []:
+                    if a.get("type") == "blockdev-snapshot":
+                        disk = self.disk_of(status, a["data"]["node"])
+                        args += ["--disk", "%s=%s" % (disk, a["data"]["overlay"])]
+            if "--disk" not in args:
+                return out
+        planned = subprocess.run(args, capture_output=True, text=True)
+        if "error:" in out:
+            # libvirt refused: the library must refuse too, and send nothing.
+            got = ["refused"] if planned.returncode else self.commands(planned.stdout)
+            want = ["refused"] if not want else want
+        elif planned.returncode:
+            got = ["refused: " + planned.stderr.strip()]
+        else:
+            got = self.commands(planned.stdout)
+        self.compared += 1
+        self.reopens += any('"blockdev-reopen"' in c for c in want)
+        if got != want:
+            self.differences.append((command, want, got, " ".join(args)))
+        return out
+
+    @staticmethod
+    def commands(step):
+        """The reopens and transactions of a step (--step JSON), in the order a driver
+        sends them: now, then at the end."""
+        step = json.loads(step)
+        return [compact(c) for c in step["now"] + step["on-end"]
+                if c.get("execute") in ("transaction", "blockdev-reopen")]
+
+    @staticmethod
+    def disk_of(status, node):
+        """The target of the disk whose top format node is @node in @status."""
+        for disk in re.findall(r"<disk .*?</disk>", status, re.S):
+            if re.search(r"<nodename type='format' name='%s'/>" % re.escape(node), disk) \
+                    and re.search(r"<target dev='(\w+)'", disk):
+                return re.search(r"<target dev='(\w+)'", disk).group(1)
+        return "?"
+
+
+def deep(run):
+    """After the random sequence, a fixed one that grows both chains under a checkpoint:
+    its delete removes the bitmap from several backing layers of both disks (the
+    reopens around it, in libvirt's order), and the size query merges across them."""
+    v = run.virsh
+    v.run("start " + DOM)  # refused when running already
+    v.run("checkpoint-create-as %s --name deep1" % DOM)
+    for i, disk in enumerate(["vda", "vdb", "vda", "vdb"]):
+        other = next(d for d in diff.DISKS if d != disk)
+        v.run("snapshot-create-as %s --disk-only --no-metadata --diskspec %s,snapshot=external,"
+              "file=%s --diskspec %s,snapshot=no"
+              % (DOM, disk, run.path("%s-deep%d.qcow2" % (disk, i)), other))
+        v.run("checkpoint-create-as %s --name deep%d" % (DOM, i + 2))
+    v.run("checkpoint-dumpxml %s deep1 --size" % DOM)
+    v.run("checkpoint-delete %s deep1" % DOM)
+    v.run("checkpoint-dumpxml %s deep2 --size" % DOM)
+    v.run("checkpoint-delete %s deep3" % DOM)
+
+
+def main():
+    stock, vcp, work = (os.path.abspath(a) for a in sys.argv[1:4])
+    seeds = diff.seeds_of(sys.argv[4] if len(sys.argv) > 4 else "1..4")
+    ops = int(sys.argv[5]) if len(sys.argv) > 5 else 40
+    passed = failed = 0
+    for seed in seeds:
+        seq_work = os.path.join(work, str(seed))
+        run = diff.Run(stock, seq_work)
+        oracle = Oracle(run, vcp, seq_work)
+        try:
+            diff.sequence(run, seed, ops)
+            deep(run)
+        except diff.VirshDied:
+            pass
+        finally:
+            run.close()
+            scenario.stop_qemu(seq_work)
+        if oracle.differences:
+            failed += 1
+            print("libvirt vs library, seed %d: %d of %d plans differ"
+                  % (seed, len(oracle.differences), oracle.compared))
+            for command, want, got, args in oracle.differences[:3]:
+                print("  %s\n    libvirt sent: %s\n    the library:  %s\n    (%s)"
+                      % (command, want, got, args))
+        else:
+            passed += 1
+            print("libvirt vs library, seed %d: %d plans (%d with reopens), all the same"
+                  % (seed, oracle.compared, oracle.reopens))
+    print("%d passed, %d failed" % (passed, failed))
+
+
+if __name__ == "__main__":
+    main()
