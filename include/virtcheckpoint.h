@@ -1124,7 +1124,7 @@ int vcp_checkpoint_list_retire_all(vcp_checkpoint_list *list,
  * The discard transaction for checkpoint `index` of the plan's discard list (in
  * order), planned against `nodes` read just before it, as libvirt reads the node data
  * again before each one: stores the actions in `*actions` and the backing layers to
- * reopen in `*reopen` (deepest first), as `vcp_checkpoint_discard_actions()` does.
+ * reopen in `*reopen` (in `vcp_checkpoint_discard_actions()`'s order), as that does.
  * `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING` (then `*missing` lists the disks
  * whose bitmap was already gone). Returns 0 or -1.
  */
@@ -1362,8 +1362,10 @@ int vcp_checkpoint_add_actions(const vcp_domain *dom,
 /**
  * Checkpoint deletion (qemuCheckpointDiscardBitmaps): one transaction removing the
  * checkpoint's bitmap from every layer of every disk that has it, and in `*reopen`
- * (NULL-terminated, deepest first) the backing layers' format nodes to reopen
- * read-write before it and read-only after it (see `vcp_blockdev_reopen_command()`).
+ * (NULL-terminated) the backing layers' format nodes to reopen read-write before it,
+ * in that order, and read-only after it, in the reverse order, as libvirt does (each
+ * disk's layers deepest first, the last disk's first; see
+ * `vcp_blockdev_reopen_command()`).
  *
  * A disk whose bitmap is found nowhere fails with VIR_ERR_INTERNAL_ERROR "bitmap '%s'
  * not found in backing chain of '%s'", unless `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`
@@ -1608,7 +1610,8 @@ int vcp_reconcile(const vcp_domain *dom,
  * The fix for a running domain: in `*actions` one transaction removing every orphan
  * (that no job holds) and every copy of a broken checkpoint's bitmap on the disks where
  * it is broken — never a valid one — and in `*reopen` the backing layers to reopen
- * read-write around it (deepest first; see `vcp_blockdev_reopen_command()`). Then call
+ * read-write before it, in order, and read-only after it, in the reverse order (see
+ * `vcp_blockdev_reopen_command()`). Then call
  * `vcp_reconcile_fix_metadata()` with the same node data. `flags` must be 0.
  */
 int vcp_reconcile_fix_actions(const vcp_domain *dom,

@@ -19,6 +19,10 @@
 # 6. Builds stock libvirt's virsh and QEMU driver from the pristine tree and runs
 #    scripts/libvirt-virsh-diff.py: the same seeded virsh sequences on stock libvirt
 #    and on the stand-in must print, send and back up the same.
+# 7. Runs scripts/libvirt-vs-library.py: the same sequences on stock libvirt alone,
+#    each checkpoint creation, delete, size query and disk-only snapshot planned
+#    again by the library (the vcp command line) from what libvirt held, its
+#    commands compared with what stock libvirt sent.
 #    Prints the counts per test and "N passed, N failed".
 #
 # Delegated today: qemuBlockBitmapChainIsValid, qemuBlockGetBitmapMergeActions (which
@@ -389,6 +393,18 @@ if (cd "$work/stock" && meson setup build -Dtests=disabled "${minimal[@]}" &&
     python3 "$root/scripts/libvirt-virsh-diff.py" "$work/stock/build" "$PWD/build" \
         "$work/virsh-diff" "${VCP_VIRSH_SEEDS:-1..4}" "${VCP_VIRSH_OPS:-40}" | tee "$work/virsh-diff.out"
     add_counts "$work/virsh-diff.out"
+    # 7. Stock libvirt as the oracle for the library's own plans (the vcp command line
+    # over the same inputs a driver holds): scripts/libvirt-vs-library.py.
+    if cargo build --release --locked -p vcp-cli --manifest-path "$root/Cargo.toml" \
+            --target-dir "$work/cargo-target" >"$work/build-vcp.log" 2>&1; then
+        python3 "$root/scripts/libvirt-vs-library.py" "$work/stock/build" \
+            "$work/cargo-target/release/vcp" "$work/vs-library" "${VCP_VIRSH_SEEDS:-1..4}" \
+            "${VCP_VIRSH_OPS:-40}" | tee "$work/vs-library.out"
+        add_counts "$work/vs-library.out"
+    else
+        echo "libvirt stand-in: cargo build of the vcp command line failed"
+        failed=$((failed + 1))
+    fi
 else
     tail -20 "$work/build-stock.log"
     echo "libvirt stand-in: building stock libvirt's virsh and QEMU driver failed"

@@ -4,12 +4,12 @@
 The seeded sequences of scripts/libvirt-virsh-diff.py run over stock libvirt alone
 (qemu:///embed, two qcow2 disks, snapshots growing each chain to four layers,
 commits, copies, pulls, backups, deletes). Before each checkpoint creation, plain
-checkpoint delete, size query (checkpoint-dumpxml --size) and external disk-only
-snapshot, the state libvirt holds is taken as a driver would hand it to the library:
+checkpoint delete, size query (checkpoint-dumpxml --size), external disk-only
+snapshot and backup (push or pull, incremental or not, creating a checkpoint or not), the state libvirt holds is taken as a driver would hand it to the library:
 the status XML of the running domain (its chains with their node names) and, for a
 delete or a size query, the checkpoint's stored definition. Afterwards the
 query-named-block-nodes reply libvirt planned from is taken from its monitor log (and
-for a snapshot, the overlays it made). The library (the vcp command line) then plans
+for a snapshot or a backup, the node names it gave the images it added). The library (the vcp command line) then plans
 the same operation from those inputs as a whole step, and its commands (reopens and
 transactions, in order) must equal what stock libvirt sent, byte for byte; where
 libvirt refused, the library must refuse. Nothing is predicted: libvirt is the
@@ -94,6 +94,8 @@ class Oracle:
             kind = "size"
         elif words[:3] == ["snapshot-create-as", DOM, "--disk-only"]:
             kind = "snapshot"
+        elif words[:2] == ["backup-begin", DOM]:
+            kind = "backup"
         status = self.status_xml() if kind else None
         if not status:
             return self.inner(command)
@@ -119,6 +121,12 @@ class Oracle:
                 f.write("<domaincheckpoint><name>%s</name>%s</domaincheckpoint>"
                         % (name, "<disks>%s</disks>" % disks if disks else ""))
             args += ["--checkpoint", chk]
+        elif kind == "backup":
+            backup = open(words[2]).read()
+            inc = re.search(r"<incremental>([^<]+)</incremental>", backup)
+            args += ["--from", inc.group(1)] if inc else []
+            args += ["--pull"] if "mode='pull'" in backup else []
+            args += ["--checkpoint", words[3]] if len(words) > 3 else []
         start = self.run.log_size()
         out = self.inner(command)
         sent, replies = monitor_lines(self.run.log, start)
@@ -132,38 +140,44 @@ class Oracle:
             args += ["--nodes", nodes]
         elif kind != "create":
             return out
-        if kind == "snapshot":
-            # The overlays libvirt made: its blockdev-snapshot actions.
-            for c in sent:
-                for a in c.get("arguments", {}).get("actions", []) \
-                        if c.get("execute") == "transaction" else []:
-                    if a.get("type") == "blockdev-snapshot":
-                        disk = self.disk_of(status, a["data"]["node"])
-                        args += ["--disk", "%s=%s" % (disk, a["data"]["overlay"])]
+        if kind in ("snapshot", "backup"):
+            # The images libvirt added (their node names are libvirt's to choose): the
+            # overlays of its blockdev-snapshot actions, the stores (or scratch
+            # images) of its blockdev-backup actions. The first transaction only: a
+            # backup's end is the job's.
+            tx = [c for c in sent if c.get("execute") == "transaction"][:1]
+            want = [compact(c) for c in tx]
+            for a in tx[0]["arguments"]["actions"] if tx else []:
+                if a.get("type") == "blockdev-snapshot":
+                    disk = self.disk_of(status, a["data"]["node"])
+                    args += ["--disk", "%s=%s" % (disk, a["data"]["overlay"])]
+                elif a.get("type") == "blockdev-backup":
+                    disk = self.disk_of(status, a["data"]["device"])
+                    args += ["--disk", "%s=%s" % (disk, a["data"]["target"])]
             if "--disk" not in args:
                 return out
         planned = subprocess.run(args, capture_output=True, text=True)
         if "error:" in out:
             # libvirt refused: the library must refuse too, and send nothing.
-            got = ["refused"] if planned.returncode else self.commands(planned.stdout)
+            got = ["refused"] if planned.returncode else self.commands(planned.stdout, kind)
             want = ["refused"] if not want else want
         elif planned.returncode:
             got = ["refused: " + planned.stderr.strip()]
         else:
-            got = self.commands(planned.stdout)
+            got = self.commands(planned.stdout, kind)
         self.compared += 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
         if got != want:
             self.differences.append((command, want, got, " ".join(args)))
         return out
 
-    @staticmethod
-    def commands(step):
+    def commands(self, step, kind):
         """The reopens and transactions of a step (--step JSON), in the order a driver
-        sends them: now, then at the end."""
+        sends them: now, then at the end (a backup: its first transaction)."""
         step = json.loads(step)
-        return [compact(c) for c in step["now"] + step["on-end"]
-                if c.get("execute") in ("transaction", "blockdev-reopen")]
+        got = [compact(c) for c in step["now"] + step["on-end"]
+               if c.get("execute") in ("transaction", "blockdev-reopen")]
+        return got[:1] if kind == "backup" else got
 
     @staticmethod
     def disk_of(status, node):

@@ -30,6 +30,7 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp plan create   --domain D --checkpoint C [--nodes N] [--granularity BYTES]
   vcp plan delete   --domain D --checkpoint C --nodes N [--ignore-missing]
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
+                    [--checkpoint C]   C: the checkpoint the backup creates
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
   vcp plan commit   --domain D --nodes N --disk vda --top NODE --base NODE [--active]
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--mirror-format raw] [--shallow]
@@ -293,14 +294,20 @@ fn plan(a: &Args) -> R<ExitCode> {
                 BackupMode::Push
             };
             let nd = nodes(a)?;
+            // The checkpoint the backup creates, as requested (virsh backup-begin's
+            // second document).
+            let new = match a.opt("--checkpoint") {
+                Some(_) => Some(checkpoint(a, &dom, false)?),
+                None => None,
+            };
             if a.flag("--step") {
                 print_step(
                     a,
-                    &backup_step(&dom, mode, &disks, &nd, &|_| true, None, &[])?,
+                    &backup_step(&dom, mode, &disks, &nd, &|_| true, new.as_ref(), &[])?,
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let plan = backup_begin_actions(&dom, mode, &disks, &nd, &|_| true, None)?;
+            let plan = backup_begin_actions(&dom, mode, &disks, &nd, &|_| true, new.as_ref())?;
             print_tx(a, &plan.actions);
             for c in &plan.cleanup {
                 println!("{}", c.to_command().to_compact());
