@@ -73,6 +73,7 @@ class Oracle:
     def __init__(self, run, vcp, work):
         self.run, self.vcp, self.work = run, vcp, work
         self.compared, self.differences, self.n, self.reopens = 0, [], 0, 0
+        self.kinds = {}
         self.inner = run.virsh.run
         run.virsh.run = self.intercept
 
@@ -166,6 +167,7 @@ class Oracle:
         else:
             got = self.commands(planned.stdout, kind)
         self.compared += 1
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
         if got != want:
             self.differences.append((command, want, got, " ".join(args)))
@@ -181,9 +183,9 @@ class Oracle:
 
     @staticmethod
     def disk_of(status, node):
-        """The target of the disk whose top format node is @node in @status."""
+        """The target of the disk one of whose images has node @node in @status."""
         for disk in re.findall(r"<disk .*?</disk>", status, re.S):
-            if re.search(r"<nodename type='format' name='%s'/>" % re.escape(node), disk) \
+            if re.search(r"<nodename type='\w+' name='%s'/>" % re.escape(node), disk) \
                     and re.search(r"<target dev='(\w+)'", disk):
                 return re.search(r"<target dev='(\w+)'", disk).group(1)
         return "?"
@@ -234,8 +236,9 @@ def main():
                       % (command, want, got, args))
         else:
             passed += 1
-            print("libvirt vs library, seed %d: %d plans (%d with reopens), all the same"
-                  % (seed, oracle.compared, oracle.reopens))
+            print("libvirt vs library, seed %d: %d plans (%s; %d with reopens), all the same"
+                  % (seed, oracle.compared, ", ".join("%s %d" % k for k in sorted(oracle.kinds.items())),
+                     oracle.reopens))
     print("%d passed, %d failed" % (passed, failed))
 
 

@@ -2,9 +2,11 @@
 //! disk's target, device, bus, read-only flag, `<driver>` options and backing chain
 //! with node names.
 //!
-//! Node names come from the status XML's `<privateData><nodenames>` when present,
-//! else from the `index` attributes (`libvirt-<index>-format` / `-storage`), else they
-//! are left empty (an inactive definition has none).
+//! Node names come from the status XML's `<privateData><nodenames>` when present (an
+//! image listed without a format node has none: its node is its slice or storage
+//! node, as libvirt 11 opens a raw image), else from the `index` attributes
+//! (`libvirt-<index>-format` / `-storage`), else they are left empty (an inactive
+//! definition has none).
 
 use std::collections::HashSet;
 
@@ -50,14 +52,27 @@ fn node_names(src: Option<&Element>, index: Option<&str>) -> (String, String) {
         .and_then(|s| s.child("privateData"))
         .and_then(|p| p.child("nodenames"))
     {
+        let mut slice = String::new();
         for n in names.children_named("nodename") {
             let name = n.attr("name").unwrap_or("").to_owned();
             match n.attr("type") {
                 Some("format") => format = name,
+                Some("slice") => slice = name,
                 Some("storage") => storage = name,
                 _ => {}
             }
         }
+        // An image without a format layer (libvirt 11 opens a raw image so): QEMU's
+        // node for it, which bitmap commands and the reopen of the image above name,
+        // is its slice, else its storage node (qemuBlockStorageSourceGetEffectiveNodename).
+        if format.is_empty() {
+            format = if slice.is_empty() {
+                storage.clone()
+            } else {
+                slice
+            };
+        }
+        return (format, storage);
     }
     if let Some(i) = index.filter(|i| !i.is_empty()) {
         if format.is_empty() {
@@ -206,5 +221,45 @@ mod tests {
             e.detail(),
             "Invalid value for attribute 'cache' in element 'driver': 'lots'."
         );
+    }
+
+    /// libvirt 11's status XML lists a raw image opened without a format layer with its
+    /// storage node (or slice) alone: that is QEMU's node for the image, named by the
+    /// bitmap commands and by the reopen of the image above it. Without `<nodenames>`
+    /// the names still follow the index.
+    #[test]
+    fn an_image_without_a_format_layer_is_named_by_its_effective_node() {
+        let names = |kinds: &str| {
+            let nodes: String = kinds
+                .split(',')
+                .map(|k| format!("<nodename type='{k}' name='libvirt-1-{k}'/>"))
+                .collect();
+            format!(
+                "<domain><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+                 <source file='/i/top.qcow2' index='2'/><backingStore type='file' index='1'>\
+                 <format type='raw'/><source file='/i/base.raw'><privateData><nodenames>{nodes}\
+                 </nodenames></privateData></source><backingStore/></backingStore>\
+                 <target dev='vda' bus='virtio'/></disk></devices></domain>"
+            )
+        };
+        let base = |kinds: &str| {
+            let dom = parse_domain(names(kinds).as_bytes()).unwrap();
+            let i = &dom.disks[0].chain[1];
+            (i.format_node.clone(), i.storage_node.clone())
+        };
+        assert_eq!(
+            base("storage"),
+            ("libvirt-1-storage".into(), "libvirt-1-storage".into())
+        );
+        assert_eq!(
+            base("storage,slice"),
+            ("libvirt-1-slice".into(), "libvirt-1-storage".into())
+        );
+        assert_eq!(
+            base("storage,format"),
+            ("libvirt-1-format".into(), "libvirt-1-storage".into())
+        );
+        let dom = parse_domain(names("storage").as_bytes()).unwrap();
+        assert_eq!(dom.disks[0].chain[0].format_node, "libvirt-2-format");
     }
 }
