@@ -74,6 +74,7 @@ class Oracle:
         self.run, self.vcp, self.work = run, vcp, work
         self.compared, self.differences, self.n, self.reopens = 0, [], 0, 0
         self.kinds = {}
+        self.known = 0
         self.inner = run.virsh.run
         run.virsh.run = self.intercept
 
@@ -97,6 +98,8 @@ class Oracle:
             kind = "snapshot"
         elif words[:2] == ["backup-begin", DOM]:
             kind = "backup"
+        elif words[:2] in (["blockcommit", DOM], ["blockcopy", DOM], ["blockpull", DOM]):
+            kind = words[0][5:]
         status = self.status_xml() if kind else None
         if not status:
             return self.inner(command)
@@ -134,13 +137,33 @@ class Oracle:
         want = [compact(c) for c in sent if c.get("execute") in ("transaction", "blockdev-reopen")]
         query = [c for c in sent if c.get("execute") == "query-named-block-nodes"]
         if query:
-            # The reply libvirt planned from: the first of the operation.
+            # The reply libvirt planned from: the first of the operation (a block job:
+            # the last, read once the job is over).
             nodes = self.path("%d-nodes.json" % self.n)
             with open(nodes, "w") as f:
-                f.write(replies.get(query[0].get("id"), "{}"))
+                f.write(replies.get(query[-1 if kind in ("commit", "copy", "pull") else 0]
+                                    .get("id"), "{}"))
             args += ["--nodes", nodes]
         elif kind != "create":
             return out
+        if kind in ("commit", "copy", "pull"):
+            # The job libvirt started, with the nodes it named (its own choice).
+            start_cmd = {"commit": "block-commit", "copy": "blockdev-mirror",
+                         "pull": "block-stream"}[kind]
+            job = [c.get("arguments", {}) for c in sent if c.get("execute") == start_cmd]
+            if not job or not query:
+                return out
+            job = job[0]
+            args += ["--disk", words[2]]
+            if kind == "commit":
+                top = job.get("top-node") or self.top_of(status, job.get("device", ""))
+                args += ["--top", top, "--base", job["base-node"]]
+            elif kind == "copy":
+                args += ["--mirror", job["target"]]
+                args += ["--shallow"] if "--shallow" in words else []
+                args += ["--mirror-format", "raw"] if "raw" in words else []
+            elif job.get("base-node"):
+                args += ["--base", job["base-node"]]
         if kind in ("snapshot", "backup"):
             # The images libvirt added (their node names are libvirt's to choose): the
             # overlays of its blockdev-snapshot actions, the stores (or scratch
@@ -169,17 +192,37 @@ class Oracle:
         self.compared += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
-        if got != want:
+        if got != want and self.leaked_activewrite(want, got):
+            self.known += 1
+        elif got != want:
             self.differences.append((command, want, got, " ".join(args)))
         return out
+
+    @staticmethod
+    def leaked_activewrite(want, got):
+        """libvirt 11 adds the pivot's transient libvirt-tmp-activewrite bitmap to a
+        mirror or commit base that holds no bitmap (raw) and never removes it (its
+        merge returns early on raw; docs/NOTES.md); the library removes it
+        at the end, as libvirt 9.0 does. That difference, and no other, is known."""
+        if len(got) != len(want) + 1 or got[:-1] != want:
+            return False
+        removal = json.loads(got[-1])["arguments"]["actions"]
+        return [a["type"] for a in removal] == ["block-dirty-bitmap-remove"] and \
+            removal[0]["data"]["name"] == "libvirt-tmp-activewrite" and \
+            '"libvirt-tmp-activewrite"' in want[-1] and "block-dirty-bitmap-add" in want[-1]
 
     def commands(self, step, kind):
         """The reopens and transactions of a step (--step JSON), in the order a driver
         sends them: now, then at the end (a backup: its first transaction)."""
         step = json.loads(step)
-        got = [compact(c) for c in step["now"] + step["on-end"]
+        got = [compact(c) for c in step["now"] + step["on-ready"] + step["on-end"]
                if c.get("execute") in ("transaction", "blockdev-reopen")]
         return got[:1] if kind == "backup" else got
+
+    @staticmethod
+    def top_of(status, device):
+        """The top node of the disk whose top is @device (a job's device argument)."""
+        return device
 
     @staticmethod
     def disk_of(status, node):
@@ -236,9 +279,11 @@ def main():
                       % (command, want, got, args))
         else:
             passed += 1
-            print("libvirt vs library, seed %d: %d plans (%s; %d with reopens), all the same"
+            print("libvirt vs library, seed %d: %d plans (%s; %d with reopens), all the same%s"
                   % (seed, oracle.compared, ", ".join("%s %d" % k for k in sorted(oracle.kinds.items())),
-                     oracle.reopens))
+                     oracle.reopens, "" if not oracle.known else
+                     " but %d where libvirt 11 leaves libvirt-tmp-activewrite on a raw image"
+                     % oracle.known))
     print("%d passed, %d failed" % (passed, failed))
 
 

@@ -417,8 +417,10 @@ pub fn snapshot_step(
 /// the bitmap transaction, the base reopened read-only. `job_id` is the commit job's id.
 ///
 /// A base that cannot hold persistent bitmaps (raw, qcow2 v2), where QEMU would refuse
-/// libvirt's merges: an active commit sends no bitmap command (the base becomes the top
-/// without the checkpoints' bitmaps); a non-active one removes the copies, above the
+/// libvirt's merges: an active commit merges nothing into it (the base becomes the top
+/// without the checkpoints' bitmaps) and only removes the transient activewrite bitmap
+/// it added at the pivot, as libvirt 9.0 does when it has nothing to merge (11.3 leaves
+/// that bitmap behind); a non-active one removes the copies, above the
 /// committed layers, of the bitmaps the merge would have carried (which would look
 /// valid while missing the committed layers' writes; see `commit_lost_bitmaps`),
 /// reopening backing layers around it. Either way the checkpoints lose the disk, as a
@@ -452,18 +454,24 @@ pub fn commit_step(
     }
     step.now.push(command("block-commit", job_start(start)));
     step.on_abort.push(command("job-cancel", job()));
-    if active && keeps {
+    if active {
+        // The pivot's activewrite bitmap is transient: any node takes it.
         push_transaction(&mut step.on_ready, &activewrite_actions(base_node));
         step.on_ready.push(command("job-complete", job()));
-        push_transaction(&mut step.on_end, &actions);
+        // A base that keeps no bitmap: none merged in (the checkpoints lose the disk),
+        // the activewrite bitmap removed, as libvirt 9.0 removes it when there is
+        // nothing to merge.
+        let end = if keeps {
+            actions
+        } else {
+            commit_failed_actions(base_node)
+        };
+        push_transaction(&mut step.on_end, &end);
         step.on_abort.extend(
             commit_failed_actions(base_node)
                 .iter()
                 .map(Action::to_command),
         );
-    } else if active {
-        // The base becomes the top and keeps no bitmap: the checkpoints lose the disk.
-        step.on_ready.push(command("job-complete", job()));
     } else if keeps {
         step.on_end = reopened(&[Reopen::of(disk, base)], &actions);
     } else {
@@ -489,8 +497,10 @@ pub fn commit_step(
 /// prepopulated file).
 ///
 /// A mirror that cannot hold persistent bitmaps (raw, qcow2 v2), where QEMU would
-/// refuse every bitmap libvirt adds: no activewrite bitmap and no bitmap transaction;
-/// the checkpoints lose the disk, as a reconcile afterwards reports.
+/// refuse every persistent bitmap libvirt adds: nothing is merged into it, and the
+/// transient activewrite bitmap of the pivot is only removed, as libvirt 9.0 does when
+/// it has nothing to merge (11.3 leaves it behind); the checkpoints lose the disk, as a
+/// reconcile afterwards reports.
 ///
 /// `now` = the `blockdev-mirror` as libvirt starts it onto the attached mirror
 /// (`sync` `top` when shallow, else `full`); plan again at each moment as for a commit.
@@ -528,11 +538,11 @@ pub fn copy_step(
             format_args!("shallow copy of disk '{target}' into a raw file is not possible"),
         ));
     }
-    let keeps = holds_bitmaps(mirror, nodes);
-    let actions = if keeps {
+    // A mirror that keeps no bitmap: none merged in, the activewrite bitmap removed.
+    let actions = if holds_bitmaps(mirror, nodes) {
         blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes)
     } else {
-        Vec::new()
+        commit_failed_actions(&mirror.format_node)
     };
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
@@ -548,12 +558,10 @@ pub fn copy_step(
             ("sync", if shallow { "top" } else { "full" }.into()),
         ]),
     ));
-    if keeps {
-        push_transaction(
-            &mut step.on_ready,
-            &activewrite_actions(&mirror.format_node),
-        );
-    }
+    push_transaction(
+        &mut step.on_ready,
+        &activewrite_actions(&mirror.format_node),
+    );
     step.on_ready.push(command("job-complete", job()));
     push_transaction(&mut step.on_end, &actions);
     step.on_end.push(command("job-dismiss", job()));
@@ -837,7 +845,8 @@ mod tests {
     }
 
     /// A base or a mirror that cannot hold persistent bitmaps gets no bitmap command
-    /// QEMU would refuse; a non-active commit into it removes, above the committed
+    /// QEMU would refuse (only the pivot's transient one, removed at the end); a
+    /// non-active commit into it removes, above the committed
     /// layers, the copies of the bitmaps it would have merged (their committed writes
     /// are gone), reopening the backing layer that holds one, and leaves a checkpoint
     /// made after the committed layers alone.
@@ -916,9 +925,21 @@ mod tests {
             &nodes,
         )
         .unwrap();
-        assert_eq!(texts(&s.on_ready), [complete]);
-        assert_eq!(texts(&s.on_end), [dismiss]);
-        assert_eq!(texts(&s.on_abort), [cancel]);
+        // The pivot's transient bitmap is the only one: added, then removed, as libvirt
+        // 9.0 sends them when there is nothing to merge.
+        let add = |n: u32| {
+            format!(
+                r#"{{"execute":"transaction","arguments":{{"actions":[{{"type":"block-dirty-bitmap-add","data":{{"node":"libvirt-{n}-format","name":"libvirt-tmp-activewrite","persistent":false,"disabled":false}}}}]}}}}"#
+            )
+        };
+        let remove = |n: u32| {
+            format!(
+                r#"{{"execute":"transaction","arguments":{{"actions":[{{"type":"block-dirty-bitmap-remove","data":{{"node":"libvirt-{n}-format","name":"libvirt-tmp-activewrite"}}}}]}}}}"#
+            )
+        };
+        assert_eq!(texts(&s.on_ready), [add(1), complete.into()]);
+        assert_eq!(texts(&s.on_end), [remove(1), dismiss.into()]);
+        assert_eq!(texts(&s.on_abort)[0], cancel);
         assert_eq!(
             chain(s.domain_after.as_ref().unwrap()),
             ["libvirt-1-format"]
@@ -927,10 +948,10 @@ mod tests {
         let mut raw = Image::qcow2_indexed("/i/m.raw", 8);
         raw.format = "raw".into();
         let v2 = Image::qcow2_indexed("/i/m.qcow2", 9);
-        for mirror in [&raw, &v2] {
+        for (mirror, n) in [(&raw, 8), (&v2, 9)] {
             let s = copy_step(&dom, "vda", mirror, false, false, false, "j", &nodes).unwrap();
-            assert_eq!(texts(&s.on_ready), [complete], "{}", mirror.source);
-            assert_eq!(texts(&s.on_end), [dismiss], "{}", mirror.source);
+            assert_eq!(texts(&s.on_ready), [add(n), complete.into()]);
+            assert_eq!(texts(&s.on_end), [remove(n), dismiss.into()]);
         }
         let e = copy_step(&dom, "vda", &raw, true, false, false, "j", &nodes).unwrap_err();
         assert_eq!(e.code(), ErrorCode::ConfigUnsupported);
