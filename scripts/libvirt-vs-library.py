@@ -192,11 +192,27 @@ class Oracle:
         self.compared += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
-        if got != want and self.leaked_activewrite(want, got):
+        if got != want and (self.leaked_activewrite(want, got) or self.refused_merge(want, got)):
             self.known += 1
         elif got != want:
             self.differences.append((command, want, got, " ".join(args)))
         return out
+
+    @staticmethod
+    def refused_merge(want, got):
+        """libvirt 9.0 merges persistent bitmaps into a mirror or commit base that
+        cannot hold them (raw), a transaction QEMU refuses whole ("Can't store
+        persistent bitmaps"); the library merges none and only removes the pivot's
+        transient bitmap, which 9.0's refused transaction would have removed."""
+        if len(got) != len(want) or got[:-1] != want[:-1]:
+            return False
+        mine = json.loads(got[-1])["arguments"]["actions"]
+        theirs = json.loads(want[-1])["arguments"]["actions"]
+        node = mine[0]["data"]["node"] if len(mine) == 1 else None
+        return mine[0]["type"] == "block-dirty-bitmap-remove" and \
+            mine[0]["data"]["name"] == "libvirt-tmp-activewrite" and \
+            any(a["type"] == "block-dirty-bitmap-add" and a["data"]["node"] == node
+                and a["data"].get("persistent") for a in theirs) and theirs[-1] == mine[0]
 
     @staticmethod
     def leaked_activewrite(want, got):
@@ -282,8 +298,8 @@ def main():
             print("libvirt vs library, seed %d: %d plans (%s; %d with reopens), all the same%s"
                   % (seed, oracle.compared, ", ".join("%s %d" % k for k in sorted(oracle.kinds.items())),
                      oracle.reopens, "" if not oracle.known else
-                     " but %d where libvirt 11 leaves libvirt-tmp-activewrite on a raw image"
-                     % oracle.known))
+                     " but %d known (a raw target: libvirt 9.0's merge QEMU refuses, or "
+                     "11.3's activewrite bitmap left behind)" % oracle.known))
     print("%d passed, %d failed" % (passed, failed))
 
 
