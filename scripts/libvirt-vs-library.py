@@ -12,8 +12,9 @@ query-named-block-nodes reply libvirt planned from is taken from its monitor log
 for a snapshot or a backup, the node names it gave the images it added). The library (the vcp command line) then plans
 the same operation from those inputs as a whole step, and its commands (reopens and
 transactions, in order) must equal what stock libvirt sent, byte for byte; where
-libvirt refused, the library must refuse. Nothing is predicted: libvirt is the
-oracle.
+libvirt refused before sending anything, the library must refuse with libvirt's code
+and text. Redefines with validation are checked the same way. Nothing is predicted:
+libvirt is the oracle.
 
 Usage: scripts/libvirt-vs-library.py STOCK_BUILD VCP_BINARY WORKDIR [SEEDS [OPS]]
   SEEDS: FIRST..LAST or a comma-separated list (default 1..4); OPS: per sequence
@@ -75,6 +76,7 @@ class Oracle:
         self.compared, self.differences, self.n, self.reopens = 0, [], 0, 0
         self.kinds = {}
         self.known = 0
+        self.refusals = 0
         self.inner = run.virsh.run
         run.virsh.run = self.intercept
 
@@ -100,6 +102,8 @@ class Oracle:
             kind = "backup"
         elif words[:2] in (["blockcommit", DOM], ["blockcopy", DOM], ["blockpull", DOM]):
             kind = words[0][5:]
+        elif words[:2] == ["checkpoint-create", DOM] and "--redefine-validate" in words:
+            kind = "validate"
         status = self.status_xml() if kind else None
         if not status:
             return self.inner(command)
@@ -110,7 +114,10 @@ class Oracle:
             f.write(status)
         args = [self.vcp, "plan", kind, "--step", "--domain", dom]
         chk = self.path("%d-checkpoint.xml" % self.n)
-        if kind in ("delete", "size"):
+        if kind == "validate":
+            shutil.copy(words[2], chk)
+            args += ["--checkpoint", chk]
+        elif kind in ("delete", "size"):
             stored = os.path.join(self.run.work, "root/lib/qemu/checkpoint/%s/%s.xml"
                                   % (DOM, words[2]))
             if not os.path.exists(stored):
@@ -181,10 +188,16 @@ class Oracle:
             if "--disk" not in args:
                 return out
         planned = subprocess.run(args, capture_output=True, text=True)
-        if "error:" in out:
-            # libvirt refused: the library must refuse too, and send nothing.
+        if "error:" in out and not want:
+            # libvirt refused before sending anything: the library must refuse too,
+            # with libvirt's code and text (virsh's last line; the command line's first).
+            want = [l.strip() for l in out.splitlines() if l.startswith("error: ")][-1:]
+            self.refusals += 1
+            got = [l for l in planned.stderr.splitlines() if l.startswith("error: ")][:1] \
+                if planned.returncode else self.commands(planned.stdout, kind)
+        elif "error:" in out:
+            # libvirt refused once QEMU did: the library's plan is what it sent.
             got = ["refused"] if planned.returncode else self.commands(planned.stdout, kind)
-            want = ["refused"] if not want else want
         elif planned.returncode:
             got = ["refused: " + planned.stderr.strip()]
         else:
@@ -295,9 +308,10 @@ def main():
                       % (command, want, got, args))
         else:
             passed += 1
-            print("libvirt vs library, seed %d: %d plans (%s; %d with reopens), all the same%s"
+            print("libvirt vs library, seed %d: %d plans (%s; %d with reopens, %d refused), "
+                  "all the same%s"
                   % (seed, oracle.compared, ", ".join("%s %d" % k for k in sorted(oracle.kinds.items())),
-                     oracle.reopens, "" if not oracle.known else
+                     oracle.reopens, oracle.refusals, "" if not oracle.known else
                      " but %d known (a raw target: libvirt 9.0's merge QEMU refuses, or "
                      "11.3's activewrite bitmap left behind)" % oracle.known))
     print("%d passed, %d failed" % (passed, failed))
