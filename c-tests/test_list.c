@@ -134,8 +134,9 @@ main(void)
 
     plan = vcp_checkpoint_list_plan_delete(list, "b", VCP_CHECKPOINT_DELETE_CHILDREN);
     n = plan ? vcp_checkpoint_delete_plan_get_discard(plan, &arr) : -1;
-    TAP_OK(n == 4 && strcmp(arr[0], "e") == 0 && strcmp(arr[3], "b") == 0,
-           "CHILDREN: descendants deepest first, then b");
+    TAP_OK(n == 4 && strcmp(arr[0], "d") == 0 && strcmp(arr[1], "e") == 0 &&
+           strcmp(arr[2], "c") == 0 && strcmp(arr[3], "b") == 0,
+           "CHILDREN: libvirt's order (a child before its own, the newest sibling first), then b");
     vcp_string_list_free(arr);
     TAP_OK(vcp_checkpoint_delete_plan_get_new_current(plan, &s) == 0 && s && strcmp(s, "a") == 0,
            "CHILDREN: the parent becomes current");

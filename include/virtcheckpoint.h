@@ -1063,8 +1063,9 @@ vcp_checkpoint_delete_plan *vcp_checkpoint_list_plan_delete(const vcp_checkpoint
 void vcp_checkpoint_delete_plan_free(vcp_checkpoint_delete_plan *plan);
 
 /**
- * The plan's checkpoints whose bitmaps must be discarded, in order (deepest first;
- * empty for a metadata-only delete), as a new NULL-terminated array in `*names`.
+ * The plan's checkpoints whose bitmaps must be discarded, in libvirt's order (each
+ * descendant before its own, the newest sibling first, the target last; empty for a
+ * metadata-only delete), as a new NULL-terminated array in `*names`.
  * Returns the count, or -1.
  */
 int vcp_checkpoint_delete_plan_get_discard(const vcp_checkpoint_delete_plan *plan, char ***names);

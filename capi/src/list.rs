@@ -319,8 +319,9 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_free(plan: *mut vcp_checkpoi
     unsafe { free_handle(plan) }
 }
 
-/// The plan's checkpoints whose bitmaps must be discarded, in order (deepest first;
-/// empty for a metadata-only delete), as a new NULL-terminated array in `*names`.
+/// The plan's checkpoints whose bitmaps must be discarded, in libvirt's order (each
+/// descendant before its own, the newest sibling first, the target last; empty for a
+/// metadata-only delete), as a new NULL-terminated array in `*names`.
 /// Returns the count, or -1.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_discard(

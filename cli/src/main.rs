@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use vcp_cli::{table, tools};
 use virtcheckpoint::{
-    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, CreateOptions, Domain, Error,
-    FormatOptions, Image, ListOptions, MetadataDir, NodeData, ParseOptions, SnapshotDisk, Step,
-    TMP_SIZE, actions_json, adopt_into, apply_fix, backup_begin_actions, backup_step,
-    blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
+    Action, BackupDisk, BackupMode, CheckpointDef, CheckpointList, CreateOptions, DeleteOptions,
+    Domain, Error, FormatOptions, Image, ListOptions, MetadataDir, NodeData, ParseOptions,
+    SnapshotDisk, Step, TMP_SIZE, actions_json, adopt_into, apply_fix, backup_begin_actions,
+    backup_step, blockcommit_bitmap_actions, blockcopy_bitmap_actions, blockpull_bitmap_actions,
     checkpoint_add_actions_with, checkpoint_def_from_xml, checkpoint_discard_actions, commit_step,
     copy_step, create_step_with, discard_step, drop_pending, fix_commands, fix_plan, fix_step,
     format_checkpoint, now, offline, parse_domain, parse_node_data, pending_abort_step, pull_step,
@@ -29,6 +29,10 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
   vcp report [FILE]                    libvirt's bitmap detection report of a reply
   vcp plan create   --domain D --checkpoint C [--nodes N] [--granularity BYTES]
   vcp plan delete   --domain D --checkpoint C --nodes N [--ignore-missing]
+  vcp plan delete   --domain D --metadata DIR --name VM --checkpoint NAME --nodes N
+                    [--children | --children-only]
+                                       the stored tree's delete: each checkpoint it
+                                       discards, in libvirt's order, with its step
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
                     [--checkpoint C]   C: the checkpoint the backup creates
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
@@ -117,6 +121,8 @@ const FLAGS: &[&str] = &[
     "--in-use",
     "--apply",
     "--step",
+    "--children",
+    "--children-only",
     "--help",
     "-h",
 ];
@@ -263,6 +269,29 @@ fn plan(a: &Args) -> R<ExitCode> {
                     a,
                     &checkpoint_add_actions_with(&dom, &def, nd.as_ref(), opts)?,
                 );
+            }
+        }
+        "delete" if a.opt("--metadata").is_some() => {
+            // virDomainCheckpointDelete on the stored tree: each checkpoint the delete
+            // discards, in libvirt's order, its step planned from the same node data
+            // (each removes its own bitmaps only).
+            let list = metadata(a)?;
+            let opts = DeleteOptions {
+                children: a.flag("--children"),
+                children_only: a.flag("--children-only"),
+                metadata_only: false,
+            };
+            let plan = list.plan_delete(a.req("--checkpoint")?, opts)?;
+            let nd = nodes(a)?;
+            let tolerate = a.flag("--ignore-missing");
+            let steps: Vec<Step> = (0..plan.discard.len())
+                .map(|i| discard_step(&dom, list.discarded(&plan, i)?, &nd, tolerate))
+                .collect::<Result<_, _>>()?;
+            for (name, step) in plan.discard.iter().zip(&steps) {
+                if !a.flag("--step") {
+                    println!("# discard {name}");
+                }
+                print_step(a, step);
             }
         }
         "delete" => {

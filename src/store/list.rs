@@ -81,8 +81,9 @@ pub struct DeletePlan {
     pub target: String,
     /// The request's options.
     pub options: DeleteOptions,
-    /// Checkpoints whose bitmaps must be discarded, in order (deepest first, the
-    /// target last unless CHILDREN_ONLY); empty with METADATA_ONLY.
+    /// Checkpoints whose bitmaps must be discarded, in libvirt's order: the
+    /// descendants each before its own (siblings newest first), then the target unless
+    /// CHILDREN_ONLY; empty with METADATA_ONLY.
     pub discard: Vec<String>,
     /// Checkpoints whose metadata goes away.
     pub removed: Vec<String>,
@@ -277,6 +278,18 @@ impl CheckpointList {
         Ok(becomes_current)
     }
 
+    /// The descendants from `start` in the order libvirt's
+    /// virDomainMomentForEachDescendant visits them, which is the order a delete with
+    /// children discards them in: each child before its own descendants, and among
+    /// siblings the newest first (libvirt prepends a child to its parent's list).
+    fn libvirt_descendants(&self, start: &[usize], out: &mut Vec<usize>) {
+        let mut stack: Vec<usize> = start.to_vec();
+        while let Some(i) = stack.pop() {
+            out.push(i);
+            stack.extend(self.entry(i).children.iter());
+        }
+    }
+
     fn preorder(&self, start: &[usize], out: &mut Vec<usize>) {
         let mut stack: Vec<usize> = start.iter().rev().copied().collect();
         while let Some(i) = stack.pop() {
@@ -341,8 +354,7 @@ impl CheckpointList {
         let mut removed = Vec::new();
         if opts.children || opts.children_only {
             let mut desc = Vec::new();
-            self.preorder(&entry.children, &mut desc);
-            desc.reverse(); // deepest first
+            self.libvirt_descendants(&entry.children, &mut desc);
             if current.is_some_and(|c| desc.contains(&c)) {
                 current = Some(i);
             }
@@ -782,10 +794,12 @@ mod tests {
                 },
             )
             .unwrap();
+        // libvirt's virDomainMomentForEachDescendant: a child before its own children,
+        // siblings newest first (d was created after c); the target last.
         assert_eq!(
             plan.discard,
-            ["d", "c", "b", "a"],
-            "deepest first, target last"
+            ["b", "d", "c", "a"],
+            "libvirt's order, target last"
         );
         assert_eq!(plan.new_current, None);
         let plan = l
