@@ -302,6 +302,18 @@ def deep(run):
     # deep2 -> deep4 -> deep5: a tree's delete discards the descendants in libvirt's
     # order, then the checkpoint itself.
     v.run("checkpoint-delete %s deep2 --children" % DOM)
+    # Both disks in one snapshot, under a checkpoint of both, then a backup from it.
+    v.run("checkpoint-create-as %s --name deep6" % DOM)
+    v.run("snapshot-create-as %s --disk-only --no-metadata --diskspec vda,snapshot=external,"
+          "file=%s --diskspec vdb,snapshot=external,file=%s"
+          % (DOM, run.path("vda-deep9.qcow2"), run.path("vdb-deep9.qcow2")))
+    with open(run.path("deep-backup.xml"), "w") as f:
+        f.write("<domainbackup mode='push'><incremental>deep6</incremental><disks>%s</disks>"
+                "</domainbackup>" % "".join(
+                    "<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/></disk>"
+                    % (d, run.path("deep-backup-%s.qcow2" % d)) for d in diff.DISKS))
+    v.run("backup-begin %s %s" % (DOM, run.path("deep-backup.xml")))
+    run.wait_job()
 
 
 def main():
