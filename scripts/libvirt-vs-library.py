@@ -197,20 +197,20 @@ class Oracle:
             if "--disk" not in args:
                 return out
         planned = subprocess.run(args, capture_output=True, text=True)
-        if "error:" in out and not want:
-            # libvirt refused before sending anything: the library must refuse too,
-            # with libvirt's code and text (virsh's last line; the command line's first).
-            want = [l.strip() for l in out.splitlines() if l.startswith("error: ")][-1:]
+        # What each sent, then how each ended: libvirt's error (virsh's last line) and
+        # the library's (the command line's first), with libvirt's code and text.
+        got = self.commands(planned.stdout, kind) if planned.stdout.strip() else []
+        if planned.returncode:
+            got += [l for l in planned.stderr.splitlines() if l.startswith("error: ")][:1] \
+                or ["refused: " + planned.stderr.strip()]
+        if "error:" in out:
             self.refusals += 1
-            got = [l for l in planned.stderr.splitlines() if l.startswith("error: ")][:1] \
-                if planned.returncode else self.commands(planned.stdout, kind)
-        elif "error:" in out:
-            # libvirt refused once QEMU did: the library's plan is what it sent.
-            got = ["refused"] if planned.returncode else self.commands(planned.stdout, kind)
-        elif planned.returncode:
-            got = ["refused: " + planned.stderr.strip()]
-        else:
-            got = self.commands(planned.stdout, kind)
+            if not want or kind == "delete-tree":
+                # Refused by libvirt itself (not after QEMU refused a command).
+                want += [l.strip() for l in out.splitlines() if l.startswith("error: ")][-1:]
+            elif planned.returncode == 0:
+                got += ["(QEMU refused it)"]
+                want += ["(QEMU refused it)"]
         self.compared += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)

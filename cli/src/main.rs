@@ -284,14 +284,14 @@ fn plan(a: &Args) -> R<ExitCode> {
             let plan = list.plan_delete(a.req("--checkpoint")?, opts)?;
             let nd = nodes(a)?;
             let tolerate = a.flag("--ignore-missing");
-            let steps: Vec<Step> = (0..plan.discard.len())
-                .map(|i| discard_step(&dom, list.discarded(&plan, i)?, &nd, tolerate))
-                .collect::<Result<_, _>>()?;
-            for (name, step) in plan.discard.iter().zip(&steps) {
+            // As a driver runs them: each step once the previous one went through, so
+            // a refusal comes after the steps before it, as libvirt's does.
+            for (i, name) in plan.discard.iter().enumerate() {
+                let step = discard_step(&dom, list.discarded(&plan, i)?, &nd, tolerate)?;
                 if !a.flag("--step") {
                     println!("# discard {name}");
                 }
-                print_step(a, step);
+                print_step(a, &step);
             }
         }
         "delete" => {

@@ -391,3 +391,99 @@ fn snapshot_size_and_validate_steps() {
         "error: checkpoint inconsistent: missing or broken bitmap 'c2' for disk 'vda'\n"
     );
 }
+
+/// A stored tree's delete with children, as libvirt runs it: the descendants each
+/// before its own (siblings newest first), then the checkpoint; a checkpoint whose
+/// bitmap is gone stops the delete there with libvirt's error, after the steps before
+/// it were printed (sent).
+#[test]
+fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
+    use virtcheckpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind, MetadataDir};
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    // chk1 and chk2 exist on vda; chk3 and chk4 do not.
+    let nodes = data("replies/06_backup_begin_push_incremental_from_chk1.json");
+    let base = std::env::temp_dir().join(format!("vcp-cli-tree-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let md = MetadataDir::new(&base, "vm").unwrap();
+    // root -> chk1 -> {chk3, chk2}, chk3 -> chk4 (chk2 the newer sibling).
+    for (i, (n, parent)) in [
+        ("root", None),
+        ("chk1", Some("root")),
+        ("chk3", Some("chk1")),
+        ("chk4", Some("chk3")),
+        ("chk2", Some("chk1")),
+    ]
+    .iter()
+    .enumerate()
+    {
+        md.save(&CheckpointDef {
+            name: (*n).into(),
+            parent: parent.map(str::to_owned),
+            creation_time: 10 + i as i64,
+            disks: vec![CheckpointDisk {
+                name: "vda".into(),
+                kind: DiskCheckpointKind::Bitmap,
+                bitmap: Some((*n).into()),
+                size: None,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let b = base.to_str().unwrap();
+    let delete = |name: &str, how: &str| {
+        vcp(&[
+            "plan",
+            "delete",
+            "--domain",
+            &dom,
+            "--metadata",
+            b,
+            "--name",
+            "vm",
+            "--checkpoint",
+            name,
+            "--nodes",
+            &nodes,
+            how,
+        ])
+    };
+    let discards = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix("# discard "))
+            .map(str::to_owned)
+            .collect()
+    };
+    // chk2 (the newest child, its bitmap there) goes first; chk3 has no bitmap: the
+    // delete stops there, as libvirt's does, with its error.
+    let (code, out, err) = delete("chk1", "--children");
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(discards(&out), ["chk2"]);
+    assert!(out.contains(r#""name":"chk2""#), "{out}");
+    assert_eq!(
+        err,
+        "error: internal error: bitmap 'chk3' not found in backing chain of 'vda'\n"
+    );
+    // The order alone, where every bitmap is tolerated as missing.
+    let (code, out, err) = delete("root", "--ignore-missing");
+    assert_eq!((code, discards(&out).len()), (0, 1), "{err}");
+    let (code, out, err) = vcp(&[
+        "plan",
+        "delete",
+        "--domain",
+        &dom,
+        "--metadata",
+        b,
+        "--name",
+        "vm",
+        "--checkpoint",
+        "root",
+        "--nodes",
+        &nodes,
+        "--children",
+        "--ignore-missing",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(discards(&out), ["chk1", "chk2", "chk3", "chk4", "root"]);
+    let _ = std::fs::remove_dir_all(&base);
+}
