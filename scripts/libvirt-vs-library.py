@@ -2,7 +2,7 @@
 """Stock libvirt's own bitmap commands against the library's plans, on a real QEMU.
 
 The seeded sequences of scripts/libvirt-virsh-diff.py run over stock libvirt alone
-(qemu:///embed, two qcow2 disks, snapshots growing each chain to four layers,
+(qemu:///embed, two qcow2 disks, the second with the <driver> options a reopen carries, snapshots growing each chain to four layers,
 commits, copies, pulls, backups, deletes). Before each checkpoint creation, plain
 checkpoint delete, size query (checkpoint-dumpxml --size), external disk-only
 snapshot and backup (push or pull, incremental or not, creating a checkpoint or not), the state libvirt holds is taken as a driver would hand it to the library:
@@ -77,6 +77,7 @@ class Oracle:
         self.kinds = {}
         self.known = 0
         self.refusals = 0
+        self.detect_zeroes = 0
         self.inner = run.virsh.run
         run.virsh.run = self.intercept
 
@@ -216,9 +217,18 @@ class Oracle:
         self.reopens += any('"blockdev-reopen"' in c for c in want)
         if got != want and self.known_difference(want, got):
             self.known += 1
+        elif got != want and self.without_detect_zeroes(got) == self.without_detect_zeroes(want):
+            # Which images libvirt opened with the disk's detect_zeroes is its runtime
+            # state, not in the status XML the library read it from (docs/NOTES.md).
+            self.detect_zeroes += 1
         elif got != want:
             self.differences.append((command, want, got, " ".join(args)))
         return out
+
+    @staticmethod
+    def without_detect_zeroes(commands):
+        return [re.sub(r',"detect-zeroes":"[a-z]+"', "", c) if '"blockdev-reopen"' in c else c
+                for c in commands]
 
     @classmethod
     def known_difference(cls, want, got):
@@ -324,6 +334,17 @@ def main():
     for seed in seeds:
         seq_work = os.path.join(work, str(seed))
         run = diff.Run(stock, seq_work)
+        # vdb with every <driver> option a reopen carries (odd seeds: discard and zero
+        # detection; even seeds: those and a cache mode), vda without.
+        dom_xml = run.path("dom.xml", top=True)
+        options = "discard='unmap' detect_zeroes='unmap'" + ("" if seed % 2 else " cache='unsafe'")
+        with open(dom_xml) as f:
+            text = f.read()
+        first = text.index("<driver name='qemu' type='qcow2'/>")
+        second = text.index("<driver name='qemu' type='qcow2'/>", first + 1)
+        with open(dom_xml, "w") as f:
+            f.write(text[:second] + "<driver name='qemu' type='qcow2' %s/>" % options
+                    + text[second + len("<driver name='qemu' type='qcow2'/>"):])
         oracle = Oracle(run, vcp, seq_work)
         try:
             diff.sequence(run, seed, ops)
@@ -347,7 +368,10 @@ def main():
                   % (seed, oracle.compared, ", ".join("%s %d" % k for k in sorted(oracle.kinds.items())),
                      oracle.reopens, oracle.refusals, "" if not oracle.known else
                      " but %d known (a raw target: libvirt 9.0's merge QEMU refuses, or "
-                     "11.3's activewrite bitmap left behind)" % oracle.known))
+                     "11.3's activewrite bitmap left behind)" % oracle.known)
+                  + ("" if not oracle.detect_zeroes else
+                     "; %d differ only in a reopen's detect-zeroes (libvirt's runtime state, "
+                     "not in its status XML)" % oracle.detect_zeroes))
     print("%d passed, %d failed" % (passed, failed))
 
 

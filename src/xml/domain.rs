@@ -139,7 +139,40 @@ fn parse_disk(el: &Element) -> Result<Disk> {
         });
         cur = bs.child("backingStore");
     }
+    started_with(&mut disk, el);
     Ok(disk)
+}
+
+/// Gives the disk's `detect_zeroes` to the image the disk was started with, as libvirt
+/// does (qemuDomainPrepareDiskSourceData: the top image only), and takes it from the
+/// others. libvirt numbers a chain top first when it starts the domain and gives every
+/// image added later (a snapshot overlay, a copy's mirror) a higher index, so the image
+/// it was started with is the one with the lowest index, when it is still in the chain.
+/// Not told apart from it: a chain whose starting image went away (an active commit of
+/// it, a shallow copy's pivot). Without indexes (inactive XML) it is the top.
+fn started_with(disk: &mut Disk, el: &Element) {
+    let mut indexes = Vec::with_capacity(disk.chain.len());
+    let mut src = el
+        .child("source")
+        .map(|s| (s.attr("index"), el.child("backingStore")));
+    while let Some((index, next)) = src {
+        indexes.push(index.and_then(|i| i.parse::<u64>().ok()));
+        src = next
+            .filter(|b| b.child("source").is_some())
+            .map(|b| (b.attr("index"), b.child("backingStore")));
+    }
+    let start = if indexes.len() == disk.chain.len() && indexes.iter().all(Option::is_some) {
+        (0..indexes.len()).min_by_key(|&i| indexes[i])
+    } else {
+        Some(0)
+    };
+    for (i, image) in disk.chain.iter_mut().enumerate() {
+        image.detect_zeroes = if Some(i) == start {
+            disk.driver.detect_zeroes
+        } else {
+            Default::default()
+        };
+    }
 }
 
 /// Reads a `<domain>` element.
@@ -205,16 +238,33 @@ mod tests {
         let d = &dom.disks[0];
         assert_eq!(d.driver.cache, CacheMode::Writeback);
         assert_eq!(d.driver.discard, Discard::Unmap);
-        assert_eq!(
-            d.chain[0].detect_zeroes,
-            DetectZeroes::Unmap,
-            "the top image"
-        );
+        // Index 1 below index 2: the disk was started with the backing image (the top
+        // is an overlay added since), which keeps the detect_zeroes it was opened with.
         assert_eq!(
             d.chain[1].detect_zeroes,
-            DetectZeroes::Default,
-            "a backing one"
+            DetectZeroes::Unmap,
+            "the image the disk was started with"
         );
+        assert_eq!(
+            d.chain[0].detect_zeroes,
+            DetectZeroes::Default,
+            "an overlay added since"
+        );
+        // Numbered top first, as at a start: the top.
+        let started = DISK
+            .replace("DRIVER_CACHE", "none")
+            .replace("index='2'", "index='0'");
+        let d = &parse_domain(started.as_bytes()).unwrap().disks[0];
+        assert_eq!(d.chain[0].detect_zeroes, DetectZeroes::Unmap);
+        assert_eq!(d.chain[1].detect_zeroes, DetectZeroes::Default);
+        // Without indexes (inactive XML): the top.
+        let inactive = DISK
+            .replace("DRIVER_CACHE", "none")
+            .replace(" index='2'", "")
+            .replace(" index='1'", "");
+        let d = &parse_domain(inactive.as_bytes()).unwrap().disks[0];
+        assert_eq!(d.chain[0].detect_zeroes, DetectZeroes::Unmap);
+        assert_eq!(d.chain[1].detect_zeroes, DetectZeroes::Default);
         let e = parse_domain(DISK.replace("DRIVER_CACHE", "lots").as_bytes()).unwrap_err();
         assert_eq!(e.code(), crate::error::ErrorCode::XmlError);
         assert_eq!(
