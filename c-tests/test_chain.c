@@ -438,6 +438,102 @@ check_size(void)
     vcp_node_data_free(nd);
 }
 
+/* The driver of check_step_run: its log of calls, and which reopen to refuse. */
+typedef struct {
+    char log[4096];
+    const char *fail_node;  /* refuse this node's read-write reopen (NULL: none) */
+} driver;
+
+static int
+drv_reopen(void *opaque, const char *node, int read_only)
+{
+    driver *d = opaque;
+    if (!read_only && d->fail_node && strcmp(node, d->fail_node) == 0)
+        return -1;
+    snprintf(d->log + strlen(d->log), sizeof(d->log) - strlen(d->log), "%s %s;",
+             read_only ? "ro" : "rw", node);
+    return 0;
+}
+
+static int
+drv_transaction(void *opaque)
+{
+    driver *d = opaque;
+    snprintf(d->log + strlen(d->log), sizeof(d->log) - strlen(d->log), "tx[%s];", result.buf);
+    memset(&result, 0, sizeof(result));
+    result.fail_at = -1;
+    return 0;
+}
+
+/* A whole step run through a driver's own builders (vcp_step_run): a delete whose
+ * bitmap is on every layer of two disks of three layers (n<disk><layer>, top first),
+ * reopened in libvirt's order (the last disk's layers first, each disk's deepest
+ * first; back the other way); a refused reopen puts back only what was reopened and
+ * sends nothing. */
+static void
+check_step_run(void)
+{
+    static const char *const disks[] = { "vda", "vdb" };
+    vcp_domain *dom = vcp_domain_new("fake", NULL);
+    vcp_checkpoint_def *def = vcp_checkpoint_def_new("c1", 1, 0);
+    vcp_node_data *nd = vcp_node_data_new();
+    driver d = { "", NULL };
+    vcp_step_ops ops = { &d, typed_sink(), drv_transaction, drv_reopen, NULL };
+    vcp_step *step;
+    size_t i, j;
+    char node[32];
+    int rc;
+
+    for (i = 0; i < 2; i++) {
+        vcp_domain_add_disk(dom, disks[i], NULL, NULL, 0);
+        for (j = 0; j < 3; j++) {
+            char storage[32];
+            snprintf(node, sizeof(node), "n%zu%zu", i, j);
+            snprintf(storage, sizeof(storage), "s%zu%zu", i, j);
+            vcp_domain_disk_append_image(dom, disks[i], node, "qcow2", node, storage, 0);
+            vcp_node_data_add_node(nd, node, 1 << 30, 0);
+            vcp_node_data_add_bitmap(nd, node, "c1", VCP_BITMAP_RECORDING | VCP_BITMAP_PERSISTENT,
+                                     65536, 0);
+        }
+        vcp_checkpoint_def_add_disk(def, disks[i], VCP_CHECKPOINT_TYPE_BITMAP, "c1");
+    }
+    step = vcp_discard_step(dom, def, nd, 0);
+    rc = step ? vcp_step_run(step, VCP_STEP_NOW, &ops, 0) : -1;
+    TAP_OK(rc == 0 && vcp_last_error() == NULL &&
+           strcmp(d.log, "rw n12;rw n11;rw n02;rw n01;tx["
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n00\",\"name\":\"c1\"}},"
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n01\",\"name\":\"c1\"}},"
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n02\",\"name\":\"c1\"}},"
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n10\",\"name\":\"c1\"}},"
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n11\",\"name\":\"c1\"}},"
+                  "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"n12\",\"name\":\"c1\"}}];"
+                  "ro n01;ro n02;ro n11;ro n12;") == 0,
+           "step run: libvirt's reopen order around the delete's one transaction (%s)", d.log);
+
+    d.log[0] = '\0';
+    d.fail_node = "n01";
+    ops.actions = typed_sink();
+    TAP_OK(vcp_step_run(step, VCP_STEP_NOW, &ops, 0) == VCP_STEP_RUN_DRIVER_FAILED &&
+           vcp_last_error() == NULL && result.n == 0 &&
+           strcmp(d.log, "rw n12;rw n11;rw n02;ro n02;ro n11;ro n12;") == 0,
+           "step run: a refused reopen sends nothing more and puts back what was reopened (%s)",
+           d.log);
+
+    d.log[0] = '\0';
+    ops.reopen = NULL;
+    TAP_OK(vcp_step_run(step, VCP_STEP_NOW, &ops, 0) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG && d.log[0] == '\0',
+           "step run: a phase that reopens needs the reopen callback, checked before any call");
+    TAP_OK(vcp_step_run(step, 7, &ops, 0) == -1 && tap_err_code() == VCP_ERR_INVALID_ARG &&
+           vcp_step_run(step, VCP_STEP_NOW, NULL, 0) == -1 &&
+           vcp_step_run(step, VCP_STEP_ON_END, &ops, 1) == -1,
+           "step run: an unknown phase, no ops, unknown flags are refused");
+    vcp_step_free(step);
+    vcp_node_data_free(nd);
+    vcp_checkpoint_def_free(def);
+    vcp_domain_free(dom);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -447,5 +543,6 @@ main(int argc, char **argv)
     check_errors();
     check_bulk_bitmaps();
     check_size();
+    check_step_run();
     return TAP_DONE();
 }

@@ -270,6 +270,11 @@
 #define VCP_COPY_MIRROR_RAW (1 << 3)
 
 /**
+ * `vcp_step_run()`: a callback of the driver failed (its own error stands).
+ */
+#define VCP_STEP_RUN_DRIVER_FAILED -2
+
+/**
  * `vcp_redefine_validate_step()`: the domain is not running.
  */
 #define VCP_REDEFINE_DOMAIN_INACTIVE (1 << 0)
@@ -512,6 +517,37 @@ typedef struct {
      */
     const char *overlay_node;
 } vcp_snapshot_disk;
+
+/**
+ * How a driver with its own QMP builders runs a step (`vcp_step_run()`): libvirt, say,
+ * builds its transactions with its own JSON helpers and reopens an image with its own
+ * options and access rights. Strings passed are valid during the callback only.
+ */
+typedef struct {
+    /**
+     * Passed to `transaction`, `reopen` and `command`.
+     */
+    void *opaque;
+    /**
+     * Receives each transaction's actions, in order, before `transaction` sends them
+     * (as for the `vcp_chain_*` functions; it has its own `opaque`).
+     */
+    vcp_action_sink actions;
+    /**
+     * Sends the transaction whose actions `actions` has just received (none, for an
+     * empty transaction, which libvirt sends too). May be NULL when the phase has none.
+     */
+    int (*transaction)(void *opaque);
+    /**
+     * Reopens the image whose node is `node`: read-write (`read_only` 0) before a change
+     * to its bitmaps, read-only (1) after it. May be NULL when the phase reopens nothing.
+     */
+    int (*reopen)(void *opaque, const char *node, int read_only);
+    /**
+     * Any other command, as compact QMP. May be NULL when the phase has none.
+     */
+    int (*command)(void *opaque, const char *json);
+} vcp_step_ops;
 
 /**
  * An overlay for `vcp_snapshot_step()`: the new image of one disk.
@@ -1705,6 +1741,19 @@ void vcp_step_free(vcp_step *step);
  * QMP command as libvirt sends it, in order. Returns their number, or -1.
  */
 int vcp_step_commands(const vcp_step *step, int phase, char ***commands);
+
+/**
+ * Runs phase `phase` (`VCP_STEP_*`) of `step` through `ops`, in order, so that a
+ * driver runs a whole step with its own builders and never re-derives the order.
+ * Every command of the phase is checked to have its callback before anything is
+ * called (VIR_ERR_INVALID_ARG). When a callback fails (returns a negative number),
+ * what follows is skipped except the read-only reopens of the images this run
+ * reopened read-write, whose failures are ignored, as libvirt always puts them back
+ * around a delete; the result is then `VCP_STEP_RUN_DRIVER_FAILED` and the library's
+ * last error is cleared (the driver reported its own). Returns 0 when every callback
+ * succeeded, -1 on the library's error. `flags` must be 0.
+ */
+int vcp_step_run(const vcp_step *step, int phase, const vcp_step_ops *ops, unsigned int flags);
 
 /**
  * Stores in `*jobs` the ids of the block jobs the step starts or finishes. Returns

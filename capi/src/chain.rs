@@ -100,7 +100,7 @@ impl Call {
     ///
     /// # Safety
     /// `p` is NULL or a readable `vcp_action_sink`.
-    unsafe fn sink<'a>(&self, p: *const vcp_action_sink) -> Result<&'a vcp_action_sink> {
+    pub(crate) unsafe fn sink<'a>(&self, p: *const vcp_action_sink) -> Result<&'a vcp_action_sink> {
         // SAFETY: forwarded contract.
         let sink = unsafe { self.handle(p, "sink") }?;
         if sink.action.is_none()
@@ -203,21 +203,48 @@ fn prepare(a: &Action, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepar
                 .collect::<Result<_>>()?;
             Prepared::Merge(n, t, sources)
         }
-        other => {
-            let json = other.to_json();
-            if sink.action.is_none() {
-                // Refused before anything is delivered: the sink has no way to take it.
-                return Err(Error::invalid_arg(
-                    ErrorDomain::None,
-                    format_args!(
-                        "the sink has no callback for the '{}' action",
-                        kind_of(&json)
-                    ),
-                ));
-            }
-            Prepared::Other(s.push(&json.to_compact())?)
-        }
+        other => prepare_other(&other.to_json(), sink, s)?,
     })
+}
+
+/// An action the sink takes as JSON.
+fn prepare_other(json: &Json, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepared> {
+    if sink.action.is_none() {
+        // Refused before anything is delivered: the sink has no way to take it.
+        return Err(Error::invalid_arg(
+            ErrorDomain::None,
+            format_args!(
+                "the sink has no callback for the '{}' action",
+                kind_of(json)
+            ),
+        ));
+    }
+    Ok(Prepared::Other(s.push(&json.to_compact())?))
+}
+
+/// An action of a step's transaction, as sent (`{"type":...,"data":{...}}`).
+fn prepare_sent(json: &Json, sink: &vcp_action_sink, s: &mut Strings) -> Result<Prepared> {
+    match Action::bitmap_from_json(json) {
+        Some(a) => prepare(&a, sink, s),
+        None => prepare_other(json, sink, s),
+    }
+}
+
+/// Delivers the actions of a step's transaction (as sent) to `sink`, every string
+/// converted first.
+///
+/// # Safety
+/// The sink's callbacks are callable with its `opaque`.
+pub(crate) unsafe fn deliver_sent(sink: &vcp_action_sink, actions: &[Json]) -> Result<()> {
+    let mut strings = Strings {
+        buf: Vec::with_capacity(32 * actions.len()),
+    };
+    let prepared = actions
+        .iter()
+        .map(|a| prepare_sent(a, sink, &mut strings))
+        .collect::<Result<Vec<_>>>()?;
+    // SAFETY: forwarded contract.
+    unsafe { send(sink, &prepared, &strings) }
 }
 
 /// Delivers `actions` to `sink`, every string converted first.
@@ -238,12 +265,21 @@ unsafe fn deliver<A: Borrow<Action>>(
     let prepared = actions
         .map(|a| prepare(a.borrow(), sink, &mut strings))
         .collect::<Result<Vec<_>>>()?;
+    // SAFETY: forwarded contract.
+    unsafe { send(sink, &prepared, &strings) }
+}
+
+/// Calls the sink for each prepared action, in order.
+///
+/// # Safety
+/// The sink's callbacks are callable with its `opaque`.
+unsafe fn send(sink: &vcp_action_sink, prepared: &[Prepared], strings: &Strings) -> Result<()> {
     let base = strings.buf.as_ptr().cast::<c_char>();
     // SAFETY: every offset is the start of a NUL-terminated string within the buffer,
     // which is not changed from here on.
     let at = |off: usize| unsafe { base.add(off) };
     let o = sink.opaque;
-    for p in &prepared {
+    for p in prepared {
         // SAFETY: the callbacks exist where `prepare` chose them (else `action`, which
         // `Call::sink` checked), with pointers valid for the call.
         let (rc, kind) = unsafe {

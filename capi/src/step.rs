@@ -1,8 +1,9 @@
 //! `vcp_step`: a whole driver step (the commands to send now, when the job is ready,
 //! when it has ended, to abort it; the jobs; the domain afterwards).
 
-use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
 
+use crate::chain::vcp_action_sink;
 use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
@@ -12,10 +13,10 @@ use crate::plan::{
 };
 use crate::{Outputs, count, free_handle, guard, into_handle, memory};
 use virtcheckpoint::{
-    CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, backup_step, commit_step,
-    copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan, fix_step,
-    pending_abort_step, pull_step, reconcile, redefine_validate_step, reset_step, size_step,
-    snapshot_step,
+    CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, StepCommand, backup_step,
+    commit_step, copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan,
+    fix_step, pending_abort_step, pull_step, reconcile, redefine_validate_step, reset_step,
+    size_step, snapshot_step,
 };
 
 /// A driver step. Opaque; free with `vcp_step_free()`. Read-only once built.
@@ -90,6 +91,141 @@ pub unsafe extern "C" fn vcp_step_commands(
         // SAFETY: the caller's out-parameter.
         unsafe { Outputs::default().list(out, &texts)?.write() };
         Ok(count(texts.len()))
+    })
+}
+
+/// How a driver with its own QMP builders runs a step (`vcp_step_run()`): libvirt, say,
+/// builds its transactions with its own JSON helpers and reopens an image with its own
+/// options and access rights. Strings passed are valid during the callback only.
+#[repr(C)]
+pub struct vcp_step_ops {
+    /// Passed to `transaction`, `reopen` and `command`.
+    pub opaque: *mut c_void,
+    /// Receives each transaction's actions, in order, before `transaction` sends them
+    /// (as for the `vcp_chain_*` functions; it has its own `opaque`).
+    pub actions: vcp_action_sink,
+    /// Sends the transaction whose actions `actions` has just received (none, for an
+    /// empty transaction, which libvirt sends too). May be NULL when the phase has none.
+    pub transaction: Option<unsafe extern "C" fn(opaque: *mut c_void) -> c_int>,
+    /// Reopens the image whose node is `node`: read-write (`read_only` 0) before a change
+    /// to its bitmaps, read-only (1) after it. May be NULL when the phase reopens nothing.
+    pub reopen: Option<
+        unsafe extern "C" fn(opaque: *mut c_void, node: *const c_char, read_only: c_int) -> c_int,
+    >,
+    /// Any other command, as compact QMP. May be NULL when the phase has none.
+    pub command: Option<unsafe extern "C" fn(opaque: *mut c_void, json: *const c_char) -> c_int>,
+}
+
+/// `vcp_step_run()`: a callback of the driver failed (its own error stands).
+pub const VCP_STEP_RUN_DRIVER_FAILED: c_int = -2;
+
+/// Runs phase `phase` (`VCP_STEP_*`) of `step` through `ops`, in order, so that a
+/// driver runs a whole step with its own builders and never re-derives the order.
+/// Every command of the phase is checked to have its callback before anything is
+/// called (VIR_ERR_INVALID_ARG). When a callback fails (returns a negative number),
+/// what follows is skipped except the read-only reopens of the images this run
+/// reopened read-write, whose failures are ignored, as libvirt always puts them back
+/// around a delete; the result is then `VCP_STEP_RUN_DRIVER_FAILED` and the library's
+/// last error is cleared (the driver reported its own). Returns 0 when every callback
+/// succeeded, -1 on the library's error. `flags` must be 0.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_step_run(
+    step: *const vcp_step,
+    phase: c_int,
+    ops: *const vcp_step_ops,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        // SAFETY: handles from the caller.
+        let (step, ops) = unsafe { (&cx.handle(step, "step")?.0, cx.handle(ops, "ops")?) };
+        cx.flags(flags, 0)?;
+        let commands = usize::try_from(phase)
+            .ok()
+            .and_then(|p| step.phase(p))
+            .ok_or_else(|| {
+                Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    format_args!("unknown step phase {phase}"),
+                )
+            })?;
+        let commands: Vec<StepCommand> = commands.iter().map(StepCommand::of).collect();
+        let missing = |what: &str| {
+            Error::invalid_arg(
+                ErrorDomain::None,
+                format_args!("the step's phase {phase} needs the ops' {what} callback"),
+            )
+        };
+        for c in &commands {
+            match c {
+                StepCommand::Transaction(_) if ops.transaction.is_none() => {
+                    return Err(missing("transaction"));
+                }
+                // SAFETY: the ops' sink, checked as the chain functions check theirs.
+                StepCommand::Transaction(_) => _ = unsafe { cx.sink(&ops.actions) }?,
+                StepCommand::Reopen { .. } if ops.reopen.is_none() => {
+                    return Err(missing("reopen"));
+                }
+                StepCommand::Other(_) if ops.command.is_none() => return Err(missing("command")),
+                _ => {}
+            }
+        }
+        let c_str = |s: &str| {
+            std::ffi::CString::new(s).map_err(|_| {
+                Error::internal(format_args!("'{}' holds a NUL byte", s.escape_debug()))
+            })
+        };
+        let o = ops.opaque;
+        let (mut reopened, mut failed) = (Vec::new(), false);
+        for c in commands {
+            match c {
+                StepCommand::Reopen {
+                    node,
+                    read_only: true,
+                } => {
+                    if !failed || reopened.contains(&node) {
+                        let n = c_str(node)?;
+                        // SAFETY: the driver's callback (checked above), a valid string.
+                        // A failure to put an image back read-only is ignored, as libvirt
+                        // ignores it.
+                        unsafe { ops.reopen.map(|f| f(o, n.as_ptr(), 1)) };
+                    }
+                }
+                _ if failed => {}
+                StepCommand::Reopen {
+                    node,
+                    read_only: false,
+                } => {
+                    let n = c_str(node)?;
+                    // SAFETY: as above.
+                    if unsafe { ops.reopen.map_or(-1, |f| f(o, n.as_ptr(), 0)) } < 0 {
+                        failed = true;
+                    } else {
+                        reopened.push(node);
+                    }
+                }
+                StepCommand::Transaction(actions) => {
+                    // SAFETY: the ops' sink, checked above.
+                    match unsafe { crate::chain::deliver_sent(&ops.actions, actions) } {
+                        Err(e) if e.code() == virtcheckpoint::ErrorCode::OperationFailed => {
+                            failed = true;
+                        }
+                        Err(e) => return Err(e),
+                        // SAFETY: the driver's callback, checked above.
+                        Ok(()) => failed = unsafe { ops.transaction.map_or(-1, |f| f(o)) } < 0,
+                    }
+                }
+                StepCommand::Other(json) => {
+                    let j = c_str(&json.to_compact())?;
+                    // SAFETY: as above.
+                    failed = unsafe { ops.command.map_or(-1, |f| f(o, j.as_ptr())) } < 0;
+                }
+            }
+        }
+        Ok(if failed {
+            VCP_STEP_RUN_DRIVER_FAILED
+        } else {
+            0
+        })
     })
 }
 
@@ -589,4 +725,120 @@ pub unsafe extern "C" fn vcp_fix_step_owner(
             &fix_for_owner(&fix, owner),
         ))))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+    use virtcheckpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind, Domain, Image};
+
+    unsafe extern "C" fn remove(o: *mut c_void, node: *const c_char, _: *const c_char) -> c_int {
+        // SAFETY: the test passes a Vec<String> as opaque; `node` is valid for the call.
+        unsafe {
+            let node = CStr::from_ptr(node).to_str().unwrap();
+            (*o.cast::<Vec<String>>()).push(format!("remove {node}"));
+        }
+        0
+    }
+    unsafe extern "C" fn other(o: *mut c_void, json: *const c_char) -> c_int {
+        // SAFETY: as above.
+        unsafe {
+            let json = CStr::from_ptr(json).to_str().unwrap();
+            (*o.cast::<Vec<String>>()).push(json.to_owned());
+        }
+        0
+    }
+    unsafe extern "C" fn transaction(o: *mut c_void) -> c_int {
+        // SAFETY: as above.
+        unsafe { (*o.cast::<Vec<String>>()).push("transaction".into()) };
+        0
+    }
+    unsafe extern "C" fn reopen(o: *mut c_void, node: *const c_char, ro: c_int) -> c_int {
+        // SAFETY: as above.
+        unsafe {
+            let node = CStr::from_ptr(node).to_str().unwrap();
+            let log = &mut *o.cast::<Vec<String>>();
+            log.push(format!("{} {node}", if ro == 1 { "ro" } else { "rw" }));
+            // The base refuses to be made writable.
+            if ro == 0 && node == "libvirt-1-format" {
+                return -1;
+            }
+        }
+        0
+    }
+
+    /// A delete across three layers run through a driver's callbacks: reopens in
+    /// libvirt's order around the removals; a refused reopen skips the rest but puts
+    /// back what was reopened (run under Miri in CI: the callbacks' strings).
+    #[test]
+    fn a_step_runs_through_the_drivers_callbacks() {
+        let mut dom = Domain::default();
+        dom.add_disk(virtcheckpoint::Disk {
+            target: "vda".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        for i in [3, 2, 1] {
+            dom.append_image("vda", Image::qcow2_indexed(format!("/i/{i}"), i))
+                .unwrap();
+        }
+        let bitmap = r#"[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]"#;
+        let nodes = virtcheckpoint::parse_node_data(&format!(
+            "[{}]",
+            (1..=3)
+                .map(|i| format!(r#"{{"node-name":"libvirt-{i}-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .unwrap();
+        let mut def = CheckpointDef::new("c1", 1).unwrap();
+        def.add_disk(CheckpointDisk {
+            name: "vda".into(),
+            kind: DiskCheckpointKind::Bitmap,
+            bitmap: Some("c1".into()),
+            size: None,
+        })
+        .unwrap();
+        let step = vcp_step(discard_step(&dom, &def, &nodes, false).unwrap());
+        let mut log: Vec<String> = Vec::new();
+        let opaque: *mut c_void = (&mut log as *mut Vec<String>).cast();
+        let ops = vcp_step_ops {
+            opaque,
+            actions: vcp_action_sink {
+                opaque,
+                bitmap_add: None,
+                bitmap_remove: Some(remove),
+                bitmap_merge: None,
+                action: Some(other),
+            },
+            transaction: Some(transaction),
+            reopen: Some(reopen),
+            command: None,
+        };
+        // SAFETY: a live step and ops whose callbacks take `log`.
+        let rc = unsafe { vcp_step_run(&step, VCP_STEP_NOW, &ops, 0) };
+        assert_eq!(rc, VCP_STEP_RUN_DRIVER_FAILED);
+        // Deepest first: the base refuses; the middle layer, reopened, is put back.
+        assert_eq!(log, ["rw libvirt-1-format"]);
+        log.clear();
+        let nodes_top_two = virtcheckpoint::parse_node_data(&format!(
+            r#"[{{"node-name":"libvirt-3-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}},{{"node-name":"libvirt-2-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}]"#
+        ))
+        .unwrap();
+        let step = vcp_step(discard_step(&dom, &def, &nodes_top_two, false).unwrap());
+        // SAFETY: as above.
+        let rc = unsafe { vcp_step_run(&step, VCP_STEP_NOW, &ops, 0) };
+        assert_eq!(rc, 0);
+        assert_eq!(
+            log,
+            [
+                "rw libvirt-2-format",
+                "remove libvirt-3-format",
+                "remove libvirt-2-format",
+                "transaction",
+                "ro libvirt-2-format"
+            ]
+        );
+    }
 }

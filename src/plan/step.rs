@@ -44,7 +44,70 @@ pub struct Step {
     pub domain_after: Option<Domain>,
 }
 
+/// One command of a step as a driver with its own QMP builders runs it
+/// ([`StepCommand::of`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepCommand<'a> {
+    /// A `transaction` of these actions (`{"type":...,"data":{...}}` each), possibly none.
+    Transaction(&'a [Json]),
+    /// The `blockdev-reopen` of the image whose node is `node`, read-only or read-write:
+    /// the driver reopens it its own way (with its own options and access rights).
+    Reopen {
+        /// The image's node.
+        node: &'a str,
+        /// Read-only (after the change) or read-write (before it).
+        read_only: bool,
+    },
+    /// Any other command, as sent.
+    Other(&'a Json),
+}
+
+impl StepCommand<'_> {
+    /// What `command` (one of a step's) is.
+    pub fn of(command: &Json) -> StepCommand<'_> {
+        let args = command.get("arguments");
+        match command.get("execute").and_then(Json::as_str) {
+            Some("transaction") => {
+                match args.and_then(|a| a.get("actions")).and_then(Json::as_array) {
+                    Some(actions) => StepCommand::Transaction(actions),
+                    None => StepCommand::Other(command),
+                }
+            }
+            Some("blockdev-reopen") => {
+                let options = args
+                    .and_then(|a| a.get("options"))
+                    .and_then(Json::as_array)
+                    .filter(|o| o.len() == 1)
+                    .map(|o| &o[0]);
+                let node = options
+                    .and_then(|o| o.get("node-name"))
+                    .and_then(Json::as_str);
+                let ro = options
+                    .and_then(|o| o.get("read-only"))
+                    .and_then(Json::as_bool);
+                match (node, ro) {
+                    (Some(node), Some(read_only)) => StepCommand::Reopen { node, read_only },
+                    _ => StepCommand::Other(command),
+                }
+            }
+            _ => StepCommand::Other(command),
+        }
+    }
+}
+
 impl Step {
+    /// The commands of one phase (`now`, `on_ready`, `on_end`, `on_abort`: 0 to 3), or
+    /// `None` for another number.
+    pub fn phase(&self, phase: usize) -> Option<&[Json]> {
+        Some(match phase {
+            0 => &self.now,
+            1 => &self.on_ready,
+            2 => &self.on_end,
+            3 => &self.on_abort,
+            _ => return None,
+        })
+    }
+
     /// The step as JSON: `{"now":[...],"jobs":[...],"on-ready":[...],"on-end":[...],
     /// "on-abort":[...]}` (empty phases included), commands compact as libvirt sends them.
     pub fn to_json(&self) -> Json {

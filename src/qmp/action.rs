@@ -88,6 +88,60 @@ pub enum Action {
 }
 
 impl Action {
+    /// The bitmap action `json` (`{"type":...,"data":{...}}`, as [`Action::to_json`]
+    /// writes it) read back; `None` for any other action. A merge source given as a
+    /// bare name (QMP's short form) is on the destination's node.
+    pub fn bitmap_from_json(json: &Json) -> Option<Action> {
+        let data = json.get("data")?;
+        let s = |k: &str| data.get(k).and_then(Json::as_str).map(str::to_owned);
+        match json.get("type")?.as_str()? {
+            "block-dirty-bitmap-add" => Some(Action::BitmapAdd {
+                node: s("node")?,
+                name: s("name")?,
+                persistent: data
+                    .get("persistent")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
+                disabled: data
+                    .get("disabled")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
+                granularity: match data.get("granularity") {
+                    Some(Json::Num(g)) => *g,
+                    _ => 0,
+                },
+            }),
+            "block-dirty-bitmap-remove" => Some(Action::BitmapRemove {
+                node: s("node")?,
+                name: s("name")?,
+            }),
+            "block-dirty-bitmap-merge" => {
+                let node = s("node")?;
+                let bitmaps = data
+                    .get("bitmaps")?
+                    .as_array()?
+                    .iter()
+                    .map(|b| match b {
+                        Json::Str(name) => Some(BitmapRef {
+                            node: node.clone(),
+                            name: name.clone(),
+                        }),
+                        b => Some(BitmapRef {
+                            node: b.get("node")?.as_str()?.to_owned(),
+                            name: b.get("name")?.as_str()?.to_owned(),
+                        }),
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Action::BitmapMerge {
+                    node,
+                    target: s("target")?,
+                    bitmaps,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Shorthand for a removal.
     pub fn remove(node: &str, name: &str) -> Self {
         Action::BitmapRemove {
@@ -236,6 +290,61 @@ pub fn wrap_transaction(actions: &str) -> crate::error::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step's bitmap actions read back as they were planned (a driver runs them with
+    /// its own builders); any other action is not a bitmap action.
+    #[test]
+    fn bitmap_actions_read_back_from_their_json() {
+        let actions = [
+            Action::BitmapAdd {
+                node: "n".into(),
+                name: "b".into(),
+                persistent: true,
+                disabled: true,
+                granularity: 1 << 20,
+            },
+            Action::remove("n", "b"),
+            Action::BitmapMerge {
+                node: "n".into(),
+                target: "t".into(),
+                bitmaps: vec![BitmapRef {
+                    node: "m".into(),
+                    name: "b".into(),
+                }],
+            },
+        ];
+        for a in &actions {
+            assert_eq!(Action::bitmap_from_json(&a.to_json()).as_ref(), Some(a));
+        }
+        let snapshot = Action::BlockdevSnapshot {
+            node: "n".into(),
+            overlay: "o".into(),
+        };
+        assert_eq!(Action::bitmap_from_json(&snapshot.to_json()), None);
+        let short = Json::Obj(vec![
+            ("type", "block-dirty-bitmap-merge".into()),
+            (
+                "data",
+                Json::Obj(vec![
+                    ("node", "n".into()),
+                    ("target", "t".into()),
+                    ("bitmaps", Json::Arr(vec!["b".into()])),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            Action::bitmap_from_json(&short),
+            Some(Action::BitmapMerge {
+                node: "n".into(),
+                target: "t".into(),
+                bitmaps: vec![BitmapRef {
+                    node: "n".into(),
+                    name: "b".into()
+                }],
+            }),
+            "a bare source name is on the destination's node"
+        );
+    }
 
     #[test]
     fn shapes_match_libvirt() {
