@@ -17,6 +17,7 @@
 #include "virerror.h"
 #include "qemu_backup.h"
 #include "qemu_checkpoint.h"
+#include "qemu_domain.h"
 
 #include "vcp_adapter.h"
 
@@ -277,9 +278,85 @@ vcpAdapterCheckpoint(virDomainCheckpointDef *def)
     return chk;
 }
 
+/* A library step run in libvirt's domain: its transactions built with libvirt's own
+ * helpers and sent on its monitor, its images reopened and relabelled libvirt's way. */
+typedef struct {
+    virDomainObj *vm;
+    virJSONValue *actions;
+    virDomainAsyncJob asyncJob;
+} vcpAdapterRun;
+
+static int
+vcpAdapterRunTransaction(void *opaque)
+{
+    vcpAdapterRun *run = opaque;
+    g_autoptr(virJSONValue) actions = run->actions ? run->actions : virJSONValueNewArray();
+    int rc;
+
+    run->actions = NULL;
+    if (qemuDomainObjEnterMonitorAsync(run->vm, run->asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorTransaction(qemuDomainGetMonitor(run->vm), &actions);
+    qemuDomainObjExitMonitor(run->vm);
+    return rc;
+}
+
+static int
+vcpAdapterRunReopen(void *opaque, const char *node, int readonly)
+{
+    vcpAdapterRun *run = opaque;
+    qemuDomainObjPrivate *priv = run->vm->privateData;
+    virStorageSource *src = NULL;
+    size_t i;
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+    bool reopen = true;
+#else
+    bool reopen = virQEMUCapsGet(priv->qemuCaps, QEMU_CAPS_BLOCKDEV_REOPEN);
+#endif
+
+    for (i = 0; !src && i < run->vm->def->ndisks; i++) {
+        for (src = run->vm->def->disks[i]->src; virStorageSourceIsBacking(src); src = src->backingStore) {
+            if (STREQ_NULLABLE(VCP_NODE(src), node))
+                break;
+        }
+        if (!virStorageSourceIsBacking(src))
+            src = NULL;
+    }
+    if (!src) {
+        virReportError(VIR_ERR_INTERNAL_ERROR, _("no image with node '%s'"), node);
+        return -1;
+    }
+    if (readonly) { /* putting it back: failures ignored, as libvirt ignores them */
+        if (reopen)
+            ignore_value(qemuBlockReopenReadOnly(run->vm, src, run->asyncJob));
+        ignore_value(qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, true, false, false));
+        return 0;
+    }
+    if (qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, false, false, false) < 0 ||
+        (reopen && qemuBlockReopenReadWrite(run->vm, src, run->asyncJob) < 0))
+        return -1;
+    return 0;
+}
+
+/* Runs phase @phase of @step (0, or -1 with the error reported). */
+static int
+vcpAdapterRunStep(virDomainObj *vm, vcp_step *step, int phase, virDomainAsyncJob asyncJob)
+{
+    vcpAdapterRun run = { vm, NULL, asyncJob };
+    vcp_step_ops ops = { &run, vcpAdapterSink(&run.actions), vcpAdapterRunTransaction,
+                         vcpAdapterRunReopen, NULL };
+    int rc = step ? vcp_step_run(step, phase, &ops, 0) : -1;
+
+    virJSONValueFree(run.actions);
+    if (rc == -1)
+        vcpAdapterReport();
+    return rc < 0 ? -1 : 0;
+}
+
 /* Declared here: static in qemu_checkpoint.c, whose definition the stand-in renames. */
 int qemuCheckpointAddActions(virDomainObj *vm, virJSONValue *actions,
                              virDomainCheckpointDef *def);
+int qemuCheckpointDiscardBitmaps(virDomainObj *vm, virDomainCheckpointDef *chkdef);
 int qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm, virDomainCheckpointDef *chkdef);
 int qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm, virDomainCheckpointDef *chkdef);
 
@@ -296,6 +373,26 @@ qemuCheckpointAddActions(virDomainObj *vm,
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
     return rc < 0 ? vcpAdapterReport() : 0;
+}
+
+int
+qemuCheckpointDiscardBitmaps(virDomainObj *vm,
+                             virDomainCheckpointDef *chkdef)
+{
+    g_autoptr(GHashTable) data = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE);
+    vcp_domain *dom = data ? vcpAdapterDomain(vm->def) : NULL;
+    vcp_checkpoint_def *chk = dom ? vcpAdapterCheckpoint(chkdef) : NULL;
+    vcp_step *step = chk ? vcp_discard_step(dom, chk, vcpAdapterNodes(data), 0) : NULL;
+    int rc = -1;
+
+    if (data && !step)
+        vcpAdapterReport();
+    else if (step)
+        rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE);
+    vcp_step_free(step);
+    vcp_checkpoint_def_free(chk);
+    vcp_domain_free(dom);
+    return rc;
 }
 
 int

@@ -18,6 +18,7 @@ FUNCTIONS = {
     "qemuCheckpointAddActions": "qemu_checkpoint.c",
     "qemuCheckpointRedefineValidateBitmaps": "qemu_checkpoint.c",
     "qemuCheckpointDiscardDiskBitmaps": "qemu_checkpoint.c",
+    "qemuCheckpointDiscardBitmaps": "qemu_checkpoint.c",
     "qemuCheckpointGetXMLDescUpdateSize": "qemu_checkpoint.c",
     "qemuBlockBitmapChainIsValid": "qemu_block.c",
     "qemuBlockGetBitmapMergeActions": "qemu_block.c",

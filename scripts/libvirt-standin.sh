@@ -29,6 +29,7 @@
 # libvirt's pull bitmap code goes through), qemuBlockBitmapsHandleBlockcopy,
 # qemuBlockBitmapsHandleCommitFinish, qemuBackupDiskPrepareOneBitmapsChain,
 # qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed),
+# qemuCheckpointDiscardBitmaps (the whole delete step, run through vcp_step_run),
 # qemuCheckpointRedefineValidateBitmaps, qemuCheckpointGetXMLDescUpdateSize (the size
 # query) and qemuSnapshotDiskBitmapsPropagate; libvirt's
 # node-data parse (qemuMonitorJSONBlockGetNamedNodeDataJSON); and in libvirt's conf
@@ -150,6 +151,9 @@ delegated_static = {
             "virDomainCheckpointDef *chkdef);",
         "qemuCheckpointGetXMLDescUpdateSize":
             "int qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm, "
+            "virDomainCheckpointDef *chkdef);",
+        "qemuCheckpointDiscardBitmaps":
+            "int qemuCheckpointDiscardBitmaps(virDomainObj *vm, "
             "virDomainCheckpointDef *chkdef);",
     },
     # Its definition is libvirt/vcp_adapter_snapshot.c, included at the end of the
