@@ -425,68 +425,55 @@ int
 qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm,
                                    virDomainCheckpointDef *chkdef)
 {
-    qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(GHashTable) before = NULL;
     g_autoptr(GHashTable) after = NULL;
-    g_autofree virDomainCheckpointDiskDef **measured = g_new0(virDomainCheckpointDiskDef *, chkdef->ndisks);
-    g_autofree const char **tops = g_new0(const char *, chkdef->ndisks);
-    g_autoptr(virJSONValue) recovery = NULL;
-    g_autoptr(virJSONValue) merge = NULL;
-    g_autoptr(virJSONValue) cleanup = NULL;
-    vcp_action_sink sinks[] = { vcpAdapterSink(&recovery), vcpAdapterSink(&merge), vcpAdapterSink(&cleanup) };
-    size_t i, n = 0;
-    int rc = 0, ret = -1;
+    vcp_checkpoint_disk *sizes = NULL;
+    vcp_domain *dom = NULL;
+    vcp_checkpoint_def *chk = NULL;
+    vcp_step *step = NULL;
+    char **now = NULL;
+    int i, n = 0, ret = -1;
 
     if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
         return -1;
     if (virDomainObjCheckActive(vm) < 0 || !(before = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
         goto endjob;
     for (i = 0; i < chkdef->ndisks; i++) {
-        virDomainCheckpointDiskDef *chkdisk = chkdef->disks + i;
-        virDomainDiskDef *domdisk = virDomainDiskByTarget(vm->def, chkdisk->name);
-        g_autofree const char **chain = NULL;
-        size_t len;
-
-        chkdisk->size = 0;
-        chkdisk->sizeValid = false;
-        if (chkdisk->type != VIR_DOMAIN_CHECKPOINT_TYPE_BITMAP || !domdisk)
-            continue;
-        len = vcpAdapterChain(domdisk->src, NULL, &chain, NULL);
-        if ((rc = vcp_chain_size_actions(chain, len, vcpAdapterNodes(before), chkdef->parent.name,
-                                         &sinks[0], &sinks[1], &sinks[2], 0)) < 0) {
-            vcpAdapterReport();
-            goto endjob;
-        }
-        if (rc == 1) {
-            measured[n] = chkdisk;
-            tops[n++] = VCP_NODE(domdisk->src);
-        }
+        chkdef->disks[i].size = 0;
+        chkdef->disks[i].sizeValid = false;
     }
-    rc = 0;
-    if (n == 0) {
+    /* The library's size step: the merges now, the node data read again, the cleanup. */
+    if (!(dom = vcpAdapterDomain(vm->def)) || !(chk = vcpAdapterCheckpoint(chkdef)) ||
+        !(step = vcp_size_step(dom, chk, vcpAdapterNodes(before), 0)) ||
+        vcp_step_commands(step, VCP_STEP_NOW, &now) < 0) {
+        vcpAdapterReport();
+        goto endjob;
+    }
+    if (!now[0]) { /* no disk to measure */
         ret = 0;
         goto endjob;
     }
-
-    qemuDomainObjEnterMonitor(vm);
-    if (recovery)
-        rc = qemuMonitorTransaction(priv->mon, &recovery);
-    if (rc == 0)
-        rc = qemuMonitorTransaction(priv->mon, &merge);
-    qemuDomainObjExitMonitor(vm);
-    if (rc < 0 || !(after = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)))
+    if (vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE) < 0 ||
+        !(after = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)) ||
+        vcpAdapterRunStep(vm, step, VCP_STEP_ON_END, VIR_ASYNC_JOB_NONE) < 0)
         goto endjob;
-    qemuDomainObjEnterMonitor(vm);
-    rc = qemuMonitorTransaction(priv->mon, &cleanup);
-    qemuDomainObjExitMonitor(vm);
-    if (rc < 0)
+    if (vcp_checkpoint_size_read(dom, chk, vcpAdapterNodes(before), vcpAdapterNodes(after), 0) < 0 ||
+        (n = vcp_checkpoint_def_get_disks(chk, &sizes)) != chkdef->ndisks) {
+        vcpAdapterReport();
         goto endjob;
-
-    for (i = 0; i < n; i++)
-        measured[i]->sizeValid = vcp_chain_size_read(vcpAdapterNodes(after), tops[i], &measured[i]->size) == 1;
+    }
+    for (i = 0; i < chkdef->ndisks; i++) {
+        chkdef->disks[i].size = sizes[i].size;
+        chkdef->disks[i].sizeValid = sizes[i].has_size;
+    }
     ret = 0;
 
  endjob:
+    vcp_checkpoint_disks_free(sizes, n < 0 ? 0 : n);
+    vcp_string_list_free(now);
+    vcp_step_free(step);
+    vcp_checkpoint_def_free(chk);
+    vcp_domain_free(dom);
     virDomainObjEndJob(vm);
     return ret;
 }
