@@ -431,8 +431,8 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
         .unwrap();
     }
     let b = base.to_str().unwrap();
-    let delete = |name: &str, how: &str| {
-        vcp(&[
+    let delete = |name: &str, how: &[&str]| {
+        let mut args = vec![
             "plan",
             "delete",
             "--domain",
@@ -445,8 +445,9 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
             name,
             "--nodes",
             &nodes,
-            how,
-        ])
+        ];
+        args.extend_from_slice(how);
+        vcp(&args)
     };
     let discards = |out: &str| -> Vec<String> {
         out.lines()
@@ -456,7 +457,7 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
     };
     // chk2 (the newest child, its bitmap there) goes first; chk3 has no bitmap: the
     // delete stops there, as libvirt's does, with its error.
-    let (code, out, err) = delete("chk1", "--children");
+    let (code, out, err) = delete("chk1", &["--children"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(discards(&out), ["chk2"]);
     assert!(out.contains(r#""name":"chk2""#), "{out}");
@@ -465,24 +466,9 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
         "error: internal error: bitmap 'chk3' not found in backing chain of 'vda'\n"
     );
     // The order alone, where every bitmap is tolerated as missing.
-    let (code, out, err) = delete("root", "--ignore-missing");
+    let (code, out, err) = delete("root", &["--ignore-missing"]);
     assert_eq!((code, discards(&out).len()), (0, 1), "{err}");
-    let (code, out, err) = vcp(&[
-        "plan",
-        "delete",
-        "--domain",
-        &dom,
-        "--metadata",
-        b,
-        "--name",
-        "vm",
-        "--checkpoint",
-        "root",
-        "--nodes",
-        &nodes,
-        "--children",
-        "--ignore-missing",
-    ]);
+    let (code, out, err) = delete("root", &["--children", "--ignore-missing"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(discards(&out), ["chk1", "chk2", "chk3", "chk4", "root"]);
     let _ = std::fs::remove_dir_all(&base);
