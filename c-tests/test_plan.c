@@ -4,24 +4,16 @@
 #include "virtcheckpoint.h"
 #include "tap.h"
 
-/* The pivot's transient bitmap on @node, added and removed, as libvirt sends them. */
+/* The transaction adding (@add) or removing the pivot's transient bitmap on @node, as
+ * libvirt sends it. */
 static const char *
-activewrite_add(const char *node)
+activewrite(const char *node, int add)
 {
     static char text[256];
     snprintf(text, sizeof(text), "{\"execute\":\"transaction\",\"arguments\":{\"actions\":["
-             "{\"type\":\"block-dirty-bitmap-add\",\"data\":{\"node\":\"%s\","
-             "\"name\":\"libvirt-tmp-activewrite\",\"persistent\":false,\"disabled\":false}}]}}", node);
-    return text;
-}
-
-static const char *
-activewrite_remove(const char *node)
-{
-    static char text[256];
-    snprintf(text, sizeof(text), "{\"execute\":\"transaction\",\"arguments\":{\"actions\":["
-             "{\"type\":\"block-dirty-bitmap-remove\",\"data\":{\"node\":\"%s\","
-             "\"name\":\"libvirt-tmp-activewrite\"}}]}}", node);
+             "{\"type\":\"block-dirty-bitmap-%s\",\"data\":{\"node\":\"%s\","
+             "\"name\":\"libvirt-tmp-activewrite\"%s}}]}}", add ? "add" : "remove", node,
+             add ? ",\"persistent\":false,\"disabled\":false" : "");
     return text;
 }
 
@@ -598,12 +590,12 @@ check_steps(void)
     step = vcp_copy_step(dom, "vda", nd, "/m.raw", "libvirt-9-format", NULL, "copy-vda",
                          VCP_COPY_MIRROR_RAW);
     TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_READY, &cmds) == 2 &&
-           strcmp(cmds[0], activewrite_add("libvirt-9-format")) == 0 &&
+           strcmp(cmds[0], activewrite("libvirt-9-format", 1)) == 0 &&
            strcmp(cmds[1], "{\"execute\":\"job-complete\",\"arguments\":{\"id\":\"copy-vda\"}}") == 0,
            "copy step into a raw mirror: only the pivot's transient bitmap, as libvirt 9.0 adds it");
     vcp_string_list_free(cmds);
     TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_END, &cmds) == 2 &&
-           strcmp(cmds[0], activewrite_remove("libvirt-9-format")) == 0 && strstr(cmds[1], "job-dismiss"),
+           strcmp(cmds[0], activewrite("libvirt-9-format", 0)) == 0 && strstr(cmds[1], "job-dismiss"),
            "copy step into a raw mirror: nothing merged that QEMU would refuse, the transient bitmap removed");
     vcp_string_list_free(cmds);
     vcp_step_free(step);
@@ -645,11 +637,11 @@ check_steps(void)
         vcp_domain_disk_append_image(rawbase, "vda", "/b.raw", "raw", "libvirt-1-format", NULL, 0);
         step = vcp_commit_step(rawbase, "vda", nd, "libvirt-4-format", "libvirt-1-format", "commit-vda", 0);
         TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_READY, &cmds) == 2 &&
-               strcmp(cmds[0], activewrite_add("libvirt-1-format")) == 0 && strstr(cmds[1], "job-complete"),
+               strcmp(cmds[0], activewrite("libvirt-1-format", 1)) == 0 && strstr(cmds[1], "job-complete"),
                "active commit into a raw base: only the pivot's transient bitmap");
         vcp_string_list_free(cmds);
         TAP_OK(step && vcp_step_commands(step, VCP_STEP_ON_END, &cmds) == 2 &&
-               strcmp(cmds[0], activewrite_remove("libvirt-1-format")) == 0 && strstr(cmds[1], "job-dismiss"),
+               strcmp(cmds[0], activewrite("libvirt-1-format", 0)) == 0 && strstr(cmds[1], "job-dismiss"),
                "active commit into a raw base: nothing merged, the transient bitmap removed");
         vcp_string_list_free(cmds);
         vcp_domain_free(rawbase);

@@ -63,6 +63,19 @@ pub unsafe extern "C" fn vcp_step_free(step: *mut vcp_step) {
     unsafe { free_handle(step) }
 }
 
+/// The commands of phase `phase` (`VCP_STEP_*`), or the error for another number.
+fn phase_of(step: &Step, phase: c_int) -> virtcheckpoint::Result<&[virtcheckpoint::Json]> {
+    usize::try_from(phase)
+        .ok()
+        .and_then(|p| step.phase(p))
+        .ok_or_else(|| {
+            Error::invalid_arg(
+                ErrorDomain::Qemu,
+                format_args!("unknown step phase {phase}"),
+            )
+        })
+}
+
 /// Stores in `*commands` the step's commands of `phase` (`VCP_STEP_*`), each a compact
 /// QMP command as libvirt sends it, in order. Returns their number, or -1.
 #[unsafe(no_mangle)]
@@ -75,18 +88,7 @@ pub unsafe extern "C" fn vcp_step_commands(
         // SAFETY: handle from the caller.
         let step = &unsafe { cx.handle(step, "step") }?.0;
         let out = cx.out(commands, "commands")?;
-        let list = match phase {
-            VCP_STEP_NOW => &step.now,
-            VCP_STEP_ON_READY => &step.on_ready,
-            VCP_STEP_ON_END => &step.on_end,
-            VCP_STEP_ON_ABORT => &step.on_abort,
-            other => {
-                return Err(Error::invalid_arg(
-                    ErrorDomain::Qemu,
-                    format_args!("unknown step phase {other}"),
-                ));
-            }
-        };
+        let list = phase_of(step, phase)?;
         let texts: Vec<String> = list.iter().map(|c| c.to_compact()).collect();
         // SAFETY: the caller's out-parameter.
         unsafe { Outputs::default().list(out, &texts)?.write() };
@@ -139,16 +141,8 @@ pub unsafe extern "C" fn vcp_step_run(
         // SAFETY: handles from the caller.
         let (step, ops) = unsafe { (&cx.handle(step, "step")?.0, cx.handle(ops, "ops")?) };
         cx.flags(flags, 0)?;
-        let commands = usize::try_from(phase)
-            .ok()
-            .and_then(|p| step.phase(p))
-            .ok_or_else(|| {
-                Error::invalid_arg(
-                    ErrorDomain::Qemu,
-                    format_args!("unknown step phase {phase}"),
-                )
-            })?;
-        let commands: Vec<StepCommand> = commands.iter().map(StepCommand::of).collect();
+        let commands: Vec<StepCommand> =
+            phase_of(step, phase)?.iter().map(StepCommand::of).collect();
         let missing = |what: &str| {
             Error::invalid_arg(
                 ErrorDomain::None,

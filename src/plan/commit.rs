@@ -1,6 +1,5 @@
 //! Block commit (qemuBlockPivot, qemuBlockBitmapsHandleCommitFinish; SPEC 8).
 
-use super::TMP_ACTIVEWRITE;
 use super::chain::chain_state;
 use super::merge::{MergeSpec, bitmap_merge_actions};
 use crate::error::{Error, ErrorDomain, Result};
@@ -107,7 +106,7 @@ pub fn commit_lost_bitmaps<L: Layer>(
 
 /// A failed active commit: drop the activewrite bitmap from the base.
 pub fn commit_failed_actions(base_node: &str) -> Vec<Action> {
-    vec![Action::remove(base_node, TMP_ACTIVEWRITE)]
+    super::activewrite_remove_actions(base_node)
 }
 
 #[cfg(test)]

@@ -56,6 +56,13 @@ pub fn activewrite_actions(node: &str) -> Vec<Action> {
     }]
 }
 
+/// The removal of the pivot's `libvirt-tmp-activewrite` bitmap from `node`: after the
+/// merge, on a failed job, or where nothing could be merged (a target that keeps no
+/// bitmap).
+pub fn activewrite_remove_actions(node: &str) -> Vec<Action> {
+    vec![Action::remove(node, TMP_ACTIVEWRITE)]
+}
+
 /// Disk `target` and its active image; a disk without media is
 /// VIR_ERR_CONFIG_UNSUPPORTED "disk '%s' is empty or readonly".
 pub(crate) fn disk_top<'a>(dom: &'a Domain, target: &str) -> Result<(&'a Disk, &'a Image)> {

@@ -18,7 +18,7 @@ use super::copy::blockcopy_bitmap_actions;
 use super::delete::{Reopen, discard_actions, disk_discard};
 use super::pull::blockpull_bitmap_actions;
 use super::snapshot::{SnapshotDisk, snapshot_bitmap_actions};
-use super::{activewrite_actions, create, holds_bitmaps};
+use super::{activewrite_actions, activewrite_remove_actions, create, holds_bitmaps};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
 use crate::model::checkpoint::CheckpointDef;
 use crate::model::domain::{Domain, Image};
@@ -527,7 +527,7 @@ pub fn commit_step(
         let end = if keeps {
             actions
         } else {
-            commit_failed_actions(base_node)
+            activewrite_remove_actions(base_node)
         };
         push_transaction(&mut step.on_end, &end);
         step.on_abort.extend(
@@ -605,7 +605,7 @@ pub fn copy_step(
     let actions = if holds_bitmaps(mirror, nodes) {
         blockcopy_bitmap_actions(&disk.chain, &mirror.format_node, shallow, nodes)
     } else {
-        commit_failed_actions(&mirror.format_node)
+        activewrite_remove_actions(&mirror.format_node)
     };
     let job = || vec![("id", Json::from(job_id))];
     let mut step = Step {
@@ -767,16 +767,11 @@ mod tests {
         let sent: Vec<String> = step
             .now
             .iter()
-            .map(|c| {
-                let c = c.to_compact();
-                match c.split_once("\"node-name\":\"") {
-                    Some((_, rest)) => {
-                        let node = &rest[..rest.find('"').unwrap()];
-                        let ro = c.contains("\"read-only\":true");
-                        format!("{} {node}", if ro { "ro" } else { "rw" })
-                    }
-                    None => "transaction".to_owned(),
+            .map(|c| match StepCommand::of(c) {
+                StepCommand::Reopen { node, read_only } => {
+                    format!("{} {node}", if read_only { "ro" } else { "rw" })
                 }
+                _ => "transaction".to_owned(),
             })
             .collect();
         assert_eq!(
