@@ -77,6 +77,27 @@
 
 
 /**
+ * `vcp_chain_blockjob_end_step()`: a block pull (`block-stream`) has completed.
+ */
+#define VCP_BLOCKJOB_END_PULL 0
+
+/**
+ * `vcp_chain_blockjob_end_step()`: a commit below the active layer has completed.
+ */
+#define VCP_BLOCKJOB_END_COMMIT 1
+
+/**
+ * `vcp_chain_blockjob_end_step()`: an active commit has completed (pivoted).
+ */
+#define VCP_BLOCKJOB_END_ACTIVE_COMMIT 2
+
+/**
+ * `vcp_chain_blockjob_end_step()`: a block copy has completed (pivoted); with
+ * `VCP_BLOCKCOPY_SHALLOW` in `flags` the mirror kept the backing chain.
+ */
+#define VCP_BLOCKJOB_END_COPY 3
+
+/**
  * Parse: the XML describes an existing checkpoint (`VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`).
  */
 #define VCP_CHECKPOINT_PARSE_REDEFINE (1 << 0)
@@ -711,6 +732,28 @@ int vcp_node_propagate_actions(const vcp_node_data *nodes,
                                const char *overlay_node,
                                const vcp_action_sink *sink,
                                unsigned int flags);
+
+/**
+ * The bitmaps' part of the end of block job `job` (`VCP_BLOCKJOB_END_*`) at libvirt's
+ * granularity (qemuBlockJobProcessEventCompleted{Pull,Commit,Copy}Bitmaps), along
+ * `chain` (`n` node names from the job's top down as the driver's links give them once
+ * the job completed: libvirt cuts an active commit's chain above the base first), from
+ * node data read then. `target_node` receives the bitmaps: a commit's base, a copy's
+ * mirror, a pull's top (the chain's first); a pull's sources are the first
+ * `n_sources` layers (`n`: all of them; ignored for the other jobs). `VCP_STEP_NOW`
+ * is the merges' transaction, nothing when there is none (libvirt sends nothing then),
+ * with the base reopened read-write before it and read-only after it for a commit
+ * below the active layer. The reopens name the node alone, for the driver reopens the
+ * image its own way: run the step with `vcp_step_run()` (its text is refused). `flags`:
+ * `VCP_BLOCKCOPY_SHALLOW` (with `VCP_BLOCKJOB_END_COPY` only).
+ */
+vcp_step *vcp_chain_blockjob_end_step(int job,
+                                      const char *const *chain,
+                                      size_t n,
+                                      size_t n_sources,
+                                      const vcp_node_data *nodes,
+                                      const char *target_node,
+                                      unsigned int flags);
 
 /**
  * A new definition named `name`, created at `creation_time` (Unix seconds), without

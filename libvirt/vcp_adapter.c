@@ -284,6 +284,10 @@ typedef struct {
     virDomainObj *vm;
     virJSONValue *actions;
     virDomainAsyncJob asyncJob;
+    /* libvirt's block job handlers: no relabelling around a reopen, a failed
+     * transaction ignored, a failed read-only reopen a failure of the handler. */
+    bool blockjob;
+    bool failed;
 } vcpAdapterRun;
 
 static int
@@ -298,7 +302,7 @@ vcpAdapterRunTransaction(void *opaque)
         return -1;
     rc = qemuMonitorTransaction(qemuDomainGetMonitor(run->vm), &actions);
     qemuDomainObjExitMonitor(run->vm);
-    return rc;
+    return run->blockjob ? 0 : rc;
 }
 
 static int
@@ -326,13 +330,15 @@ vcpAdapterRunReopen(void *opaque, const char *node, int readonly)
         virReportError(VIR_ERR_INTERNAL_ERROR, _("no image with node '%s'"), node);
         return -1;
     }
-    if (readonly) { /* putting it back: failures ignored, as libvirt ignores them */
-        if (reopen)
-            ignore_value(qemuBlockReopenReadOnly(run->vm, src, run->asyncJob));
-        ignore_value(qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, true, false, false));
+    if (readonly) { /* putting it back: failures ignored around a delete */
+        if (reopen && qemuBlockReopenReadOnly(run->vm, src, run->asyncJob) < 0)
+            run->failed = run->blockjob;
+        if (!run->blockjob)
+            ignore_value(qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, true, false, false));
         return 0;
     }
-    if (qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, false, false, false) < 0 ||
+    if ((!run->blockjob &&
+         qemuDomainStorageSourceAccessAllow(priv->driver, run->vm, src, false, false, false) < 0) ||
         (reopen && qemuBlockReopenReadWrite(run->vm, src, run->asyncJob) < 0))
         return -1;
     return 0;
@@ -340,9 +346,10 @@ vcpAdapterRunReopen(void *opaque, const char *node, int readonly)
 
 /* Runs phase @phase of @step (0, or -1 with the error reported). */
 static int
-vcpAdapterRunStep(virDomainObj *vm, vcp_step *step, int phase, virDomainAsyncJob asyncJob)
+vcpAdapterRunStep(virDomainObj *vm, vcp_step *step, int phase, virDomainAsyncJob asyncJob,
+                  bool blockjob)
 {
-    vcpAdapterRun run = { vm, NULL, asyncJob };
+    vcpAdapterRun run = { vm, NULL, asyncJob, blockjob, false };
     vcp_step_ops ops = { &run, vcpAdapterSink(&run.actions), vcpAdapterRunTransaction,
                          vcpAdapterRunReopen, NULL };
     int rc = step ? vcp_step_run(step, phase, &ops, 0) : -1;
@@ -350,7 +357,33 @@ vcpAdapterRunStep(virDomainObj *vm, vcp_step *step, int phase, virDomainAsyncJob
     virJSONValueFree(run.actions);
     if (rc == -1)
         vcpAdapterReport();
-    return rc < 0 ? -1 : 0;
+    return rc < 0 || run.failed ? -1 : 0;
+}
+
+int
+vcpAdapterBlockjobEnd(virDomainObj *vm, virDomainAsyncJob asyncJob, int job, virStorageSource *top,
+                      virStorageSource *base, virStorageSource *target, unsigned int flags)
+{
+    g_autoptr(GHashTable) data = qemuBlockGetNamedNodeData(vm, asyncJob);
+    g_autofree const char **chain = NULL;
+    size_t above, n = vcpAdapterChain(top, base, &chain, &above);
+    vcp_step *step = NULL;
+    int rc = 0;
+
+    if (!data)
+        return -1;
+#if LIBVIR_CHECK_VERSION(11, 0, 0)
+    /* libvirt 11 merges nothing into a raw mirror or base. */
+    if (job != VCP_BLOCKJOB_END_PULL && target->format == VIR_STORAGE_FILE_RAW)
+        return 0;
+#endif
+    if (!(step = vcp_chain_blockjob_end_step(job, chain, n, above, vcpAdapterNodes(data),
+                                             VCP_NODE(target), flags)))
+        vcpAdapterReport(); /* libvirt goes on without the merges */
+    else
+        rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, asyncJob, true);
+    vcp_step_free(step);
+    return rc;
 }
 
 /* Declared here: static in qemu_checkpoint.c, whose definition the stand-in renames. */
@@ -388,7 +421,7 @@ qemuCheckpointDiscardBitmaps(virDomainObj *vm,
     if (data && !step)
         vcpAdapterReport();
     else if (step)
-        rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE);
+        rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE, false);
     vcp_step_free(step);
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
@@ -453,9 +486,9 @@ qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm,
         ret = 0;
         goto endjob;
     }
-    if (vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE) < 0 ||
+    if (vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE, false) < 0 ||
         !(after = qemuBlockGetNamedNodeData(vm, VIR_ASYNC_JOB_NONE)) ||
-        vcpAdapterRunStep(vm, step, VCP_STEP_ON_END, VIR_ASYNC_JOB_NONE) < 0)
+        vcpAdapterRunStep(vm, step, VCP_STEP_ON_END, VIR_ASYNC_JOB_NONE, false) < 0)
         goto endjob;
     if (vcp_checkpoint_size_read(dom, chk, vcpAdapterNodes(before), vcpAdapterNodes(after), 0) < 0 ||
         (n = vcp_checkpoint_def_get_disks(chk, &sizes)) != chkdef->ndisks) {

@@ -43,3 +43,10 @@ int vcpAdapterReport(void);
 /* A sink appending to *@actions with libvirt's own transaction helpers (the array is
  * created on the first action when *@actions is NULL). */
 vcp_action_sink vcpAdapterSink(virJSONValue **actions);
+
+/* libvirt's bitmap handling once block job @job (VCP_BLOCKJOB_END_*) has completed
+ * (qemuBlockJobProcessEventCompleted*Bitmaps): the node data read, and the library's
+ * step along the chain from @top (above @base, when in it) into @target run on libvirt's
+ * monitor, a failed transaction ignored as libvirt ignores it. */
+int vcpAdapterBlockjobEnd(virDomainObj *vm, virDomainAsyncJob asyncJob, int job, virStorageSource *top,
+                          virStorageSource *base, virStorageSource *target, unsigned int flags);

@@ -31,7 +31,9 @@
 # qemuCheckpointDiscardDiskBitmaps, and the static qemuCheckpointAddActions (the seed),
 # qemuCheckpointDiscardBitmaps (the whole delete step, run through vcp_step_run),
 # qemuCheckpointRedefineValidateBitmaps, qemuCheckpointGetXMLDescUpdateSize (the size
-# query) and qemuSnapshotDiskBitmapsPropagate; libvirt's
+# query) and qemuSnapshotDiskBitmapsPropagate; the static block job completion handlers
+# qemuBlockJobProcessEventCompleted{Pull,Commit,Copy}Bitmaps (the library's step for a
+# completed job, run through vcp_step_run); libvirt's
 # node-data parse (qemuMonitorJSONBlockGetNamedNodeDataJSON); and in libvirt's conf
 # library the checkpoint XML parse and format (virDomainCheckpointDefParseString,
 # virDomainCheckpointDefFormat) and the alignment of a checkpoint's disks with its
@@ -136,6 +138,7 @@ delegated = {
     "qemu_backup.c": ["qemuBackupDiskPrepareOneBitmapsChain"],
     "qemu_checkpoint.c": ["qemuCheckpointDiscardDiskBitmaps"],
     "qemu_snapshot.c": [],
+    "qemu_blockjob.c": [],
     # Its definition is libvirt/vcp_adapter_monitor.c, included at the end of the file.
     "qemu_monitor_json.c": ["qemuMonitorJSONBlockGetNamedNodeDataJSON"],
 }
@@ -162,6 +165,14 @@ delegated_static = {
         "qemuSnapshotDiskBitmapsPropagate":
             "static int qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd, "
             "virJSONValue *actions, GHashTable *blockNamedNodeData);",
+    },
+    # Their definitions are libvirt/vcp_adapter_blockjob.c, included at the end of the
+    # file, for they need its private types.
+    "qemu_blockjob.c": {
+        "qemuBlockJobProcessEventCompleted%sBitmaps" % kind:
+            "static int qemuBlockJobProcessEventCompleted%sBitmaps(virDomainObj *vm, "
+            "qemuBlockJobData *job, virDomainAsyncJob asyncJob);" % kind
+        for kind in ["Pull", "Commit", "Copy"]
     },
 }
 prototypes = []
@@ -195,6 +206,7 @@ for path, fns in delegated.items():
         body = re.sub(r"\b(" + "|".join(names) + r")\(", r"vcp_replaced_\1(", text[start:end])
         text = text[:start] + body + text[end:]
     included = {"qemu_snapshot.c": "vcp_adapter_snapshot.c",
+                "qemu_blockjob.c": "vcp_adapter_blockjob.c",
                 "qemu_monitor_json.c": "vcp_adapter_monitor.c"}
     if path in included:
         text += '\n#include "%s"\n' % included[path]
@@ -202,7 +214,8 @@ for path, fns in delegated.items():
 open(src + "vcp_replaced.h", "w").write(
     "/* libvirt's own definitions, kept under these names (generated). */\n#pragma once\n"
     "#include \"qemu_block.h\"\n" + "\n".join(prototypes) + "\n")
-for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c"]:
+for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c",
+          "vcp_adapter_blockjob.c"]:
     open(src + f, "w").write(open(root + "/libvirt/" + f).read())
 # The checkpoint XML parse, format and disk alignment, in libvirt's conf library
 # (linked into libvirt.so): renamed the same way, kept with a prototype of their own, and the

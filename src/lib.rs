@@ -110,9 +110,9 @@ pub use plan::size::{
 };
 pub use plan::snapshot::{SnapshotDisk, propagate_bitmap_actions, snapshot_bitmap_actions};
 pub use plan::step::{
-    Step, StepCommand, backup_step, commit_step, copy_step, create_step, create_step_with,
-    discard_step, fix_step, pending_abort_step, pull_step, redefine_validate_step, reset_step,
-    resolved_backup_step, size_step, snapshot_step,
+    BlockJobEnd, Step, StepCommand, backup_step, chain_blockjob_end_step, commit_step, copy_step,
+    create_step, create_step_with, discard_step, fix_step, pending_abort_step, pull_step,
+    redefine_validate_step, reset_step, resolved_backup_step, size_step, snapshot_step,
 };
 pub use plan::{TMP_ACTIVEWRITE, TMP_SIZE, activewrite_actions};
 

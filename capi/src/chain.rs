@@ -11,12 +11,13 @@ use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
 use crate::plan::{VCP_BLOCKCOMMIT_ACTIVE, VCP_BLOCKCOPY_SHALLOW};
-use crate::{Call, Out, guard};
+use crate::step::vcp_step;
+use crate::{Call, Out, guard, into_handle};
 use virtcheckpoint::{
-    Action, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
+    Action, BlockJobEnd, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
     backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions,
-    checkpoint_add_actions, commit_finish_actions, disk_discard, disk_size_actions, measured_size,
-    propagate_bitmap_actions,
+    chain_blockjob_end_step, checkpoint_add_actions, commit_finish_actions, disk_discard,
+    disk_size_actions, measured_size, propagate_bitmap_actions,
 };
 
 /// Where the chain face delivers the actions it plans, in transaction order. Each
@@ -629,6 +630,73 @@ pub unsafe extern "C" fn vcp_node_propagate_actions(
             )?;
         }
         Ok(0)
+    })
+}
+
+/// `vcp_chain_blockjob_end_step()`: a block pull (`block-stream`) has completed.
+pub const VCP_BLOCKJOB_END_PULL: c_int = 0;
+/// `vcp_chain_blockjob_end_step()`: a commit below the active layer has completed.
+pub const VCP_BLOCKJOB_END_COMMIT: c_int = 1;
+/// `vcp_chain_blockjob_end_step()`: an active commit has completed (pivoted).
+pub const VCP_BLOCKJOB_END_ACTIVE_COMMIT: c_int = 2;
+/// `vcp_chain_blockjob_end_step()`: a block copy has completed (pivoted); with
+/// `VCP_BLOCKCOPY_SHALLOW` in `flags` the mirror kept the backing chain.
+pub const VCP_BLOCKJOB_END_COPY: c_int = 3;
+
+/// The bitmaps' part of the end of block job `job` (`VCP_BLOCKJOB_END_*`) at libvirt's
+/// granularity (qemuBlockJobProcessEventCompleted{Pull,Commit,Copy}Bitmaps), along
+/// `chain` (`n` node names from the job's top down as the driver's links give them once
+/// the job completed: libvirt cuts an active commit's chain above the base first), from
+/// node data read then. `target_node` receives the bitmaps: a commit's base, a copy's
+/// mirror, a pull's top (the chain's first); a pull's sources are the first
+/// `n_sources` layers (`n`: all of them; ignored for the other jobs). `VCP_STEP_NOW`
+/// is the merges' transaction, nothing when there is none (libvirt sends nothing then),
+/// with the base reopened read-write before it and read-only after it for a commit
+/// below the active layer. The reopens name the node alone, for the driver reopens the
+/// image its own way: run the step with `vcp_step_run()` (its text is refused). `flags`:
+/// `VCP_BLOCKCOPY_SHALLOW` (with `VCP_BLOCKJOB_END_COPY` only).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_chain_blockjob_end_step(
+    job: c_int,
+    chain: *const *const c_char,
+    n: usize,
+    n_sources: usize,
+    nodes: *const vcp_node_data,
+    target_node: *const c_char,
+    flags: c_uint,
+) -> *mut vcp_step {
+    guard!(|cx| {
+        let job = match job {
+            VCP_BLOCKJOB_END_PULL => BlockJobEnd::Pull { sources: n_sources },
+            VCP_BLOCKJOB_END_COMMIT => BlockJobEnd::Commit,
+            VCP_BLOCKJOB_END_ACTIVE_COMMIT => BlockJobEnd::ActiveCommit,
+            VCP_BLOCKJOB_END_COPY => BlockJobEnd::Copy {
+                shallow: flags & VCP_BLOCKCOPY_SHALLOW != 0,
+            },
+            _ => {
+                return Err(Error::invalid_arg(
+                    ErrorDomain::Qemu,
+                    format_args!("unknown block job {job}"),
+                ));
+            }
+        };
+        let allowed = if matches!(job, BlockJobEnd::Copy { .. }) {
+            VCP_BLOCKCOPY_SHALLOW
+        } else {
+            0
+        };
+        cx.flags(flags, allowed)?;
+        // SAFETY: the caller's chain, handle and string.
+        let (chain, nodes, target) = unsafe {
+            (
+                cx.chain(chain, n)?,
+                cx.nodes_or_empty(nodes),
+                cx.str(target_node, "target_node")?,
+            )
+        };
+        Ok(into_handle(vcp_step(chain_blockjob_end_step(
+            job, &chain, target, nodes,
+        ))))
     })
 }
 

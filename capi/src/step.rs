@@ -76,6 +76,17 @@ fn phase_of(step: &Step, phase: c_int) -> virtcheckpoint::Result<&[virtcheckpoin
         })
 }
 
+/// Refuses the text of a step whose reopens name the node alone.
+fn sendable(step: &Step) -> virtcheckpoint::Result<()> {
+    if step.is_sendable() {
+        return Ok(());
+    }
+    Err(Error::invalid_arg(
+        ErrorDomain::Qemu,
+        "the step's reopens name the image's node alone: run it with vcp_step_run()",
+    ))
+}
+
 /// Stores in `*commands` the step's commands of `phase` (`VCP_STEP_*`), each a compact
 /// QMP command as libvirt sends it, in order. Returns their number, or -1.
 #[unsafe(no_mangle)]
@@ -89,6 +100,7 @@ pub unsafe extern "C" fn vcp_step_commands(
         let step = &unsafe { cx.handle(step, "step") }?.0;
         let out = cx.out(commands, "commands")?;
         let list = phase_of(step, phase)?;
+        sendable(step)?;
         let texts: Vec<String> = list.iter().map(|c| c.to_compact()).collect();
         // SAFETY: the caller's out-parameter.
         unsafe { Outputs::default().list(out, &texts)?.write() };
@@ -269,6 +281,7 @@ pub unsafe extern "C" fn vcp_step_format_json(step: *const vcp_step) -> *mut c_c
     guard!(|cx| {
         // SAFETY: handle from the caller.
         let step = &unsafe { cx.handle(step, "step") }?.0;
+        sendable(step)?;
         memory::c_string(&step.to_json().to_compact())
     })
 }

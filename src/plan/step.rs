@@ -42,6 +42,10 @@ pub struct Step {
     pub on_abort: Vec<Json>,
     /// The domain once the step is done, when it changes a chain.
     pub domain_after: Option<Domain>,
+    /// Its reopens name the image's node alone (a step planned from a chain of node
+    /// names, [`chain_blockjob_end_step`]): only a driver that reopens images its own
+    /// way runs them ([`StepCommand::Reopen`]); as QMP text they are incomplete.
+    pub reopens_by_driver: bool,
 }
 
 /// One command of a step as a driver with its own QMP builders runs it
@@ -96,6 +100,16 @@ impl StepCommand<'_> {
 }
 
 impl Step {
+    /// Whether the step can be sent as QMP text as it is: false when its reopens name
+    /// the node alone ([`Step::reopens_by_driver`]) and it has one.
+    pub fn is_sendable(&self) -> bool {
+        !self.reopens_by_driver
+            || ![&self.now, &self.on_ready, &self.on_end, &self.on_abort]
+                .iter()
+                .flat_map(|p| p.iter())
+                .any(|c| matches!(StepCommand::of(c), StepCommand::Reopen { .. }))
+    }
+
     /// The commands of one phase (`now`, `on_ready`, `on_end`, `on_abort`: 0 to 3), or
     /// `None` for another number.
     pub fn phase(&self, phase: usize) -> Option<&[Json]> {
@@ -695,6 +709,79 @@ pub fn pull_step(
     }
     step.domain_after = Some(after);
     Ok(step)
+}
+
+/// Which block job has completed, for [`chain_blockjob_end_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockJobEnd {
+    /// A pull (`block-stream`) into the chain's top of its first `sources` layers (the
+    /// top included; the chain's length = every layer).
+    Pull {
+        /// The layers pulled, from the top.
+        sources: usize,
+    },
+    /// A commit of upper layers into a base below the active layer.
+    Commit,
+    /// A commit of the active layer (pivoted: the base is now the disk's top).
+    ActiveCommit,
+    /// A copy, pivoted onto the mirror; shallow: the mirror kept the backing chain.
+    Copy {
+        /// Only the top was copied.
+        shallow: bool,
+    },
+}
+
+/// The bitmaps' part of the end of a block job at libvirt's granularity (its
+/// completion handlers qemuBlockJobProcessEventCompleted{Pull,Commit,Copy}Bitmaps),
+/// planned along `chain` (node names from the job's top down, as the driver's links
+/// give them once the job completed: libvirt cuts an active commit's chain above the
+/// base first) from node data read then. `target` is the node that receives the
+/// bitmaps: the base of a commit, the mirror of a copy (a pull's is the chain's top).
+///
+/// `now` is the transaction of libvirt's merges (nothing when there is none to make,
+/// as libvirt sends nothing then); for a commit below the active layer the base is
+/// reopened read-write before it and read-only after it, as libvirt does. The reopens
+/// name the node alone: the driver runs them its own way (`reopens_by_driver`).
+pub fn chain_blockjob_end_step<L: crate::model::domain::Layer>(
+    job: BlockJobEnd,
+    chain: &[L],
+    target: &str,
+    nodes: &NodeData,
+) -> Step {
+    let actions = match job {
+        BlockJobEnd::Pull { sources } => {
+            blockpull_bitmap_actions(chain, (sources < chain.len()).then_some(sources), nodes)
+        }
+        BlockJobEnd::Commit => super::commit::commit_finish_actions(chain, target, false, nodes),
+        BlockJobEnd::ActiveCommit => {
+            super::commit::commit_finish_actions(chain, target, true, nodes)
+        }
+        BlockJobEnd::Copy { shallow } => blockcopy_bitmap_actions(chain, target, shallow, nodes),
+    };
+    let reopen = |read_only: bool| {
+        command(
+            "blockdev-reopen",
+            vec![(
+                "options",
+                Json::Arr(vec![Json::Obj(vec![
+                    ("node-name", target.into()),
+                    ("read-only", read_only.into()),
+                ])]),
+            )],
+        )
+    };
+    let mut now = Vec::new();
+    if !actions.is_empty() {
+        let around = job == BlockJobEnd::Commit;
+        now.extend(around.then(|| reopen(false)));
+        now.push(transaction(&actions));
+        now.extend(around.then(|| reopen(true)));
+    }
+    Step {
+        now,
+        reopens_by_driver: true,
+        ..Step::default()
+    }
 }
 
 #[cfg(test)]
