@@ -1225,8 +1225,9 @@ int vcp_checkpoint_delete_plan_discard_actions(const vcp_checkpoint_delete_plan 
  * when all can (then plan each with `vcp_checkpoint_delete_plan_discard_actions()`, in
  * order, from the same `nodes`), or -1 with the first failing discard's error (e.g.
  * VIR_ERR_INTERNAL_ERROR "bitmap 'c3' not found in backing chain of 'vda'"). libvirt
- * discards one checkpoint at a time and stops at the first failure, the descendants
- * before it already gone. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+ * discards one checkpoint at a time and goes on past a failure: the other descendants
+ * are gone, the refused one stays (its parent possibly gone), the checkpoint itself
+ * stays, and the delete fails with the last refusal's error. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
  */
 int vcp_checkpoint_delete_plan_check(const vcp_checkpoint_delete_plan *plan,
                                      const vcp_checkpoint_list *list,

@@ -531,8 +531,9 @@ unsafe fn plan_handles<'a>(
 /// when all can (then plan each with `vcp_checkpoint_delete_plan_discard_actions()`, in
 /// order, from the same `nodes`), or -1 with the first failing discard's error (e.g.
 /// VIR_ERR_INTERNAL_ERROR "bitmap 'c3' not found in backing chain of 'vda'"). libvirt
-/// discards one checkpoint at a time and stops at the first failure, the descendants
-/// before it already gone. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
+/// discards one checkpoint at a time and goes on past a failure: the other descendants
+/// are gone, the refused one stays (its parent possibly gone), the checkpoint itself
+/// stays, and the delete fails with the last refusal's error. `flags`: `VCP_CHECKPOINT_DISCARD_IGNORE_MISSING`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_delete_plan_check(
     plan: *const vcp_checkpoint_delete_plan,

@@ -284,14 +284,33 @@ fn plan(a: &Args) -> R<ExitCode> {
             let plan = list.plan_delete(a.req("--checkpoint")?, opts)?;
             let nd = nodes(a)?;
             let tolerate = a.flag("--ignore-missing");
-            // As a driver runs them: each step once the previous one went through, so
-            // a refusal comes after the steps before it, as libvirt's does.
+            // As libvirt runs them (qemuCheckpointDelete over
+            // virDomainMomentForEachDescendant): every descendant is discarded in turn,
+            // also after one was refused (that one keeps its bitmaps and metadata);
+            // after a refusal the target is not, and the delete fails with the last
+            // refusal's error.
+            let descendants = if opts.children_only {
+                plan.discard.len()
+            } else {
+                plan.discard.len().saturating_sub(1)
+            };
+            let mut refused = None;
             for (i, name) in plan.discard.iter().enumerate() {
-                let step = discard_step(&dom, list.discarded(&plan, i)?, &nd, tolerate)?;
-                if !a.flag("--step") {
-                    println!("# discard {name}");
+                if i == descendants && refused.is_some() {
+                    break;
                 }
-                print_step(a, &step);
+                match discard_step(&dom, list.discarded(&plan, i)?, &nd, tolerate) {
+                    Ok(step) => {
+                        if !a.flag("--step") {
+                            println!("# discard {name}");
+                        }
+                        print_step(a, &step);
+                    }
+                    Err(e) => refused = Some(e),
+                }
+            }
+            if let Some(e) = refused {
+                return Err(e.into());
             }
         }
         "delete" => {

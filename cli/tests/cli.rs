@@ -393,11 +393,12 @@ fn snapshot_size_and_validate_steps() {
 }
 
 /// A stored tree's delete with children, as libvirt runs it: the descendants each
-/// before its own (siblings newest first), then the checkpoint; a checkpoint whose
-/// bitmap is gone stops the delete there with libvirt's error, after the steps before
-/// it were printed (sent).
+/// before its own (siblings newest first), then the checkpoint. A descendant whose
+/// bitmap is gone is refused and the others are still discarded (printed: sent), as
+/// libvirt goes on through every descendant; the checkpoint itself is then kept and
+/// the delete fails with the last refusal's error.
 #[test]
-fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
+fn a_stored_trees_delete_goes_in_libvirts_order_and_fails_as_libvirt_does() {
     use virtcheckpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind, MetadataDir};
     let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
     // chk1 and chk2 exist on vda; chk3 and chk4 do not.
@@ -405,13 +406,13 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
     let base = std::env::temp_dir().join(format!("vcp-cli-tree-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let md = MetadataDir::new(&base, "vm").unwrap();
-    // root -> chk1 -> {chk3, chk2}, chk3 -> chk4 (chk2 the newer sibling).
+    // root -> chk1 -> {chk2, chk3}, chk3 -> chk4 (chk3 the newer sibling).
     for (i, (n, parent)) in [
         ("root", None),
         ("chk1", Some("root")),
+        ("chk2", Some("chk1")),
         ("chk3", Some("chk1")),
         ("chk4", Some("chk3")),
-        ("chk2", Some("chk1")),
     ]
     .iter()
     .enumerate()
@@ -455,21 +456,26 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_stops_where_libvirt_does() {
             .map(str::to_owned)
             .collect()
     };
-    // chk2 (the newest child, its bitmap there) goes first; chk3 has no bitmap: the
-    // delete stops there, as libvirt's does, with its error.
+    // chk3 (the newest child) and its child chk4 have no bitmap: both are refused,
+    // chk2 (its bitmap there) is still discarded after them, chk1 is kept, and the
+    // error is the last refusal's.
     let (code, out, err) = delete("chk1", &["--children"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(discards(&out), ["chk2"]);
     assert!(out.contains(r#""name":"chk2""#), "{out}");
+    assert!(!out.contains(r#""name":"chk1""#), "{out}");
     assert_eq!(
         err,
-        "error: internal error: bitmap 'chk3' not found in backing chain of 'vda'\n"
+        "error: internal error: bitmap 'chk4' not found in backing chain of 'vda'\n"
     );
+    // Children only: the same discards and refusals.
+    let (code, out, err) = delete("chk1", &["--children-only"]);
+    assert_eq!((code, discards(&out)), (1, vec!["chk2".to_owned()]), "{err}");
     // The order alone, where every bitmap is tolerated as missing.
     let (code, out, err) = delete("root", &["--ignore-missing"]);
     assert_eq!((code, discards(&out).len()), (0, 1), "{err}");
     let (code, out, err) = delete("root", &["--children", "--ignore-missing"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(discards(&out), ["chk1", "chk2", "chk3", "chk4", "root"]);
+    assert_eq!(discards(&out), ["chk1", "chk3", "chk4", "chk2", "root"]);
     let _ = std::fs::remove_dir_all(&base);
 }

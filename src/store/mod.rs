@@ -44,7 +44,9 @@ pub fn apply_delete(
 /// own bitmap, so one reading serves every step, and a delete whose subtree cannot be
 /// discarded whole (a descendant's bitmap gone) fails here with that discard's error
 /// while nothing has been sent or changed. libvirt instead discards one checkpoint at
-/// a time and stops at the first failure, the descendants before it already gone.
+/// a time and goes on past a failure: the other descendants are gone, the refused one
+/// keeps its bitmaps and metadata (under a parent that may be gone), the checkpoint
+/// itself stays, and the delete fails with the last refusal's error.
 /// `tolerate_missing` as [`discard_step`](crate::plan::step::discard_step).
 pub fn discard_steps(
     list: &CheckpointList,
