@@ -176,6 +176,24 @@ static const char *const chain[] = {
     "libvirt-5-format",
 };
 
+/* libvirt's block commit vectors (bitmapblockcommit/): the commit's top and base, by
+ * position in the chain from 1. */
+static const struct { const char *name, *nodes; int top, base; } commits[] = {
+    { "basic-1-2", "basic", 1, 2 }, { "basic-1-3", "basic", 1, 3 },
+    { "basic-2-3", "basic", 2, 3 }, { "snapshots-1-2", "snapshots", 1, 2 },
+    { "snapshots-1-3", "snapshots", 1, 3 }, { "snapshots-1-4", "snapshots", 1, 4 },
+    { "snapshots-1-5", "snapshots", 1, 5 }, { "snapshots-2-3", "snapshots", 2, 3 },
+    { "snapshots-2-4", "snapshots", 2, 4 }, { "snapshots-3-4", "snapshots", 3, 4 },
+    { "snapshots-4-5", "snapshots", 4, 5 }, { "empty", "empty", 1, 2 },
+};
+
+/* libvirt's block copy vectors (bitmapblockcopy/). */
+static const struct { const char *name, *nodes; int shallow; } copies[] = {
+    { "basic-deep-out.json", "basic", 0 }, { "basic-shallow-out.json", "basic", 1 },
+    { "snapshots-shallow-out.json", "snapshots", 1 }, { "empty-deep-out.json", "empty", 0 },
+    { "empty-shallow-out.json", "empty", 1 },
+};
+
 static void
 check_vectors(void)
 {
@@ -194,19 +212,6 @@ check_vectors(void)
         { "snapshots-intermediate1", "snapshots", "b" },
         { "snapshots-intermediate3", "snapshots", "d" },
         { "snapshots-current", "snapshots", "current" },
-    };
-    static const struct { const char *name, *nodes; int top, base; } commits[] = {
-        { "basic-1-2", "basic", 1, 2 }, { "basic-1-3", "basic", 1, 3 },
-        { "basic-2-3", "basic", 2, 3 }, { "snapshots-1-2", "snapshots", 1, 2 },
-        { "snapshots-1-3", "snapshots", 1, 3 }, { "snapshots-1-4", "snapshots", 1, 4 },
-        { "snapshots-1-5", "snapshots", 1, 5 }, { "snapshots-2-3", "snapshots", 2, 3 },
-        { "snapshots-2-4", "snapshots", 2, 4 }, { "snapshots-3-4", "snapshots", 3, 4 },
-        { "snapshots-4-5", "snapshots", 4, 5 }, { "empty", "empty", 1, 2 },
-    };
-    static const struct { const char *name, *nodes; int shallow; } copies[] = {
-        { "basic-deep-out.json", "basic", 0 }, { "basic-shallow-out.json", "basic", 1 },
-        { "snapshots-shallow-out.json", "snapshots", 1 }, { "empty-deep-out.json", "empty", 0 },
-        { "empty-shallow-out.json", "empty", 1 },
     };
     vcp_action_sink sink;
     size_t i;
@@ -534,6 +539,121 @@ check_step_run(void)
     vcp_domain_free(dom);
 }
 
+/* Runs block job end step @job along @ch through the test's driver (its log reset). */
+static int
+run_end_step(driver *d, int job, const char *const *ch, size_t n, size_t nsrc, vcp_node_data *nd,
+             const char *target, unsigned int flags)
+{
+    vcp_step_ops ops = { d, typed_sink(), drv_transaction, drv_reopen, NULL };
+    vcp_step *step = vcp_chain_blockjob_end_step(job, ch, n, nsrc, nd, target, flags);
+    int rc = step ? vcp_step_run(step, VCP_STEP_NOW, &ops, 0) : -1;
+
+    vcp_step_free(step);
+    return rc;
+}
+
+/* The transaction in @log as an array ("" when the log is empty), when the log is one
+ * transaction, between "rw @around;" and "ro @around;" when @around is given; else
+ * NULL. */
+static const char *
+logged_tx(const char *log, const char *around)
+{
+    static char tx[sizeof(result.buf) + 2];
+    char pre[96] = "", post[96] = "";
+    size_t lp, lq, ll = strlen(log);
+
+    if (!ll)
+        return "";
+    if (around) {
+        snprintf(pre, sizeof(pre), "rw %s;", around);
+        snprintf(post, sizeof(post), "ro %s;", around);
+    }
+    lp = strlen(pre);
+    lq = strlen(post);
+    if (ll < lp + lq + 5 || strncmp(log, pre, lp) != 0 || strcmp(log + ll - lq, post) != 0 ||
+        strncmp(log + lp, "tx[", 3) != 0 || strncmp(log + ll - lq - 2, "];", 2) != 0)
+        return NULL;
+    snprintf(tx, sizeof(tx), "[%.*s]", (int)(ll - lq - 2 - lp - 3), log + lp + 3);
+    return tx;
+}
+
+/* The bitmaps' part of a completed block job as one step (vcp_chain_blockjob_end_step)
+ * run through a driver: libvirt's commit and copy vectors as its transaction, the base
+ * reopened around a non-active commit only, nothing at all when there is nothing to
+ * merge; a pull's transaction is the generic merge's; the step's text is refused where
+ * its reopens name the node alone. */
+static void
+check_blockjob_end(void)
+{
+    driver d = { "", NULL };
+    vcp_node_data *nd;
+    vcp_step *step;
+    vcp_action_sink sink;
+    char **text = NULL;
+    char merged[sizeof(result.buf) + 2];
+    size_t i;
+
+    for (i = 0; i < sizeof(commits) / sizeof(commits[0]); i++) {
+        char file[96];
+        int top = commits[i].top - 1;
+        const char *base = chain[commits[i].base - 1], *tx;
+        nd = vector_nodes(commits[i].nodes);
+        d.log[0] = '\0';
+        snprintf(file, sizeof(file), "bitmapblockcommit/%s", commits[i].name);
+        TAP_OK(nd && run_end_step(&d, top == 0 ? VCP_BLOCKJOB_END_ACTIVE_COMMIT : VCP_BLOCKJOB_END_COMMIT,
+                                  chain + top, 5 - (size_t)top, 0, nd, base, 0) == 0 &&
+               (tx = logged_tx(d.log, top == 0 ? NULL : base)) &&
+               same_as_vector(tx, NULL, file, "merge bitmpas:\n"),
+               "block job end step, %s commit: libvirt's %s (%s)", top == 0 ? "active" : "non-active",
+               commits[i].name, d.log);
+        vcp_node_data_free(nd);
+    }
+    for (i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
+        char file[96];
+        const char *tx;
+        nd = vector_nodes(copies[i].nodes);
+        d.log[0] = '\0';
+        snprintf(file, sizeof(file), "bitmapblockcopy/%s", copies[i].name);
+        TAP_OK(nd && run_end_step(&d, VCP_BLOCKJOB_END_COPY, chain, 5, 0, nd, "mirror-format-node",
+                                  copies[i].shallow ? VCP_BLOCKCOPY_SHALLOW : 0) == 0 &&
+               (tx = logged_tx(d.log, NULL)) && same_as_vector(*tx ? tx : "[]", NULL, file, NULL),
+               "block job end step, copy: libvirt's %s (%s)", copies[i].name, d.log);
+        vcp_node_data_free(nd);
+    }
+
+    /* A pull of the top three layers: the generic merge into the top. */
+    nd = vector_nodes("snapshots");
+    sink = typed_sink();
+    vcp_chain_merge_actions(chain, 5, 3, nd, chain[0], NULL, NULL, NULL, &sink, 0);
+    snprintf(merged, sizeof(merged), "%s", result.n ? delivered() : "");
+    d.log[0] = '\0';
+    TAP_OK(nd && result.n > 0 && run_end_step(&d, VCP_BLOCKJOB_END_PULL, chain, 5, 3, nd, chain[0], 0) == 0 &&
+           logged_tx(d.log, NULL) && strcmp(logged_tx(d.log, NULL), merged) == 0,
+           "block job end step, pull: the generic merge of the pulled layers (%s)", d.log);
+
+    /* Text: refused for a step whose reopens name the node alone, given otherwise. */
+    step = vcp_chain_blockjob_end_step(VCP_BLOCKJOB_END_COMMIT, chain + 1, 4, 0, nd, chain[2], 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &text) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG && text == NULL && vcp_step_format_json(step) == NULL,
+           "block job end step: a node-only reopen's text is refused");
+    vcp_step_free(step);
+    step = vcp_chain_blockjob_end_step(VCP_BLOCKJOB_END_ACTIVE_COMMIT, chain, 5, 0, nd, chain[2], 0);
+    TAP_OK(step && vcp_step_commands(step, VCP_STEP_NOW, &text) == 1 &&
+           strncmp(text[0], "{\"execute\":\"transaction\"", strlen("{\"execute\":\"transaction\"")) == 0,
+           "block job end step: a step without a reopen has its text");
+    vcp_string_list_free(text);
+    vcp_step_free(step);
+
+    TAP_OK(!vcp_chain_blockjob_end_step(7, chain, 5, 0, nd, chain[0], 0) &&
+           tap_err_code() == VCP_ERR_INVALID_ARG &&
+           !vcp_chain_blockjob_end_step(VCP_BLOCKJOB_END_COMMIT, chain, 5, 0, nd, chain[2],
+                                        VCP_BLOCKCOPY_SHALLOW) &&
+           !vcp_chain_blockjob_end_step(VCP_BLOCKJOB_END_COPY, chain, 5, 0, nd, NULL, 0) &&
+           tap_err_code() == VCP_ERR_INVALID_ARG,
+           "block job end step: an unknown job, a flag of another job, no target are refused");
+    vcp_node_data_free(nd);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -544,5 +664,6 @@ main(int argc, char **argv)
     check_bulk_bitmaps();
     check_size();
     check_step_run();
+    check_blockjob_end();
     return TAP_DONE();
 }

@@ -470,7 +470,11 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_fails_as_libvirt_does() {
     );
     // Children only: the same discards and refusals.
     let (code, out, err) = delete("chk1", &["--children-only"]);
-    assert_eq!((code, discards(&out)), (1, vec!["chk2".to_owned()]), "{err}");
+    assert_eq!(
+        (code, discards(&out)),
+        (1, vec!["chk2".to_owned()]),
+        "{err}"
+    );
     // The order alone, where every bitmap is tolerated as missing.
     let (code, out, err) = delete("root", &["--ignore-missing"]);
     assert_eq!((code, discards(&out).len()), (0, 1), "{err}");

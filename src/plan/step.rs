@@ -1147,4 +1147,72 @@ mod tests {
             r#"{"execute":"blockdev-mirror","arguments":{"job-id":"copy-vda","device":"libvirt-3-format","target":"libvirt-9-format","sync":"top","auto-finalize":true,"auto-dismiss":false}}"#
         );
     }
+
+    /// The end of a block job at libvirt's granularity: the chain functions' merges as
+    /// one transaction, the base reopened around it for a commit below the active
+    /// layer only (by node alone, so the text is not sendable), nothing when there is
+    /// nothing to merge.
+    #[test]
+    fn a_block_jobs_end_is_one_transaction_reopened_only_for_a_non_active_commit() {
+        let chain = ["n0", "n1", "n2"];
+        let c1 = || {
+            vec![crate::model::nodes::Bitmap {
+                name: "c1".into(),
+                recording: true,
+                persistent: true,
+                granularity: 65536,
+                ..Default::default()
+            }]
+        };
+        let nodes = NodeData::of(chain.iter().map(|n| (*n, c1())));
+        let shape = |s: &Step| -> Vec<String> {
+            s.now
+                .iter()
+                .map(|c| match StepCommand::of(c) {
+                    StepCommand::Reopen { node, read_only } => {
+                        format!("{} {node}", if read_only { "ro" } else { "rw" })
+                    }
+                    StepCommand::Transaction(a) => format!("tx {}", a.len()),
+                    StepCommand::Other(o) => o.to_compact(),
+                })
+                .collect()
+        };
+        let tx = |actions: Vec<Action>| format!("tx {}", actions.len());
+
+        let commit = chain_blockjob_end_step(BlockJobEnd::Commit, &chain[1..], "n2", &nodes);
+        let merges = super::super::commit::commit_finish_actions(&chain[1..], "n2", false, &nodes);
+        assert!(!merges.is_empty());
+        assert_eq!(
+            shape(&commit),
+            ["rw n2".to_owned(), tx(merges), "ro n2".to_owned()]
+        );
+        assert!(!commit.is_sendable());
+
+        let active = chain_blockjob_end_step(BlockJobEnd::ActiveCommit, &chain, "n2", &nodes);
+        let merges = super::super::commit::commit_finish_actions(&chain, "n2", true, &nodes);
+        assert_eq!(shape(&active), [tx(merges)]);
+        assert!(active.is_sendable());
+
+        let copy =
+            chain_blockjob_end_step(BlockJobEnd::Copy { shallow: true }, &chain, "m", &nodes);
+        assert_eq!(
+            shape(&copy),
+            [tx(blockcopy_bitmap_actions(&chain, "m", true, &nodes))]
+        );
+
+        let pull = chain_blockjob_end_step(BlockJobEnd::Pull { sources: 2 }, &chain, "n0", &nodes);
+        let merges = blockpull_bitmap_actions(&chain, Some(2), &nodes);
+        assert!(!merges.is_empty());
+        assert_eq!(pull.now, vec![transaction(&merges)]);
+        let whole = chain_blockjob_end_step(BlockJobEnd::Pull { sources: 3 }, &chain, "n0", &nodes);
+        assert_eq!(
+            whole.now,
+            vec![transaction(&blockpull_bitmap_actions(&chain, None, &nodes))]
+        );
+
+        // Nothing valid to merge: nothing sent, not even the reopens.
+        let none =
+            chain_blockjob_end_step(BlockJobEnd::Commit, &chain[1..], "n2", &NodeData::new());
+        assert!(none.now.is_empty() && none.is_sendable());
+    }
 }
