@@ -848,4 +848,71 @@ mod tests {
             ]
         );
     }
+
+    /// A non-active commit's end planned from the caller's chain (C strings) and run
+    /// through the driver: the base reopened around the merges; its text refused, for
+    /// the reopens name the node alone (run under Miri in CI: the chain's pointers).
+    #[test]
+    fn a_block_jobs_end_runs_from_the_callers_chain() {
+        use crate::chain::{VCP_BLOCKJOB_END_COMMIT, vcp_chain_blockjob_end_step};
+        use crate::nodes::{vcp_node_data_free, vcp_node_data_parse_json};
+        use std::ffi::CString;
+        let bitmap = r#"[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]"#;
+        let json = CString::new(format!(
+            "[{}]",
+            (1..=2)
+                .map(|i| format!(r#"{{"node-name":"n{i}","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .unwrap();
+        let names = [CString::new("n1").unwrap(), CString::new("n2").unwrap()];
+        let chain: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        let mut log: Vec<String> = Vec::new();
+        let opaque: *mut c_void = (&mut log as *mut Vec<String>).cast();
+        let ops = vcp_step_ops {
+            opaque,
+            actions: vcp_action_sink {
+                opaque,
+                bitmap_add: None,
+                bitmap_remove: None,
+                bitmap_merge: None,
+                action: Some(other),
+            },
+            transaction: Some(transaction),
+            reopen: Some(reopen),
+            command: None,
+        };
+        // SAFETY: a NUL-terminated reply; a chain of live C strings; live handles and
+        // ops whose callbacks take `log`.
+        unsafe {
+            let nodes = vcp_node_data_parse_json(json.as_ptr(), 0);
+            assert!(!nodes.is_null());
+            let step = vcp_chain_blockjob_end_step(
+                VCP_BLOCKJOB_END_COMMIT,
+                chain.as_ptr(),
+                2,
+                0,
+                nodes,
+                chain[1],
+                0,
+            );
+            assert!(!step.is_null());
+            assert_eq!(vcp_step_run(step, VCP_STEP_NOW, &ops, 0), 0);
+            let mut text = std::ptr::null_mut();
+            assert_eq!(vcp_step_commands(step, VCP_STEP_NOW, &mut text), -1);
+            assert!(text.is_null());
+            vcp_step_free(step);
+            vcp_node_data_free(nodes);
+        }
+        assert_eq!(
+            log,
+            [
+                "rw n2",
+                r#"{"type":"block-dirty-bitmap-merge","data":{"node":"n2","target":"c1","bitmaps":[{"node":"n1","name":"c1"}]}}"#,
+                "transaction",
+                "ro n2"
+            ]
+        );
+    }
 }
