@@ -141,7 +141,34 @@ main(void)
     TAP_OK(vcp_checkpoint_delete_plan_get_new_current(plan, &s) == 0 && s && strcmp(s, "a") == 0,
            "CHILDREN: the parent becomes current");
     vcp_free(s);
+    /* d's discard failed (libvirt goes on with the others): d and b stay, e (the
+     * current one) and c go, and no checkpoint is current. */
+    TAP_OK(vcp_checkpoint_delete_plan_refuse(plan, list, "d", 0) == 0 &&
+           vcp_checkpoint_delete_plan_get_removed(plan, &arr) == 2 && strcmp(arr[0], "e") == 0 &&
+           strcmp(arr[1], "c") == 0 && vcp_checkpoint_delete_plan_get_new_current(plan, &s) == 0 &&
+           s == NULL, "CHILDREN, a discard refused: that one and b stay, the rest goes");
+    vcp_string_list_free(arr);
+    TAP_OK(vcp_checkpoint_delete_plan_refuse(plan, list, "zz", 0) == -1 &&
+           tap_err_code() == VCP_ERR_INVALID_ARG &&
+           vcp_checkpoint_delete_plan_refuse(plan, list, "b", 0) == -1 &&
+           vcp_checkpoint_delete_plan_get_removed(plan, &arr) == 2,
+           "a checkpoint the plan does not discard (any more) cannot be refused; the plan is unchanged");
+    vcp_string_list_free(arr);
     vcp_checkpoint_delete_plan_free(plan);
+    {
+        /* x -> y -> z: z refused, y goes, z gets x as parent. */
+        vcp_checkpoint_list *l2 = vcp_checkpoint_list_new();
+        vcp_checkpoint_delete_plan *p2 = NULL;
+        TAP_OK(l2 && add(l2, "x", NULL, 0) == 1 && add(l2, "y", NULL, 0) == 1 && add(l2, "z", NULL, 0) == 1 &&
+               (p2 = vcp_checkpoint_list_plan_delete(l2, "x", VCP_CHECKPOINT_DELETE_CHILDREN)) &&
+               vcp_checkpoint_delete_plan_refuse(p2, l2, "z", 0) == 0 &&
+               vcp_checkpoint_list_apply_delete(l2, p2, NULL, NULL, 0) == 0 &&
+               strcmp(names(l2, NULL, VCP_CHECKPOINT_LIST_TOPOLOGICAL), "x,z") == 0 &&
+               strcmp(names(l2, "x", 0), "z") == 0 && current_is(l2, "z"),
+               "a refused checkpoint whose parent went gets its nearest ancestor that stays");
+        vcp_checkpoint_delete_plan_free(p2);
+        vcp_checkpoint_list_free(l2);
+    }
 
     plan = vcp_checkpoint_list_plan_delete(list, "b", VCP_CHECKPOINT_DELETE_CHILDREN_ONLY);
     n = plan ? vcp_checkpoint_delete_plan_get_removed(plan, &arr) : -1;

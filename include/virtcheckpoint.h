@@ -1134,6 +1134,22 @@ vcp_checkpoint_delete_plan *vcp_checkpoint_list_plan_delete(const vcp_checkpoint
                                                             unsigned int flags);
 
 /**
+ * Records in `plan` (made on `list`) that the discard of checkpoint `name` failed, for
+ * a driver that goes on with the other discards as libvirt does: `name` keeps its
+ * bitmaps and metadata, and so does the checkpoint the delete names (a delete without
+ * children then changes nothing); one that stays while its parent goes gets its
+ * nearest ancestor that stays as parent (its file rewritten when the plan is
+ * applied); the current checkpoint is unset if it goes. Apply the plan with
+ * `vcp_checkpoint_list_apply_delete()` once the other discards went through. A
+ * checkpoint the plan does not discard is VIR_ERR_INVALID_ARG. `flags` must be 0.
+ * Returns 0 or -1.
+ */
+int vcp_checkpoint_delete_plan_refuse(vcp_checkpoint_delete_plan *plan,
+                                      const vcp_checkpoint_list *list,
+                                      const char *name,
+                                      unsigned int flags);
+
+/**
  * Frees a delete plan. NULL is accepted.
  *
  * # Safety

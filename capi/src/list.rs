@@ -309,6 +309,40 @@ pub unsafe extern "C" fn vcp_checkpoint_list_plan_delete(
     })
 }
 
+/// Records in `plan` (made on `list`) that the discard of checkpoint `name` failed, for
+/// a driver that goes on with the other discards as libvirt does: `name` keeps its
+/// bitmaps and metadata, and so does the checkpoint the delete names (a delete without
+/// children then changes nothing); one that stays while its parent goes gets its
+/// nearest ancestor that stays as parent (its file rewritten when the plan is
+/// applied); the current checkpoint is unset if it goes. Apply the plan with
+/// `vcp_checkpoint_list_apply_delete()` once the other discards went through. A
+/// checkpoint the plan does not discard is VIR_ERR_INVALID_ARG. `flags` must be 0.
+/// Returns 0 or -1.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vcp_checkpoint_delete_plan_refuse(
+    plan: *mut vcp_checkpoint_delete_plan,
+    list: *const vcp_checkpoint_list,
+    name: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard!(|cx| {
+        cx.flags(flags, 0)?;
+        // SAFETY: handles and C string from the caller.
+        let (plan, list, name) = unsafe {
+            (
+                &mut cx.handle_mut(plan, "plan")?.0,
+                &cx.handle(list, "list")?.0,
+                cx.str(name, "name")?,
+            )
+        };
+        // On a copy: a refusal changes nothing.
+        let mut next = plan.clone();
+        list.refuse_discard(&mut next, name)?;
+        *plan = next;
+        Ok(0)
+    })
+}
+
 /// Frees a delete plan. NULL is accepted.
 ///
 /// # Safety

@@ -385,6 +385,59 @@ impl CheckpointList {
         Ok(plan)
     }
 
+    /// Records in `plan` (made by [`plan_delete`](Self::plan_delete) on this list) that
+    /// the discard of checkpoint `name` failed, for a driver that goes on with the
+    /// other discards as libvirt does (qemuCheckpointDelete over its descendants):
+    /// `name` keeps its bitmaps and its metadata, and so does the checkpoint the delete
+    /// names, which libvirt keeps once any discard failed (a delete without children
+    /// then changes nothing). A checkpoint that stays while its parent goes gets its
+    /// nearest ancestor that stays as parent, its metadata rewritten (libvirt leaves it
+    /// naming its deleted parent, a root once reloaded); the current checkpoint is unset
+    /// if it goes (libvirt unsets it as it discards it), else kept. Apply the rest with
+    /// [`apply_delete`](Self::apply_delete) once the other discards went through. A
+    /// checkpoint the plan does not discard is VIR_ERR_INVALID_ARG.
+    pub fn refuse_discard(&self, plan: &mut DeletePlan, name: &str) -> Result<()> {
+        if !plan.discard.iter().any(|n| n == name) {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Domain,
+                format_args!("checkpoint '{name}' is not discarded by this delete"),
+            ));
+        }
+        let target = self.idx(&plan.target)?;
+        if !plan.options.children && !plan.options.children_only {
+            plan.discard.clear();
+            plan.removed.clear();
+            plan.reparent.clear();
+            plan.new_current = self.current().map(str::to_owned);
+            return Ok(());
+        }
+        let target_name = plan.target.clone();
+        plan.discard.retain(|n| n != name && *n != target_name);
+        plan.removed.retain(|n| n != name && *n != target_name);
+        let goes = |i: usize| plan.removed.contains(&self.entry(i).def.name);
+        let mut desc = Vec::new();
+        self.preorder(&self.entry(target).children, &mut desc);
+        plan.reparent = desc
+            .into_iter()
+            .filter(|&i| !goes(i) && self.entry(i).parent.is_some_and(goes))
+            .map(|i| {
+                let mut p = self.entry(i).parent;
+                while let Some(up) = p.filter(|&up| goes(up)) {
+                    p = self.entry(up).parent;
+                }
+                (
+                    self.entry(i).def.name.clone(),
+                    p.map(|p| self.entry(p).def.name.clone()),
+                )
+            })
+            .collect();
+        plan.new_current = self
+            .current
+            .filter(|&c| !goes(c))
+            .map(|c| self.entry(c).def.name.clone());
+        Ok(())
+    }
+
     /// Applies a plan made by [`plan_delete`](Self::plan_delete) on this list, once
     /// QEMU accepted the discards. Returns the names whose metadata changed and must be
     /// written again (the re-parented children).
@@ -894,5 +947,81 @@ mod tests {
             .len(),
             2
         );
+    }
+
+    /// A delete with children whose discard of one descendant failed, the others gone
+    /// (libvirt's walk goes on): the refused one and the target stay, a kept one whose
+    /// parent goes is re-parented to the nearest ancestor that stays, the current one
+    /// unset when it goes; a plain delete whose discard failed changes nothing.
+    #[test]
+    fn a_refused_discard_keeps_that_checkpoint_and_the_target() {
+        // a -> b -> {c -> e, d} (d current, the newest child of b).
+        let mut l = sample();
+        l.set_current(Some("c")).unwrap();
+        l.add_created(def("e")).unwrap();
+        l.set_current(Some("d")).unwrap();
+        let children = DeleteOptions {
+            children: true,
+            ..Default::default()
+        };
+        let plan = l.plan_delete("b", children).unwrap();
+        assert_eq!(plan.discard, ["d", "c", "e", "b"]);
+
+        // c refused: d and e go; e's parent c stays, so nothing moves.
+        let mut p = plan.clone();
+        l.refuse_discard(&mut p, "c").unwrap();
+        assert_eq!(
+            (p.discard.clone(), p.removed.clone()),
+            (
+                vec!["d".to_owned(), "e".to_owned()],
+                vec!["d".to_owned(), "e".to_owned()]
+            )
+        );
+        assert!(p.reparent.is_empty());
+        assert_eq!(p.new_current, None, "the current one (d) went");
+        let mut after = l.clone();
+        after.apply_delete(&p).unwrap();
+        assert_eq!(
+            after.list(None, ListOptions::default()).unwrap(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(after.parent("c").unwrap(), Some("b"));
+
+        // e refused: c goes, so e gets b, the nearest ancestor that stays.
+        let mut p = plan.clone();
+        l.refuse_discard(&mut p, "e").unwrap();
+        assert_eq!(p.removed, ["d", "c"]);
+        assert_eq!(p.reparent, [("e".to_owned(), Some("b".to_owned()))]);
+        let mut after = l.clone();
+        let rewritten = after.apply_delete(&p).unwrap();
+        assert_eq!(rewritten, ["e"]);
+        assert_eq!(after.parent("e").unwrap(), Some("b"));
+        assert_eq!(after.get("e").unwrap().parent.as_deref(), Some("b"));
+        assert_eq!(
+            after.list(Some("b"), ListOptions::default()).unwrap(),
+            ["e"]
+        );
+
+        // Two refusals, and the target's own refusal.
+        let mut p = plan.clone();
+        l.refuse_discard(&mut p, "c").unwrap();
+        l.refuse_discard(&mut p, "d").unwrap();
+        assert_eq!(p.removed, ["e"]);
+        assert_eq!(
+            p.new_current.as_deref(),
+            Some("d"),
+            "the current one stayed"
+        );
+        let e = l.refuse_discard(&mut p, "b").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArg);
+
+        // A plain delete whose own discard failed: nothing changes.
+        let mut p = l.plan_delete("c", DeleteOptions::default()).unwrap();
+        l.refuse_discard(&mut p, "c").unwrap();
+        assert!(p.removed.is_empty() && p.reparent.is_empty());
+        let mut after = l.clone();
+        after.apply_delete(&p).unwrap();
+        assert_eq!(after.list(None, ListOptions::default()).unwrap().len(), 5);
+        assert_eq!(after.current(), Some("d"));
     }
 }
