@@ -737,14 +737,27 @@ pub unsafe extern "C" fn vcp_fix_step_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::ffi::CStr;
+
+    /// The callbacks' log, shared: the test reads it between runs.
+    type Log = RefCell<Vec<String>>;
+
+    /// Appends `line` to the log `o` points to.
+    ///
+    /// # Safety
+    /// `o` is a live `Log`.
+    unsafe fn log(o: *mut c_void, line: String) {
+        // SAFETY: forwarded contract; shared access, the log's own borrow checked.
+        unsafe { (*o.cast_const().cast::<Log>()).borrow_mut().push(line) }
+    }
     use virtcheckpoint::{CheckpointDef, CheckpointDisk, DiskCheckpointKind, Domain, Image};
 
     unsafe extern "C" fn remove(o: *mut c_void, node: *const c_char, _: *const c_char) -> c_int {
-        // SAFETY: the test passes a Vec<String> as opaque; `node` is valid for the call.
+        // SAFETY: the test passes a Log as opaque; `node` is valid for the call.
         unsafe {
             let node = CStr::from_ptr(node).to_str().unwrap();
-            (*o.cast::<Vec<String>>()).push(format!("remove {node}"));
+            log(o, format!("remove {node}"));
         }
         0
     }
@@ -752,27 +765,58 @@ mod tests {
         // SAFETY: as above.
         unsafe {
             let json = CStr::from_ptr(json).to_str().unwrap();
-            (*o.cast::<Vec<String>>()).push(json.to_owned());
+            log(o, json.to_owned());
         }
         0
     }
     unsafe extern "C" fn transaction(o: *mut c_void) -> c_int {
         // SAFETY: as above.
-        unsafe { (*o.cast::<Vec<String>>()).push("transaction".into()) };
+        unsafe { log(o, "transaction".into()) };
         0
     }
     unsafe extern "C" fn reopen(o: *mut c_void, node: *const c_char, ro: c_int) -> c_int {
         // SAFETY: as above.
         unsafe {
             let node = CStr::from_ptr(node).to_str().unwrap();
-            let log = &mut *o.cast::<Vec<String>>();
-            log.push(format!("{} {node}", if ro == 1 { "ro" } else { "rw" }));
+            log(o, format!("{} {node}", if ro == 1 { "ro" } else { "rw" }));
             // The base refuses to be made writable.
             if ro == 0 && node == "libvirt-1-format" {
                 return -1;
             }
         }
         0
+    }
+
+    /// Ops whose callbacks log to `log` (removals typed, other actions as JSON).
+    fn logging_ops(log: &Log) -> vcp_step_ops {
+        let opaque: *mut c_void = (log as *const Log).cast_mut().cast();
+        vcp_step_ops {
+            opaque,
+            actions: vcp_action_sink {
+                opaque,
+                bitmap_add: None,
+                bitmap_remove: Some(remove),
+                bitmap_merge: None,
+                action: Some(other),
+            },
+            transaction: Some(transaction),
+            reopen: Some(reopen),
+            command: None,
+        }
+    }
+
+    /// A query-named-block-nodes reply: each node with one healthy bitmap `c1`.
+    fn reply_with_c1(nodes: &[String]) -> String {
+        let bitmap = r#"[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]"#;
+        let nodes: Vec<String> = nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{"node-name":"{n}","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}"#
+                )
+            })
+            .collect();
+        format!("[{}]", nodes.join(","))
     }
 
     /// A delete across three layers run through a driver's callbacks: reopens in
@@ -790,15 +834,10 @@ mod tests {
             dom.append_image("vda", Image::qcow2_indexed(format!("/i/{i}"), i))
                 .unwrap();
         }
-        let bitmap = r#"[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]"#;
-        let nodes = virtcheckpoint::parse_node_data(&format!(
-            "[{}]",
-            (1..=3)
-                .map(|i| format!(r#"{{"node-name":"libvirt-{i}-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}"#))
-                .collect::<Vec<_>>()
-                .join(",")
-        ))
-        .unwrap();
+        let layers = |r: std::ops::RangeInclusive<usize>| -> Vec<String> {
+            r.rev().map(|i| format!("libvirt-{i}-format")).collect()
+        };
+        let nodes = virtcheckpoint::parse_node_data(&reply_with_c1(&layers(1..=3))).unwrap();
         let mut def = CheckpointDef::new("c1", 1).unwrap();
         def.add_disk(CheckpointDisk {
             name: "vda".into(),
@@ -808,37 +847,22 @@ mod tests {
         })
         .unwrap();
         let step = vcp_step(discard_step(&dom, &def, &nodes, false).unwrap());
-        let mut log: Vec<String> = Vec::new();
-        let opaque: *mut c_void = (&mut log as *mut Vec<String>).cast();
-        let ops = vcp_step_ops {
-            opaque,
-            actions: vcp_action_sink {
-                opaque,
-                bitmap_add: None,
-                bitmap_remove: Some(remove),
-                bitmap_merge: None,
-                action: Some(other),
-            },
-            transaction: Some(transaction),
-            reopen: Some(reopen),
-            command: None,
-        };
+        let log = Log::default();
+        let ops = logging_ops(&log);
         // SAFETY: a live step and ops whose callbacks take `log`.
         let rc = unsafe { vcp_step_run(&step, VCP_STEP_NOW, &ops, 0) };
         assert_eq!(rc, VCP_STEP_RUN_DRIVER_FAILED);
         // Deepest first: the base refuses; the middle layer, reopened, is put back.
-        assert_eq!(log, ["rw libvirt-1-format"]);
-        log.clear();
-        let nodes_top_two = virtcheckpoint::parse_node_data(&format!(
-            r#"[{{"node-name":"libvirt-3-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}},{{"node-name":"libvirt-2-format","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}]"#
-        ))
-        .unwrap();
+        assert_eq!(*log.borrow(), ["rw libvirt-1-format"]);
+        log.borrow_mut().clear();
+        let nodes_top_two =
+            virtcheckpoint::parse_node_data(&reply_with_c1(&layers(2..=3))).unwrap();
         let step = vcp_step(discard_step(&dom, &def, &nodes_top_two, false).unwrap());
         // SAFETY: as above.
         let rc = unsafe { vcp_step_run(&step, VCP_STEP_NOW, &ops, 0) };
         assert_eq!(rc, 0);
         assert_eq!(
-            log,
+            *log.borrow(),
             [
                 "rw libvirt-2-format",
                 "remove libvirt-3-format",
@@ -857,32 +881,11 @@ mod tests {
         use crate::chain::{VCP_BLOCKJOB_END_COMMIT, vcp_chain_blockjob_end_step};
         use crate::nodes::{vcp_node_data_free, vcp_node_data_parse_json};
         use std::ffi::CString;
-        let bitmap = r#"[{"name":"c1","recording":true,"persistent":true,"granularity":65536}]"#;
-        let json = CString::new(format!(
-            "[{}]",
-            (1..=2)
-                .map(|i| format!(r#"{{"node-name":"n{i}","image":{{"virtual-size":1}},"dirty-bitmaps":{bitmap}}}"#))
-                .collect::<Vec<_>>()
-                .join(",")
-        ))
-        .unwrap();
+        let json = CString::new(reply_with_c1(&["n1".into(), "n2".into()])).unwrap();
         let names = [CString::new("n1").unwrap(), CString::new("n2").unwrap()];
         let chain: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
-        let mut log: Vec<String> = Vec::new();
-        let opaque: *mut c_void = (&mut log as *mut Vec<String>).cast();
-        let ops = vcp_step_ops {
-            opaque,
-            actions: vcp_action_sink {
-                opaque,
-                bitmap_add: None,
-                bitmap_remove: None,
-                bitmap_merge: None,
-                action: Some(other),
-            },
-            transaction: Some(transaction),
-            reopen: Some(reopen),
-            command: None,
-        };
+        let log = Log::default();
+        let ops = logging_ops(&log);
         // SAFETY: a NUL-terminated reply; a chain of live C strings; live handles and
         // ops whose callbacks take `log`.
         unsafe {
@@ -906,7 +909,7 @@ mod tests {
             vcp_node_data_free(nodes);
         }
         assert_eq!(
-            log,
+            *log.borrow(),
             [
                 "rw n2",
                 r#"{"type":"block-dirty-bitmap-merge","data":{"node":"n2","target":"c1","bitmaps":[{"node":"n1","name":"c1"}]}}"#,
