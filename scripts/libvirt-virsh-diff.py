@@ -9,7 +9,8 @@ and pull backups, deletes (plain, with children, children only, metadata only), 
 queries, redefines (validated or not), checkpoint listings, external snapshots, block
 commits (active and not), block copies (shallow and deep, some into raw files),
 block pulls, restarts, crashes (QEMU killed) and bitmaps removed behind libvirt's
-back. Nothing is predicted:
+back, then a fixed end whose commit (below the active layer) and pull carry a
+checkpoint's bitmaps, and a backup from it. Nothing is predicted:
 for every operation, what virsh printed (creation times and the run's own folder
 aside), every bitmap command sent to QEMU (transactions, reopens, bitmap commands),
 the data each push backup holds (qemu-img map) and the dirty extents each pull
@@ -362,10 +363,52 @@ def sequence(run, seed, ops):
             # The checkpoints as libvirt lists them (the same from both while the runs agree).
             listed = v.run("checkpoint-list %s --name" % DOM).split()
             names = sorted(n for n in listed if re.fullmatch(r"c\d+", n))
+        if not (records and records[-1][0].startswith("stopped")):
+            tail(run, do, fresh)
     except (VirshDied, BrokenPipeError):
         if not records or not records[-1][1].startswith("virsh died"):
             records.append(("(between operations)", "virsh died (%s)" % v.proc.wait(), [], None))
     return records
+
+
+def tail(run, do, fresh):
+    """After the random operations, a fixed end whose block jobs carry bitmaps: a
+    checkpoint grown under snapshots of each disk, then a commit below the active
+    layer (the base reopened around the merges), a pull down to a base, and a backup
+    from the checkpoint, whose data must be the same from both."""
+    do("tail: start", "start " + DOM)
+    do("tail: checkpoint ctail", "checkpoint-create-as %s --name ctail" % DOM)
+    layers = {}
+    for disk, count in (("vda", 2), ("vdb", 3)):
+        other = next(d for d in DISKS if d != disk)
+        layers[disk] = []
+        for i in range(count):
+            do("tail: write " + disk, scenario.qemu_io(DOM, DISKS.index(disk), '"write -P 0x5a %d %d"'
+                                                       % (i * M, 2 * K)), printed=False)
+            overlay = run.path("%s-%s.qcow2" % (disk, fresh("t")))
+            do("tail: snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
+               "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
+               % (DOM, disk, overlay, other))
+            layers[disk].insert(0, overlay)
+    # vda: the middle layer committed into the one below it, both holding ctail.
+    do("tail: commit below the active layer", "blockcommit %s vda --wait --top %s"
+       % (DOM, layers["vda"][1]))
+    # vdb: the middle layer pulled into the top, the oldest overlay kept as the base.
+    do("tail: pull down to a base", "blockpull %s vdb --wait --base %s"
+       % (DOM, layers["vdb"][2]))
+    tag = fresh("b")
+    xml = "<domainbackup mode='push'><incremental>ctail</incremental><disks>"
+    for d in DISKS:
+        xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/></disk>"
+                % (d, run.path("%s-%s.qcow2" % (tag, d))))
+    with open(run.path(tag + ".xml", top=True), "w") as f:
+        f.write(xml + "</disks></domainbackup>")
+
+    def pushed():
+        job = run.wait_job()
+        return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d))) for d in DISKS])
+    do("tail: push backup from ctail", "backup-begin %s %s"
+       % (DOM, run.path(tag + ".xml", top=True)), pushed, job=True)
 
 
 def allocated(path, nonzero=False):

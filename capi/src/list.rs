@@ -335,10 +335,7 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_refuse(
                 cx.str(name, "name")?,
             )
         };
-        // On a copy: a refusal changes nothing.
-        let mut next = plan.clone();
-        list.refuse_discard(&mut next, name)?;
-        *plan = next;
+        list.refuse_discard(plan, name)?;
         Ok(0)
     })
 }

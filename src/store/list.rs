@@ -395,7 +395,7 @@ impl CheckpointList {
     /// naming its deleted parent, a root once reloaded); the current checkpoint is unset
     /// if it goes (libvirt unsets it as it discards it), else kept. Apply the rest with
     /// [`apply_delete`](Self::apply_delete) once the other discards went through. A
-    /// checkpoint the plan does not discard is VIR_ERR_INVALID_ARG.
+    /// checkpoint the plan does not discard is VIR_ERR_INVALID_ARG, the plan unchanged.
     pub fn refuse_discard(&self, plan: &mut DeletePlan, name: &str) -> Result<()> {
         if !plan.discard.iter().any(|n| n == name) {
             return Err(Error::invalid_arg(
