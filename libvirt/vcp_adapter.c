@@ -13,6 +13,8 @@
 
 #include <config.h>
 
+#define VIR_FROM_THIS VIR_FROM_QEMU
+
 #include "qemu_block.h"
 #include "virerror.h"
 #include "qemu_backup.h"
@@ -20,16 +22,6 @@
 #include "qemu_domain.h"
 
 #include "vcp_adapter.h"
-
-#define VIR_FROM_THIS VIR_FROM_QEMU
-
-int
-vcpAdapterReport(void)
-{
-    const vcp_error *err = vcp_last_error();
-    virReportError(err ? err->code : VIR_ERR_INTERNAL_ERROR, "%s", vcp_last_error_detail());
-    return -1;
-}
 
 const vcp_node_data *
 vcpAdapterNodes(GHashTable *data)
@@ -109,7 +101,7 @@ vcpAdapterFinish(int rc, virJSONValue **act, virJSONValue **actions)
 {
     if (rc < 0) {
         g_clear_pointer(act, virJSONValueFree);
-        return vcpAdapterReport();
+        return vcpReport();
     }
     *actions = *act;
     return 0;
@@ -124,7 +116,7 @@ qemuBlockBitmapChainIsValid(virStorageSource *src,
     size_t n = vcpAdapterChain(src, NULL, &chain, NULL);
     int rc = vcp_chain_bitmap_is_valid(chain, n, vcpAdapterNodes(blockNamedNodeData), bitmapname);
 
-    return rc < 0 ? vcpAdapterReport() == 0 : rc == 1;
+    return rc < 0 ? vcpReport() == 0 : rc == 1;
 }
 
 int
@@ -209,7 +201,7 @@ qemuBackupDiskPrepareOneBitmapsChain(virStorageSource *backingChain,
 
     if (vcp_chain_backup_actions(chain, n, vcpAdapterNodes(blockNamedNodeData), incremental,
                                  VCP_NODE(targetsrc), targetbitmap, &sink, 0) < 0)
-        return vcpAdapterReport();
+        return vcpReport();
     return 0;
 }
 
@@ -229,7 +221,7 @@ qemuCheckpointDiscardDiskBitmaps(virStorageSource *src,
 
     if (vcp_chain_discard_actions(chain, n, vcpAdapterNodes(blockNamedNodeData), delbitmap, diskdst,
                                   &sink, reopen, &nreopen, 0) < 0)
-        return vcpAdapterReport();
+        return vcpReport();
     /* Prepended from the shallowest, as libvirt's walk does: this disk's layers come
      * deepest first, before those of the disks already in the list. */
     for (i = nreopen; i-- > 0;) {
@@ -311,22 +303,13 @@ vcpAdapterRunReopen(void *opaque, const char *node, int readonly)
     vcpAdapterRun *run = opaque;
     qemuDomainObjPrivate *priv = run->vm->privateData;
     virStorageSource *src = NULL;
-    size_t i;
 #if LIBVIR_CHECK_VERSION(11, 0, 0)
     bool reopen = true;
 #else
     bool reopen = virQEMUCapsGet(priv->qemuCaps, QEMU_CAPS_BLOCKDEV_REOPEN);
 #endif
 
-    for (i = 0; !src && i < run->vm->def->ndisks; i++) {
-        for (src = run->vm->def->disks[i]->src; virStorageSourceIsBacking(src); src = src->backingStore) {
-            if (STREQ_NULLABLE(VCP_NODE(src), node))
-                break;
-        }
-        if (!virStorageSourceIsBacking(src))
-            src = NULL;
-    }
-    if (!src) {
+    if (!qemuDomainDiskLookupByNodename(run->vm->def, NULL, node, &src)) {
         virReportError(VIR_ERR_INTERNAL_ERROR, _("no image with node '%s'"), node);
         return -1;
     }
@@ -356,7 +339,7 @@ vcpAdapterRunStep(virDomainObj *vm, vcp_step *step, int phase, virDomainAsyncJob
 
     virJSONValueFree(run.actions);
     if (rc == -1)
-        vcpAdapterReport();
+        vcpReport();
     return rc < 0 || run.failed ? -1 : 0;
 }
 
@@ -379,7 +362,7 @@ vcpAdapterBlockjobEnd(virDomainObj *vm, virDomainAsyncJob asyncJob, int job, vir
 #endif
     if (!(step = vcp_chain_blockjob_end_step(job, chain, n, above, vcpAdapterNodes(data),
                                              VCP_NODE(target), flags)))
-        vcpAdapterReport(); /* libvirt goes on without the merges */
+        vcpReport(); /* libvirt goes on without the merges */
     else
         rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, asyncJob, true);
     vcp_step_free(step);
@@ -405,7 +388,7 @@ qemuCheckpointAddActions(virDomainObj *vm,
 
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
-    return rc < 0 ? vcpAdapterReport() : 0;
+    return rc < 0 ? vcpReport() : 0;
 }
 
 int
@@ -419,7 +402,7 @@ qemuCheckpointDiscardBitmaps(virDomainObj *vm,
     int rc = -1;
 
     if (data && !step)
-        vcpAdapterReport();
+        vcpReport();
     else if (step)
         rc = vcpAdapterRunStep(vm, step, VCP_STEP_NOW, VIR_ASYNC_JOB_NONE, false);
     vcp_step_free(step);
@@ -447,7 +430,7 @@ qemuCheckpointRedefineValidateBitmaps(virDomainObj *vm,
     if (dom && (chk = vcpAdapterCheckpoint(chkdef)))
         step = vcp_redefine_validate_step(dom, chk, active ? vcpAdapterNodes(data) : NULL,
                                           active ? 0 : VCP_REDEFINE_DOMAIN_INACTIVE);
-    rc = step ? 0 : vcpAdapterReport();
+    rc = step ? 0 : vcpReport();
     vcp_step_free(step);
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
@@ -479,7 +462,7 @@ qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm,
     if (!(dom = vcpAdapterDomain(vm->def)) || !(chk = vcpAdapterCheckpoint(chkdef)) ||
         !(step = vcp_size_step(dom, chk, vcpAdapterNodes(before), 0)) ||
         vcp_step_commands(step, VCP_STEP_NOW, &now) < 0) {
-        vcpAdapterReport();
+        vcpReport();
         goto endjob;
     }
     if (!now[0]) { /* no disk to measure */
@@ -492,7 +475,7 @@ qemuCheckpointGetXMLDescUpdateSize(virDomainObj *vm,
         goto endjob;
     if (vcp_checkpoint_size_read(dom, chk, vcpAdapterNodes(before), vcpAdapterNodes(after), 0) < 0 ||
         (n = vcp_checkpoint_def_get_disks(chk, &sizes)) != chkdef->ndisks) {
-        vcpAdapterReport();
+        vcpReport();
         goto endjob;
     }
     for (i = 0; i < chkdef->ndisks; i++) {

@@ -9,7 +9,7 @@
 #include "qemu_monitor.h"
 #include "virjson.h"
 
-#include <virtcheckpoint.h>
+#include "vcp_adapter_report.h"
 
 /* libvirt 9.0 names an image's nodes in its fields; libvirt 11 through accessors (the
  * format node, else the slice, else the storage node: QEMU's node for the image). */
@@ -36,9 +36,6 @@ typedef struct {
 
 /* The library's node data that came with libvirt's table (NULL: none). */
 const vcp_node_data *vcpAdapterNodes(GHashTable *data);
-
-/* Reports the library's last error through virReportError; returns -1. */
-int vcpAdapterReport(void);
 
 /* A sink appending to *@actions with libvirt's own transaction helpers (the array is
  * created on the first action when *@actions is NULL). */

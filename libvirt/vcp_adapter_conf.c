@@ -14,21 +14,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#include <virtcheckpoint.h>
+#include "vcp_adapter_report.h"
 
 G_STATIC_ASSERT(VIR_DOMAIN_CHECKPOINT_TYPE_NONE == VCP_CHECKPOINT_TYPE_NO &&
                 VIR_DOMAIN_CHECKPOINT_TYPE_BITMAP == VCP_CHECKPOINT_TYPE_BITMAP);
 G_STATIC_ASSERT(VIR_DOMAIN_CHECKPOINT_FORMAT_SECURE == VCP_CHECKPOINT_XML_SECURE &&
                 VIR_DOMAIN_CHECKPOINT_FORMAT_NO_DOMAIN == VCP_CHECKPOINT_XML_NO_DOMAIN &&
                 VIR_DOMAIN_CHECKPOINT_FORMAT_SIZE == VCP_CHECKPOINT_XML_SIZE);
-
-static int
-vcpConfReport(void)
-{
-    const vcp_error *err = vcp_last_error();
-    virReportError(err ? err->code : VIR_ERR_INTERNAL_ERROR, "%s", vcp_last_error_detail());
-    return -1;
-}
 
 /* @def as the library's definition: name, creation time, parent, description, disks. */
 static vcp_checkpoint_def *
@@ -91,7 +83,7 @@ virDomainCheckpointDefParseString(const char *xmlStr,
                 vcp_checkpoint_def_get_parent(in, &def->parent.parent_name) < 0 ||
                 vcp_checkpoint_def_get_creation_time(in, &def->parent.creationTime) < 0 ||
                 vcp_checkpoint_def_get_domain_xml(in, &domain) < 0)) {
-        vcpConfReport();
+        vcpReport();
         g_clear_pointer(&def, virObjectUnref);
     }
     vcp_checkpoint_def_free(in);
@@ -130,7 +122,7 @@ virDomainCheckpointDefFormat(virDomainCheckpointDef *def,
         (virBufferUse(&domain) &&
          vcp_checkpoint_def_set_domain_xml(out, virBufferCurrentContent(&domain)) < 0) ||
         !(xml = vcp_checkpoint_def_format_xml(out, flags)))
-        vcpConfReport();
+        vcpReport();
     vcp_checkpoint_def_free(out);
     return xml;
 }
@@ -157,7 +149,7 @@ virDomainCheckpointAlignDisks(virDomainCheckpointDef *chkdef)
                                               NULL, NULL, 0);
     }
     if (rc < 0 || vcp_checkpoint_def_align(chk, dom, 0) < 0 || vcpConfTakeDisks(chk, chkdef) < 0)
-        rc = vcpConfReport();
+        rc = vcpReport();
     vcp_checkpoint_def_free(chk);
     vcp_domain_free(dom);
     return rc;

@@ -39,7 +39,7 @@ vcpAdapterAddNode(vcp_node_data *nodes, const char *name, qemuBlockNamedNodeData
     if (vcp_node_data_add_node(nodes, name, d->capacity, (d->qcow2v2 ? VCP_NODE_QCOW2_V2 : 0) |
                                (d->qcow2extendedL2 ? VCP_NODE_QCOW2_EXTENDED_L2 : 0)) < 0 ||
         vcp_node_data_add_bitmaps(nodes, name, bitmaps, d->nbitmaps) < 0)
-        return vcpAdapterReport();
+        return vcpReport();
     return 0;
 }
 

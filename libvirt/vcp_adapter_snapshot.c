@@ -19,6 +19,6 @@ qemuSnapshotDiskBitmapsPropagate(qemuSnapshotDiskData *dd,
         return 0; /* libvirt's lookup finds nothing either */
     if (vcp_node_propagate_actions(vcpAdapterNodes(blockNamedNodeData), VCP_NODE(dd->disk->src),
                                    VCP_NODE(dd->src), &sink, 0) < 0)
-        return vcpAdapterReport();
+        return vcpReport();
     return 0;
 }

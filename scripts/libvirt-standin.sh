@@ -214,8 +214,8 @@ for path, fns in delegated.items():
 open(src + "vcp_replaced.h", "w").write(
     "/* libvirt's own definitions, kept under these names (generated). */\n#pragma once\n"
     "#include \"qemu_block.h\"\n" + "\n".join(prototypes) + "\n")
-for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_snapshot.c", "vcp_adapter_monitor.c",
-          "vcp_adapter_blockjob.c"]:
+for f in ["vcp_adapter.c", "vcp_adapter.h", "vcp_adapter_report.h", "vcp_adapter_snapshot.c",
+          "vcp_adapter_monitor.c", "vcp_adapter_blockjob.c"]:
     open(src + f, "w").write(open(root + "/libvirt/" + f).read())
 # The checkpoint XML parse, format and disk alignment, in libvirt's conf library
 # (linked into libvirt.so): renamed the same way, kept with a prototype of their own, and the
@@ -230,7 +230,8 @@ for fn in ["virDomainCheckpointDefParseString", "virDomainCheckpointDefFormat",
     text = text[:m.start()] + "\n%s vcp_replaced_%s(%s);\n%s\nvcp_replaced_%s(%s)\n{" % (
         m.group(1), fn, m.group(2), m.group(1), fn, m.group(2)) + text[m.end():]
 open(conf, "w").write(text + '\n#include "vcp_adapter_conf.c"\n')
-open("delegated/src/conf/vcp_adapter_conf.c", "w").write(open(root + "/libvirt/vcp_adapter_conf.c").read())
+for f in ["vcp_adapter_conf.c", "vcp_adapter_report.h"]:
+    open("delegated/src/conf/" + f, "w").write(open(root + "/libvirt/" + f).read())
 # The benchmark (libvirt/vcp_bench.c) as a test program beside qemublocktest.
 tm = open("delegated/tests/meson.build").read()
 line = next(l for l in tm.splitlines() if "'name': 'qemublocktest'" in l)
