@@ -264,6 +264,99 @@ fn nbd_dirty(socket: &Path, export: &str, bitmap: &str) -> Vec<(u64, u64)> {
     dirty
 }
 
+/// A step's commands as a driver runs them: "rw <node>", "ro <node>", "tx <actions>"
+/// or the command itself.
+fn driver_view(commands: &[virtcheckpoint::Json]) -> Vec<String> {
+    use virtcheckpoint::StepCommand;
+    commands
+        .iter()
+        .map(|c| match StepCommand::of(c) {
+            StepCommand::Reopen { node, read_only } => {
+                format!("{} {node}", if read_only { "ro" } else { "rw" })
+            }
+            StepCommand::Transaction(a) => format!(
+                "tx {}",
+                a.iter()
+                    .map(|j| j.to_compact())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            StepCommand::Other(o) => o.to_compact(),
+        })
+        .collect()
+}
+
+/// A commit ended the way libvirt's completion handler ends it, holding only the job's
+/// chain (`chain_blockjob_end_step`, the active commit's chain cut above the base): it
+/// sends what the library's whole commit step sends at the job's end, the base
+/// reopened around a non-active commit's merges, and QEMU then holds every checkpoint
+/// exactly (backups from each are checked with qemu-img).
+#[test]
+fn p_a_commit_ended_from_the_jobs_chain_alone_keeps_every_backup_exact() {
+    let s = Scene::new("p");
+    let mut vm = s.vm(&["vda"]);
+    let mut list = CheckpointList::new();
+    write_all(&mut vm, "vda", &[(0x11, 0, MIB)]);
+    create_checkpoint(&mut vm, &mut list, "c1").unwrap();
+    let mut since_c1 = write_all(&mut vm, "vda", &[(0x22, MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s1.qcow2")).unwrap();
+    create_checkpoint(&mut vm, &mut list, "c2").unwrap();
+    let mut since_c2 = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);
+    flows::snapshot(&mut vm, "vda", &s.path("vda-s2.qcow2")).unwrap();
+    since_c2.extend(write_all(&mut vm, "vda", &[(0x44, 3 * MIB, K64)]));
+    since_c1.extend(since_c2.iter().copied());
+
+    // Below the active layer: s1 (holding c1 and c2) into the base.
+    let base = vm.disk("vda").chain[2].format_node();
+    let (whole, end) = flows::block_commit_chain_end(&mut vm, "vda", 1, 2).unwrap();
+    let mut expected = driver_view(&whole.on_end);
+    assert_eq!(
+        expected.pop().as_deref().map(|j| j.contains("job-dismiss")),
+        Some(true)
+    );
+    let sent = driver_view(&end.now);
+    assert_eq!(
+        sent, expected,
+        "the whole step's end, the job's own end aside"
+    );
+    assert_eq!(sent.first(), Some(&format!("rw {base}")));
+    assert_eq!(sent.last(), Some(&format!("ro {base}")));
+    assert!(sent[1].contains(r#""target":"c2""#), "{sent:?}");
+    for (from, since) in [("c1", &since_c1), ("c2", &since_c2)] {
+        let b = backup_push(
+            &mut vm,
+            &mut list,
+            Some(from),
+            None,
+            &s.dir,
+            &format!("n-{from}"),
+        )
+        .unwrap();
+        assert_eq!(
+            img::allocated(&image_of(&b, "vda")).unwrap(),
+            clusters(since),
+            "{from}"
+        );
+    }
+
+    // The active layer, pivoted, into the base: no reopen.
+    let more = write_all(&mut vm, "vda", &[(0x55, 4 * MIB, K64)]);
+    since_c2.extend(more.iter().copied());
+    let (whole, end) = flows::block_commit_chain_end(&mut vm, "vda", 0, 1).unwrap();
+    let mut expected = driver_view(&whole.on_end);
+    expected.pop();
+    assert_eq!(driver_view(&end.now), expected);
+    assert!(end.now.len() == 1 && end.is_sendable());
+    assert_eq!(vm.disk("vda").chain.len(), 1);
+    let b = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "a-c2").unwrap();
+    vm.quit().unwrap();
+    assert_eq!(
+        img::allocated(&image_of(&b, "vda")).unwrap(),
+        clusters(&since_c2)
+    );
+    assert_eq!(bitmap_names(&s.path("vda-base.qcow2")), ["c1", "c2"]);
+}
+
 #[test]
 fn f_pull_backup_exports_exactly_the_dirty_clusters() {
     let s = Scene::new("f");

@@ -12,10 +12,11 @@ use crate::img;
 use crate::vm::{Image, Vm};
 use crate::{HarnessError, Result};
 use virtcheckpoint::{
-    BackupDisk, BackupMode, CheckpointDef, CheckpointList, DeleteOptions, DetectZeroes, DiskDriver,
-    Domain, FixPlan, Image as ModelImage, MetadataDir, NodeData, ParseOptions, Reopen, Resolution,
-    SnapshotDisk, Step, apply_delete, apply_fix, backup_step, checkpoint_def_from_xml, commit_step,
-    copy_step, create_step, discard_steps, fix_plan, fix_step, pull_step, read_sizes, reconcile,
+    BackupDisk, BackupMode, BlockJobEnd, CheckpointDef, CheckpointList, DeleteOptions,
+    DetectZeroes, DiskDriver, Domain, FixPlan, Image as ModelImage, Json, MetadataDir, NodeData,
+    ParseOptions, Reopen, Resolution, SnapshotDisk, Step, StepCommand, apply_delete, apply_fix,
+    backup_step, chain_blockjob_end_step, checkpoint_def_from_xml, commit_step, copy_step,
+    create_step, discard_steps, fix_plan, fix_step, pull_step, read_sizes, reconcile,
     resolved_backup_step, size_step, snapshot_step,
 };
 
@@ -368,6 +369,32 @@ pub fn checkpoint_size(vm: &mut Vm, list: &CheckpointList, name: &str) -> Result
 /// moments and takes its chain afterwards; the committed images then leave QEMU.
 /// Returns the step.
 pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Result<Step> {
+    Ok(commit_with(vm, target, top, base, false)?.0)
+}
+
+/// Commits as [`block_commit`] does, but ends the job as a driver that holds only the
+/// job's chain does (libvirt's completion handler): the bitmaps' part planned with
+/// `chain_blockjob_end_step` from the chain as its links give it once the job
+/// completed (an active commit's cut above the base), its node-only reopens sent with
+/// the image's own options, then the job's own end. Returns the whole commit step (as
+/// planned at the end) and the chain step sent instead of its bitmaps' part.
+pub fn block_commit_chain_end(
+    vm: &mut Vm,
+    target: &str,
+    top: usize,
+    base: usize,
+) -> Result<(Step, Step)> {
+    let (whole, end) = commit_with(vm, target, top, base, true)?;
+    Ok((whole, end.expect("planned from the chain")))
+}
+
+fn commit_with(
+    vm: &mut Vm,
+    target: &str,
+    top: usize,
+    base: usize,
+    from_chain: bool,
+) -> Result<(Step, Option<Step>)> {
     let chain = vm.disk(target).chain.clone();
     let domain_before = vm.domain();
     let (top_node, base_node) = (chain[top].format_node(), chain[base].format_node());
@@ -392,14 +419,48 @@ pub fn block_commit(vm: &mut Vm, target: &str, top: usize, base: usize) -> Resul
     }
     vm.wait_concluded(&job)?;
     let step = plan(vm)?;
-    vm.send_phase(&step.on_end)?;
+    let end = if from_chain {
+        let layers = if top == 0 {
+            &chain[..base]
+        } else {
+            &chain[top..]
+        };
+        let names: Vec<String> = layers.iter().map(Image::format_node).collect();
+        let kind = if top == 0 {
+            BlockJobEnd::ActiveCommit
+        } else {
+            BlockJobEnd::Commit
+        };
+        let end = chain_blockjob_end_step(kind, &names, &base_node, &vm.nodes()?);
+        for c in &end.now {
+            match StepCommand::of(c) {
+                StepCommand::Reopen { node, read_only } => {
+                    let reopen = lib(Reopen::of_node(&domain_before, node))?;
+                    vm.send_phase(&[reopen.command(read_only)])?;
+                }
+                _ => vm.send_phase(std::slice::from_ref(c))?,
+            }
+        }
+        // The job's own end, which the driver sends itself.
+        let job_end: Vec<Json> = step
+            .on_end
+            .iter()
+            .filter(|c| matches!(StepCommand::of(c), StepCommand::Other(_)))
+            .cloned()
+            .collect();
+        vm.send_phase(&job_end)?;
+        Some(end)
+    } else {
+        vm.send_phase(&step.on_end)?;
+        None
+    };
     adopt(vm, &step)?;
     // As libvirt does once the bitmaps are merged: the committed images leave QEMU
     // (their files keep their bitmaps).
     for image in &chain[top..base] {
         vm.detach(image.index)?;
     }
-    Ok(step)
+    Ok((step, end))
 }
 
 /// Copies disk `target` into a new image at `dest` (only its top layer when `shallow`)
