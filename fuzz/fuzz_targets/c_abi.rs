@@ -25,6 +25,50 @@ unsafe extern "C" fn count_json(opaque: *mut c_void, json: *const c_char) -> c_i
     0
 }
 
+unsafe extern "C" fn sent(opaque: *mut c_void) -> c_int {
+    unsafe { *opaque.cast::<usize>() += 1 };
+    0
+}
+
+unsafe extern "C" fn reopened(opaque: *mut c_void, node: *const c_char, ro: c_int) -> c_int {
+    unsafe {
+        assert!(!node.is_null() && (ro == 0 || ro == 1));
+        *opaque.cast::<usize>() += 1;
+    }
+    0
+}
+
+/// A step planned from a chain, run as a driver runs it: it must go through, and its
+/// text is given exactly when it reopens nothing; then freed (NULL: refused).
+unsafe fn run_chain_step(step: *mut vcp_step) {
+    if step.is_null() {
+        return;
+    }
+    unsafe {
+        let mut count = 0usize;
+        let opaque: *mut c_void = (&raw mut count).cast();
+        let ops = vcp_step_ops {
+            opaque,
+            actions: vcp_action_sink {
+                opaque,
+                bitmap_add: None,
+                bitmap_remove: None,
+                bitmap_merge: None,
+                action: Some(count_json),
+            },
+            transaction: Some(sent),
+            reopen: Some(reopened),
+            command: None,
+        };
+        assert_eq!(vcp_step_run(step, VCP_STEP_NOW, &ops, 0), 0);
+        let mut cmds = ptr::null_mut();
+        let n = vcp_step_commands(step, VCP_STEP_NOW, &mut cmds);
+        assert!(n == -1 || n <= 1, "a step without a reopen has at most its transaction");
+        free_list(cmds);
+        vcp_step_free(step);
+    }
+}
+
 /// A copy of `def` made the way a driver hands over its own structures.
 unsafe fn rebuild(def: *const vcp_checkpoint_def) -> *mut vcp_checkpoint_def {
     // SAFETY: `def` is a live definition; every pointer passed is ours or NULL.
@@ -233,6 +277,14 @@ fuzz_target!(|data: &[u8]| {
                         assert!(nreopen < n && reopen[..nreopen].iter().all(|&l| l > 0 && l < n));
                     }
                     vcp_node_propagate_actions(nodes, top, c"ov".as_ptr(), &sink, 0);
+                    for job in 0..5 {
+                        let into = if job == VCP_BLOCKJOB_END_COMMIT { tail } else { top };
+                        let f = if job == VCP_BLOCKJOB_END_COPY { flags & 1 } else { 0 };
+                        let step =
+                            vcp_chain_blockjob_end_step(job, names, n, n / 2, nodes, into, f);
+                        assert!(job < 4 || step.is_null(), "unknown job {job} planned");
+                        run_chain_step(step);
+                    }
                     let before = count;
                     let rc = vcp_chain_size_actions(
                         names,
@@ -336,6 +388,19 @@ fuzz_target!(|data: &[u8]| {
                         whole == -1 || first == 0,
                         "checked whole, first discard refused"
                     );
+                    // Its first discard refused: kept, whatever else goes.
+                    let mut d: *mut *mut c_char = ptr::null_mut();
+                    if vcp_checkpoint_delete_plan_get_discard(plan, &mut d) > 0 {
+                        let refused = CStr::from_ptr(*d).to_owned();
+                        assert_eq!(vcp_checkpoint_delete_plan_refuse(plan, list, *d, 0), 0);
+                        let mut gone: *mut *mut c_char = ptr::null_mut();
+                        let k = vcp_checkpoint_delete_plan_get_removed(plan, &mut gone);
+                        for i in 0..k.max(0) as usize {
+                            assert_ne!(CStr::from_ptr(*gone.add(i)), refused.as_c_str());
+                        }
+                        free_list(gone);
+                    }
+                    free_list(d);
                     if first == 0 {
                         vcp_free(a.cast());
                         free_list(r);
