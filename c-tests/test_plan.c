@@ -685,6 +685,39 @@ check_reopen_options(void)
            "an unknown cache mode is refused as libvirt's parser does");
     TAP_OK(vcp_domain_disk_set_driver(dom, "vdz", NULL, NULL, NULL, 0) == -1 &&
            tap_err_code() == VCP_ERR_INVALID_ARG, "no such disk");
+
+    /* Where QEMU reports the backing layer opened with detect_zeroes (libvirt 11 opens
+     * every image so), its reopen around a delete carries it. */
+    {
+        vcp_node_data *nd = vcp_node_data_new();
+        vcp_checkpoint_def *def = vcp_checkpoint_def_new("c1", 1, 0);
+        vcp_node_info ni;
+        vcp_step *step = NULL;
+        char **cmds = NULL;
+        int i, ok = vcp_domain_disk_set_driver(dom, "vda", "none", "unmap", "unmap", 0) == 0 &&
+                    vcp_checkpoint_def_add_disk(def, "vda", VCP_CHECKPOINT_TYPE_BITMAP, "c1") == 0;
+
+        for (i = 4; ok && i >= 1; i--) {
+            char node[32];
+            snprintf(node, sizeof(node), "libvirt-%d-format", i);
+            ok = vcp_node_data_add_node(nd, node, 1 << 30, i == 1 ? VCP_NODE_DETECT_ZEROES_UNMAP : 0) == 0 &&
+                 ((i != 1 && i != 4) ||
+                  vcp_node_data_add_bitmap(nd, node, "c1", VCP_BITMAP_RECORDING | VCP_BITMAP_PERSISTENT,
+                                           65536, 0) == 0);
+        }
+        TAP_OK(ok && vcp_node_data_get_node(nd, "libvirt-1-format", &ni) == 1 &&
+               (ni.flags & VCP_NODE_DETECT_ZEROES_UNMAP), "the node's detect_zeroes is kept");
+        TAP_OK(vcp_node_data_add_node(nd, "two", 1, VCP_NODE_DETECT_ZEROES_ON | VCP_NODE_DETECT_ZEROES_OFF) == -1 &&
+               tap_err_code() == VCP_ERR_INVALID_ARG, "a node has one detect_zeroes");
+        TAP_OK((step = vcp_discard_step(dom, def, nd, 0)) && vcp_step_commands(step, VCP_STEP_NOW, &cmds) == 3 &&
+               strstr(cmds[0], "\"node-name\":\"libvirt-1-format\",\"read-only\":false,\"discard\":\"unmap\","
+                      "\"detect-zeroes\":\"unmap\""),
+               "the backing layer's reopen carries the detect_zeroes QEMU reports (%s)", cmds ? cmds[0] : "");
+        vcp_string_list_free(cmds);
+        vcp_step_free(step);
+        vcp_checkpoint_def_free(def);
+        vcp_node_data_free(nd);
+    }
     vcp_domain_free(dom);
 }
 

@@ -221,6 +221,22 @@
 #define VCP_NODE_QCOW2_EXTENDED_L2 (1 << 1)
 
 /**
+ * QEMU reports the node's `detect_zeroes` as `off` (at most one `VCP_NODE_DETECT_ZEROES_*`;
+ * none: not reported). A reopen of the image then carries what the domain says.
+ */
+#define VCP_NODE_DETECT_ZEROES_OFF (1 << 2)
+
+/**
+ * QEMU reports the node's `detect_zeroes` as `on`: a reopen of the image carries it.
+ */
+#define VCP_NODE_DETECT_ZEROES_ON (1 << 3)
+
+/**
+ * QEMU reports the node's `detect_zeroes` as `unmap`: a reopen of the image carries it.
+ */
+#define VCP_NODE_DETECT_ZEROES_UNMAP (1 << 4)
+
+/**
  * `vcp_node_data_add_image_info()`: the images are open in a running QEMU (read with
  * `qemu-img info -U`), so their `in-use` flag does not mean inconsistent.
  */

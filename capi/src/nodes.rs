@@ -6,7 +6,8 @@ use crate::domain::vcp_domain;
 use crate::memory::c_string;
 use crate::{Outputs, count, free_handle, guard, into_handle};
 use virtcheckpoint::{
-    Bitmap, Error, Node, NodeData, detect_report, nodes_from_image_info, parse_node_data,
+    Bitmap, DetectZeroes, Error, ErrorDomain, Node, NodeData, detect_report, nodes_from_image_info,
+    parse_node_data,
 };
 
 /// QEMU's block-node state from one `query-named-block-nodes` reply (libvirt's
@@ -26,6 +27,20 @@ pub const VCP_BITMAP_INCONSISTENT: c_uint = 1 << 3;
 pub const VCP_NODE_QCOW2_V2: c_uint = 1 << 0;
 /// The image is qcow2 with extended L2 entries.
 pub const VCP_NODE_QCOW2_EXTENDED_L2: c_uint = 1 << 1;
+/// QEMU reports the node's `detect_zeroes` as `off` (at most one `VCP_NODE_DETECT_ZEROES_*`;
+/// none: not reported). A reopen of the image then carries what the domain says.
+pub const VCP_NODE_DETECT_ZEROES_OFF: c_uint = 1 << 2;
+/// QEMU reports the node's `detect_zeroes` as `on`: a reopen of the image carries it.
+pub const VCP_NODE_DETECT_ZEROES_ON: c_uint = 1 << 3;
+/// QEMU reports the node's `detect_zeroes` as `unmap`: a reopen of the image carries it.
+pub const VCP_NODE_DETECT_ZEROES_UNMAP: c_uint = 1 << 4;
+
+/// The `VCP_NODE_DETECT_ZEROES_*` flags, each with its value.
+const DETECT_ZEROES: [(c_uint, DetectZeroes); 3] = [
+    (VCP_NODE_DETECT_ZEROES_OFF, DetectZeroes::Off),
+    (VCP_NODE_DETECT_ZEROES_ON, DetectZeroes::On),
+    (VCP_NODE_DETECT_ZEROES_UNMAP, DetectZeroes::Unmap),
+];
 
 /// One bitmap's state, filled by `vcp_node_data_get_bitmap()`.
 #[repr(C)]
@@ -130,6 +145,10 @@ pub unsafe extern "C" fn vcp_node_data_get_node(
         if n.qcow2_extended_l2 {
             flags |= VCP_NODE_QCOW2_EXTENDED_L2;
         }
+        flags |= DETECT_ZEROES
+            .iter()
+            .find(|(_, z)| Some(*z) == n.detect_zeroes)
+            .map_or(0, |(f, _)| *f);
         let value = vcp_node_info {
             flags,
             capacity: n.capacity,
@@ -265,7 +284,24 @@ pub unsafe extern "C" fn vcp_node_data_add_node(
     flags: c_uint,
 ) -> c_int {
     guard!(|cx| {
-        cx.flags(flags, VCP_NODE_QCOW2_V2 | VCP_NODE_QCOW2_EXTENDED_L2)?;
+        let detect: Vec<DetectZeroes> = DETECT_ZEROES
+            .iter()
+            .filter(|(f, _)| flags & f != 0)
+            .map(|(_, z)| *z)
+            .collect();
+        cx.flags(
+            flags,
+            DETECT_ZEROES.iter().fold(
+                VCP_NODE_QCOW2_V2 | VCP_NODE_QCOW2_EXTENDED_L2,
+                |a, (f, _)| a | f,
+            ),
+        )?;
+        if detect.len() > 1 {
+            return Err(Error::invalid_arg(
+                ErrorDomain::Qemu,
+                "a node has one detect_zeroes: at most one VCP_NODE_DETECT_ZEROES_* flag",
+            ));
+        }
         // SAFETY: handle and C string from the caller.
         let (nd, name) = unsafe { (&mut cx.handle_mut(nodes, "nodes")?.0, cx.str(name, "name")?) };
         let node = Node {
@@ -274,6 +310,7 @@ pub unsafe extern "C" fn vcp_node_data_add_node(
             physical: capacity,
             qcow2v2: flags & VCP_NODE_QCOW2_V2 != 0,
             qcow2_extended_l2: flags & VCP_NODE_QCOW2_EXTENDED_L2 != 0,
+            detect_zeroes: detect.first().copied(),
             ..Node::default()
         };
         nd.insert(node)

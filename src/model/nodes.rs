@@ -59,6 +59,10 @@ pub struct Node {
     pub qcow2v2: bool,
     /// qcow2 with extended L2 entries.
     pub qcow2_extended_l2: bool,
+    /// The zero-write detection QEMU reports for the node (`detect_zeroes`), when it
+    /// reports one: which images libvirt opened with the disk's setting is its runtime
+    /// state, which the status XML does not show.
+    pub detect_zeroes: Option<crate::model::driver::DetectZeroes>,
 }
 
 impl Node {

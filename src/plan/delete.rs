@@ -108,7 +108,7 @@ pub fn discard_actions(
             Ok(d) => {
                 plan.actions.extend(d.actions());
                 plan.reopen
-                    .splice(0..0, d.reopen().map(|i| Reopen::of(disk, i)));
+                    .splice(0..0, d.reopen().map(|i| Reopen::at(disk, i, nodes)));
             }
             Err(_) if tolerate_missing => plan.missing.push(disk.target.clone()),
             Err(e) => return Err(e),

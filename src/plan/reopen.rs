@@ -5,7 +5,8 @@
 
 use crate::error::Result;
 use crate::model::domain::{Disk, Domain};
-use crate::model::driver::DiskDriver;
+use crate::model::driver::{DetectZeroes, DiskDriver};
+use crate::model::nodes::NodeData;
 use crate::qmp::json::Json;
 
 /// A backing image to reopen read-write before the transaction and read-only after.
@@ -43,6 +44,24 @@ impl Reopen {
             },
             driver,
         }
+    }
+
+    /// Layer `layer` of `disk` with the zero-write detection QEMU reports for its node
+    /// in `nodes`, when it reports one: which images libvirt opened with the disk's
+    /// `detect_zeroes` is its runtime state (9.0: the image the disk was started with;
+    /// 11: every image it opened), which QEMU's node data shows and the status XML
+    /// does not. QEMU reports "off" both where libvirt set nothing and where the disk
+    /// asks for `off`, so "off" keeps what the domain says unless that was on or unmap.
+    pub fn at(disk: &Disk, layer: usize, nodes: &NodeData) -> Reopen {
+        let mut r = Reopen::of(disk, layer);
+        let reported = nodes.get(&r.format_node).and_then(|n| n.detect_zeroes);
+        r.driver.detect_zeroes = match (reported, r.driver.detect_zeroes) {
+            (None, mine) => mine,
+            (Some(DetectZeroes::Off), mine @ (DetectZeroes::Off | DetectZeroes::Default)) => mine,
+            (Some(DetectZeroes::Off), _) => DetectZeroes::Default,
+            (Some(z), _) => z,
+        };
+        r
     }
 
     /// The image of `dom` whose format node is `node`.
@@ -160,5 +179,59 @@ mod tests {
             Reopen::of(&d, 0).command(false).to_compact(),
             r#"{"execute":"blockdev-reopen","arguments":{"options":[{"node-name":"libvirt-2-format","read-only":false,"discard":"unmap","detect-zeroes":"unmap","cache":{"direct":true,"no-flush":false},"driver":"qcow2","file":"libvirt-2-storage","backing":"libvirt-1-format"}]}}"#
         );
+    }
+
+    /// The node data's detect_zeroes decides where QEMU reports one: libvirt 11 opened
+    /// the backing layer with the disk's setting too; "off" is libvirt's default
+    /// unless the domain says off; no report keeps the domain's guess.
+    #[test]
+    fn qemus_detect_zeroes_is_the_images_own() {
+        use crate::model::nodes::Node;
+        let driver = DiskDriver {
+            discard: Discard::Unmap,
+            detect_zeroes: DetectZeroes::Unmap,
+            ..Default::default()
+        };
+        let d = disk(driver);
+        let reported = |z: &[(&str, Option<DetectZeroes>)]| {
+            let mut nodes = NodeData::new();
+            for (name, dz) in z {
+                nodes
+                    .insert(Node {
+                        name: (*name).into(),
+                        detect_zeroes: *dz,
+                        ..Default::default()
+                    })
+                    .unwrap();
+            }
+            nodes
+        };
+        let dz = |r: Reopen| r.driver.effective_detect_zeroes();
+        let both = reported(&[
+            ("libvirt-1-format", Some(DetectZeroes::Unmap)),
+            ("libvirt-2-format", Some(DetectZeroes::Off)),
+        ]);
+        assert_eq!(dz(Reopen::at(&d, 1, &both)), DetectZeroes::Unmap);
+        assert!(
+            Reopen::at(&d, 1, &both)
+                .command(false)
+                .to_compact()
+                .contains(r#""detect-zeroes":"unmap""#)
+        );
+        assert_eq!(dz(Reopen::at(&d, 0, &both)), DetectZeroes::Default);
+        let none = reported(&[("libvirt-1-format", None)]);
+        assert_eq!(dz(Reopen::at(&d, 1, &none)), DetectZeroes::Default);
+        assert_eq!(dz(Reopen::at(&d, 0, &none)), DetectZeroes::Unmap);
+        // A disk that asks for off: QEMU's "off" keeps it.
+        let off = disk(DiskDriver {
+            detect_zeroes: DetectZeroes::Off,
+            ..Default::default()
+        });
+        let both_off = reported(&[
+            ("libvirt-1-format", Some(DetectZeroes::Off)),
+            ("libvirt-2-format", Some(DetectZeroes::Off)),
+        ]);
+        assert_eq!(dz(Reopen::at(&off, 0, &both_off)), DetectZeroes::Off);
+        assert_eq!(dz(Reopen::at(&off, 1, &both_off)), DetectZeroes::Default);
     }
 }

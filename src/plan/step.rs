@@ -299,7 +299,7 @@ pub(crate) fn reset_actions(dom: &Domain, nodes: &NodeData) -> (Vec<Action>, Vec
                 touched = true;
             }
             if touched && layer > 0 {
-                reopen.insert(0, Reopen::of(disk, layer));
+                reopen.insert(0, Reopen::at(disk, layer, nodes));
             }
         }
     }
@@ -318,7 +318,7 @@ pub fn pending_abort_step(dom: &Domain, nodes: &NodeData, name: &str) -> Step {
         // The delete's own per-disk removal; a disk without the bitmap has nothing to do.
         if let Ok(d) = disk_discard(&disk.chain, nodes, name, &disk.target) {
             actions.extend(d.actions());
-            reopen.splice(0..0, d.reopen().map(|l| Reopen::of(disk, l)));
+            reopen.splice(0..0, d.reopen().map(|l| Reopen::at(disk, l, nodes)));
         }
     }
     Step {
@@ -550,10 +550,13 @@ pub fn commit_step(
                 .map(Action::to_command),
         );
     } else if keeps {
-        step.on_end = reopened(&[Reopen::of(disk, base)], &actions);
+        step.on_end = reopened(&[Reopen::at(disk, base, nodes)], &actions);
     } else {
         let (removals, layers) = commit_lost_bitmaps(&disk.chain, top, nodes);
-        let reopen: Vec<Reopen> = layers.into_iter().map(|i| Reopen::of(disk, i)).collect();
+        let reopen: Vec<Reopen> = layers
+            .into_iter()
+            .map(|i| Reopen::at(disk, i, nodes))
+            .collect();
         step.on_end = reopened(&reopen, &removals);
     }
     step.on_end.push(command("job-dismiss", job()));

@@ -89,6 +89,7 @@ pub fn nodes_from_image_info(
             snapshots: Vec::new(),
             qcow2v2: entry["format-specific"]["type"] == "qcow2" && data["compat"] == "0.10",
             qcow2_extended_l2: data["extended-l2"] == true,
+            detect_zeroes: None,
         };
         if into.get(&node.name).is_some() || found.iter().any(|n: &Node| n.name == node.name) {
             return Err(Error::internal(format_args!(

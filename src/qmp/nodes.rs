@@ -14,6 +14,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::lenient::{Arr, LBool, LStr, LU64, Obj, Scalar};
 use crate::error::{Error, ErrorCode, ErrorDomain, Result};
+use crate::model::driver::DetectZeroes;
 use crate::model::nodes::{Bitmap, InternalSnapshot, Node, NodeData};
 
 const NOT_EXPECTED: &str = "query-named-block-nodes entry was not in expected format";
@@ -37,6 +38,8 @@ struct RawNode<'a> {
     image: Obj<RawImage<'a>>,
     #[serde(rename = "dirty-bitmaps", default)]
     dirty_bitmaps: Arr<Obj<BitmapFields>>,
+    #[serde(borrow, default)]
+    detect_zeroes: LStr<'a>,
 }
 
 /// The members of a bitmap entry that libvirt reads.
@@ -322,6 +325,11 @@ fn convert(raw: RawNode<'_>) -> Result<Node> {
         snapshots,
         qcow2v2,
         qcow2_extended_l2,
+        detect_zeroes: raw
+            .detect_zeroes
+            .0
+            .as_deref()
+            .and_then(DetectZeroes::from_name),
     })
 }
 
