@@ -395,6 +395,27 @@ mod tests {
         );
         assert_eq!(n.snapshots.len(), 2);
         assert!(n.snapshots[1].vmstate && !n.snapshots[0].vmstate);
+        assert_eq!(n.detect_zeroes, None, "not reported");
+    }
+
+    /// QEMU's `detect_zeroes` of each node: a known value, else not reported.
+    #[test]
+    fn reads_each_nodes_detect_zeroes() {
+        let node = |name: &str, dz: &str| {
+            format!(r#"{{"node-name":"{name}","image":{{"virtual-size":1}},"detect_zeroes":{dz}}}"#)
+        };
+        let nd = parse_node_data(&format!(
+            "[{},{},{},{}]",
+            node("u", r#""unmap""#),
+            node("o", r#""off""#),
+            node("n", "5"),
+            node("b", r#""bogus""#)
+        ))
+        .unwrap();
+        let dz = |n: &str| nd.get(n).unwrap().detect_zeroes;
+        assert_eq!(dz("u"), Some(DetectZeroes::Unmap));
+        assert_eq!(dz("o"), Some(DetectZeroes::Off));
+        assert_eq!((dz("n"), dz("b")), (None, None));
     }
 
     #[test]
