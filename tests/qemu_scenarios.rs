@@ -838,7 +838,7 @@ fn k_two_owners_never_touch_each_others_chains() {
     assert!(fix.removals.iter().any(|r| r.name == "a:lost"));
     let for_b = virtcheckpoint::fix_for_owner(&fix, "b");
     assert!(for_b.removals.is_empty(), "nothing of b's is broken");
-    vm.send_phase(&virtcheckpoint::fix_step(&dom, &for_b).now)
+    vm.send_phase(&virtcheckpoint::fix_step(&dom, &for_b, &nodes).now)
         .unwrap();
     assert!(
         vm.nodes()

@@ -71,7 +71,7 @@ pub unsafe extern "C" fn vcp_reconcile_fix_actions(
         let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let (a, r) = (cx.out(actions, "actions")?, cx.out(reopen, "reopen")?);
         let plan = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
-        let (acts, reopens) = fix_actions(&plan, dom);
+        let (acts, reopens) = fix_actions(&plan, dom, nodes);
         let names: Vec<&str> = reopens.iter().map(|r| r.format_node.as_str()).collect();
         let outs = Outputs::default()
             .json(a, &actions_json(&acts))?

@@ -680,7 +680,7 @@ pub unsafe extern "C" fn vcp_fix_step(
             unsafe { cx.handles3((dom, "dom"), (list, "list"), (nodes, "nodes")) }?;
         let (dom, list, nodes) = (&dom.0, &list.0, &nodes.0);
         let fix = fix_plan(&reconcile(dom, &list.topological(), nodes), dom);
-        Ok(into_handle(vcp_step(fix_step(dom, &fix))))
+        Ok(into_handle(vcp_step(fix_step(dom, &fix, nodes))))
     })
 }
 
@@ -730,6 +730,7 @@ pub unsafe extern "C" fn vcp_fix_step_owner(
         Ok(into_handle(vcp_step(fix_step(
             dom,
             &fix_for_owner(&fix, owner),
+            nodes,
         ))))
     })
 }

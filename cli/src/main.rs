@@ -621,7 +621,7 @@ fn fix(a: &Args) -> R<ExitCode> {
         }
         print_or_run(a, &fix_commands(&plan))?;
     } else {
-        print_online(a, &fix_step(&dom, &plan))?;
+        print_online(a, &fix_step(&dom, &plan, &nd))?;
     }
     for (cp, disk) in &plan.uncover {
         println!("# metadata: checkpoint {cp} no longer claims disk {disk}");

@@ -233,7 +233,7 @@ pub fn fix_online(
     let nodes = vm.nodes()?;
     let dom = vm.domain();
     let plan = fix_plan(&reconcile(&dom, &list.topological(), &nodes), &dom);
-    vm.send_phase(&fix_step(&dom, &plan).now)?;
+    vm.send_phase(&fix_step(&dom, &plan, &nodes).now)?;
     lib(apply_fix(list, &plan, meta))?;
     Ok(plan)
 }

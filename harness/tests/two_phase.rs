@@ -107,12 +107,10 @@ fn run(point: u32) {
     // What else the dead driver left (the backup's temporary bitmap) goes with the
     // never-strand fix, which touches no valid chain.
     let dom = vm.domain();
-    let fix = fix_plan(
-        &reconcile(&dom, &list.topological(), &vm.nodes().unwrap()),
-        &dom,
-    );
+    let nodes = vm.nodes().unwrap();
+    let fix = fix_plan(&reconcile(&dom, &list.topological(), &nodes), &dom);
     assert!(fix.removals.iter().all(|r| r.name != "c1"));
-    vm.send_phase(&fix_step(&dom, &fix).now).unwrap();
+    vm.send_phase(&fix_step(&dom, &fix, &nodes).now).unwrap();
     let nodes = vm.nodes().unwrap();
     assert_eq!(
         nodes.bitmap("libvirt-1-format", "c2").is_some(),

@@ -229,8 +229,9 @@ pub fn fix_plan(report: &Report, dom: &Domain) -> FixPlan {
 }
 
 /// The fix as one QMP transaction for a running domain, with the read-only backing
-/// layers to reopen read-write around it (deepest first), as a delete does.
-pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
+/// layers to reopen read-write around it (deepest first), as a delete does; `nodes` is
+/// the node data the plan was made from (each image's detect_zeroes, [`Reopen::at`]).
+pub fn fix_actions(plan: &FixPlan, dom: &Domain, nodes: &NodeData) -> (Vec<Action>, Vec<Reopen>) {
     let actions = plan
         .removals
         .iter()
@@ -242,7 +243,7 @@ pub fn fix_actions(plan: &FixPlan, dom: &Domain) -> (Vec<Action>, Vec<Reopen>) {
             continue;
         }
         if let Some(d) = dom.disk(&r.disk) {
-            reopen.insert(0, Reopen::of(d, r.layer));
+            reopen.insert(0, Reopen::at(d, r.layer, nodes));
         }
     }
     (actions, reopen)

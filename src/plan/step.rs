@@ -263,9 +263,10 @@ pub fn size_step(dom: &Domain, def: &CheckpointDef, nodes: &NodeData) -> Step {
 
 /// The online reconcile fix: the backing layers holding a removal reopened read-write,
 /// one transaction removing every broken copy and orphan, the layers reopened
-/// read-only. Then bring the metadata in line (`apply_fix`).
-pub fn fix_step(dom: &Domain, fix: &super::reconcile::FixPlan) -> Step {
-    let (actions, reopen) = super::reconcile::fix_actions(fix, dom);
+/// read-only, from the node data the plan was made from. Then bring the metadata in
+/// line (`apply_fix`).
+pub fn fix_step(dom: &Domain, fix: &super::reconcile::FixPlan, nodes: &NodeData) -> Step {
+    let (actions, reopen) = super::reconcile::fix_actions(fix, dom, nodes);
     Step {
         now: reopened(&reopen, &actions),
         ..Step::default()
