@@ -26,8 +26,12 @@ fn libvirt_sent(record: &str, cmd: &str) -> Vec<String> {
         .collect()
 }
 
+/// A file of its own for one test (tests run at once in one process: a name shared by
+/// two would be removed under the other).
 fn tmp(name: &str, text: &str) -> String {
-    let p = std::env::temp_dir().join(format!("vcp-cli-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("vcp-cli-{}-{n}-{name}", std::process::id()));
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
