@@ -70,6 +70,11 @@ fn write_all(vm: &mut Vm, target: &str, writes: &[(u8, u64, u64)]) -> Vec<(u64, 
     writes.iter().map(|&(_, o, l)| (o, l)).collect()
 }
 
+/// The clusters a push backup's image of @target holds, as qemu-img maps them.
+fn allocated(b: &flows::PushBackup, target: &str) -> Vec<(u64, u64)> {
+    img::allocated(&image_of(b, target)).unwrap()
+}
+
 fn image_of(b: &flows::PushBackup, target: &str) -> PathBuf {
     b.images
         .iter()
@@ -154,23 +159,11 @@ fn a_incremental_backups_from_each_checkpoint_are_exact() {
     vm.quit().unwrap();
 
     let live = s.path("vda-base.qcow2");
-    assert_eq!(
-        img::allocated(&image_of(&inc1, "vda")).unwrap(),
-        clusters(&w1)
-    );
-    assert_eq!(
-        img::allocated(&image_of(&inc2, "vda")).unwrap(),
-        clusters(&w2)
-    );
-    assert_eq!(
-        img::allocated(&image_of(&inc3, "vda")).unwrap(),
-        clusters(&w3)
-    );
+    assert_eq!(allocated(&inc1, "vda"), clusters(&w1));
+    assert_eq!(allocated(&inc2, "vda"), clusters(&w2));
+    assert_eq!(allocated(&inc3, "vda"), clusters(&w3));
     let all: Vec<_> = [w1, w2, w3].concat();
-    assert_eq!(
-        img::allocated(&image_of(&since_c1, "vda")).unwrap(),
-        clusters(&all)
-    );
+    assert_eq!(allocated(&since_c1, "vda"), clusters(&all));
     let incs = [&inc1, &inc2, &inc3].map(|b| image_of(b, "vda"));
     assert!(
         restore_matches(&image_of(&full, "vda"), &incs, &live),
@@ -207,13 +200,10 @@ fn b_backups_across_an_external_snapshot_are_exact() {
     vm.quit().unwrap();
 
     assert_eq!(
-        img::allocated(&image_of(&older, "vda")).unwrap(),
+        allocated(&older, "vda"),
         clusters(&[w1, w2.clone(), w3.clone()].concat())
     );
-    assert_eq!(
-        img::allocated(&image_of(&newer, "vda")).unwrap(),
-        clusters(&w3)
-    );
+    assert_eq!(allocated(&newer, "vda"), clusters(&w3));
     let live = s.path("vda-s1.qcow2");
     assert!(restore_matches(
         &image_of(&full, "vda"),
@@ -332,11 +322,7 @@ fn p_a_commit_ended_from_the_jobs_chain_alone_keeps_every_backup_exact() {
             &format!("n-{from}"),
         )
         .unwrap();
-        assert_eq!(
-            img::allocated(&image_of(&b, "vda")).unwrap(),
-            clusters(since),
-            "{from}"
-        );
+        assert_eq!(allocated(&b, "vda"), clusters(since), "{from}");
     }
 
     // The active layer, pivoted, into the base: no reopen.
@@ -350,10 +336,7 @@ fn p_a_commit_ended_from_the_jobs_chain_alone_keeps_every_backup_exact() {
     assert_eq!(vm.disk("vda").chain.len(), 1);
     let b = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "a-c2").unwrap();
     vm.quit().unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b, "vda")).unwrap(),
-        clusters(&since_c2)
-    );
+    assert_eq!(allocated(&b, "vda"), clusters(&since_c2));
     assert_eq!(bitmap_names(&s.path("vda-base.qcow2")), ["c1", "c2"]);
 }
 
@@ -447,10 +430,7 @@ fn c_delete_middle_and_across_a_snapshot_removes_every_layer() {
     for (_, flags) in img::bitmaps(&s.path("vda-base.qcow2")).unwrap() {
         assert!(!flags.iter().any(|f| f == "in-use"), "c3 saved cleanly");
     }
-    assert_eq!(
-        img::allocated(&image_of(&inc, "vda")).unwrap(),
-        clusters(&w)
-    );
+    assert_eq!(allocated(&inc, "vda"), clusters(&w));
 }
 
 #[test]
@@ -493,14 +473,8 @@ fn d_restart_redefine_validate_and_back_up_again() {
     )
     .unwrap();
     vm.quit().unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&inc, "vda")).unwrap(),
-        clusters(&[wa, wa2].concat())
-    );
-    assert_eq!(
-        img::allocated(&image_of(&inc, "vdb")).unwrap(),
-        clusters(&wb)
-    );
+    assert_eq!(allocated(&inc, "vda"), clusters(&[wa, wa2].concat()));
+    assert_eq!(allocated(&inc, "vdb"), clusters(&wb));
 }
 
 #[test]
@@ -524,10 +498,7 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 2);
     let b1 = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "after-commit").unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b1, "vda")).unwrap(),
-        clusters(&since_c1)
-    );
+    assert_eq!(allocated(&b1, "vda"), clusters(&since_c1));
     // c2 was created on s1, which is gone: the base now carries it.
     let nodes = vm.nodes().unwrap();
     assert!(nodes.bitmap("libvirt-1-format", "c2").is_some());
@@ -540,10 +511,7 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 1);
     let b2 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-active").unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b2, "vda")).unwrap(),
-        clusters(&since_c2)
-    );
+    assert_eq!(allocated(&b2, "vda"), clusters(&since_c2));
 
     // Shallow copy: needs a backing layer; take a snapshot first.
     let step = flows::snapshot(&mut vm, "vda", &s.path("vda-s3.qcow2")).unwrap();
@@ -562,10 +530,7 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
         "after-shallow",
     )
     .unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b3, "vda")).unwrap(),
-        clusters(&since_c1)
-    );
+    assert_eq!(allocated(&b3, "vda"), clusters(&since_c1));
 
     // Deep copy: one layer with every bitmap.
     let more = write_all(&mut vm, "vda", &[(0x88, 7 * MIB, K64)]);
@@ -575,10 +540,7 @@ fn e_block_commit_and_copy_carry_the_bitmaps() {
     assert_eq!(vm.disk("vda").chain.len(), 1);
     let b4 = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "after-deep").unwrap();
     vm.quit().unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b4, "vda")).unwrap(),
-        clusters(&since_c2)
-    );
+    assert_eq!(allocated(&b4, "vda"), clusters(&since_c2));
     assert_eq!(bitmap_names(&s.path("vda-deep.qcow2")), ["c1", "c2"]);
 }
 
@@ -672,11 +634,8 @@ fn h_crash_makes_bitmaps_inconsistent_and_the_chain_restarts() {
     let w = write_all(&mut vm, "vda", &[(0x33, 2 * MIB, K64)]);
     let inc = backup_push(&mut vm, &mut list, Some("fresh"), None, &s.dir, "fresh").unwrap();
     vm.quit().unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&inc, "vda")).unwrap(),
-        clusters(&w)
-    );
-    assert_eq!(img::allocated(&image_of(&inc, "vdb")).unwrap(), vec![]);
+    assert_eq!(allocated(&inc, "vda"), clusters(&w));
+    assert_eq!(allocated(&inc, "vdb"), vec![]);
     assert_eq!(bitmap_names(&s.path("vda-base.qcow2")), ["fresh"]);
 }
 
@@ -717,10 +676,7 @@ fn i_block_pull_keeps_the_chain_of_bitmaps_exact() {
     assert_chain_is_qemus(&mut vm, &step, "vda");
     assert_eq!(vm.disk("vda").chain.len(), 2);
     let b = backup_push(&mut vm, &mut list, Some("c1"), None, &s.dir, "after-pull").unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b, "vda")).unwrap(),
-        clusters(&since_c1)
-    );
+    assert_eq!(allocated(&b, "vda"), clusters(&since_c1));
     // Pull everything: one layer left, which carries c1.
     let more = write_all(&mut vm, "vda", &[(0x55, 5 * MIB, K64)]);
     since_c1.extend(more);
@@ -736,10 +692,7 @@ fn i_block_pull_keeps_the_chain_of_bitmaps_exact() {
     )
     .unwrap();
     vm.quit().unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&b, "vda")).unwrap(),
-        clusters(&since_c1)
-    );
+    assert_eq!(allocated(&b, "vda"), clusters(&since_c1));
 }
 
 #[test]
@@ -778,7 +731,7 @@ fn j_a_chosen_granularity_holds_along_the_chain() {
     vm.quit().unwrap();
     // The two 1 MiB granules were copied; QEMU writes only their data clusters.
     assert_eq!(
-        img::allocated(&image_of(&b, "vda")).unwrap(),
+        allocated(&b, "vda"),
         clusters(&[(MIB + K64, K64), (5 * MIB, K64)])
     );
     let text = b.step.now[0].to_compact();
@@ -852,13 +805,10 @@ fn k_two_owners_never_touch_each_others_chains() {
     let from_a2 = backup_push(&mut vm, &mut list, Some("a:c2"), None, &s.dir, "a2").unwrap();
     vm.quit().unwrap();
     assert_eq!(
-        img::allocated(&image_of(&from_b1, "vda")).unwrap(),
+        allocated(&from_b1, "vda"),
         clusters(&[w2.clone(), w3.clone(), w4.clone()].concat())
     );
-    assert_eq!(
-        img::allocated(&image_of(&from_a2, "vda")).unwrap(),
-        clusters(&[w3, w4].concat())
-    );
+    assert_eq!(allocated(&from_a2, "vda"), clusters(&[w3, w4].concat()));
     let _ = w1;
 }
 
@@ -1012,10 +962,7 @@ fn o_a_commit_into_a_raw_base_never_leaves_an_incomplete_bitmap() {
         "checkpoint inconsistent: missing or broken bitmap 'c1' for disk 'vda'"
     );
     let pushed = backup_push(&mut vm, &mut list, Some("c2"), None, &s.dir, "from-c2").unwrap();
-    assert_eq!(
-        img::allocated(&image_of(&pushed, "vda")).unwrap(),
-        [(4 * K64, K64)]
-    );
+    assert_eq!(allocated(&pushed, "vda"), [(4 * K64, K64)]);
     vm.quit().unwrap();
     let names: Vec<String> = img::bitmaps(&b)
         .unwrap()
@@ -1411,7 +1358,7 @@ fn random_sequence(seed: u64, ops: usize) {
                     }
                     for t in TARGETS {
                         assert_eq!(
-                            img::allocated(&image_of(&b, t)).unwrap(),
+                            allocated(&b, t),
                             clusters(model.writes(&from, t).unwrap()),
                             "{t}: backup from {from}\n{log}"
                         );
@@ -1445,7 +1392,7 @@ fn random_sequence(seed: u64, ops: usize) {
                             Some(w) => {
                                 assert_eq!(how, Resolution::Incremental, "{t}\n{log}");
                                 assert_eq!(
-                                    img::allocated(&image_of(&b, &t)).unwrap(),
+                                    allocated(&b, &t),
                                     clusters(w),
                                     "{t}: resolved backup from {from}\n{log}"
                                 );
@@ -1595,7 +1542,7 @@ fn random_sequence(seed: u64, ops: usize) {
     vm.quit().unwrap();
     for (t, live) in TARGETS.iter().zip(&tops) {
         assert_eq!(
-            img::allocated(&image_of(&last, t)).unwrap(),
+            allocated(&last, t),
             clusters(model.writes(&base, t).unwrap()),
             "{t}: the last backup\n{log}"
         );

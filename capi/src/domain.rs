@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int, c_uint};
 
-use crate::{Outputs, count, free_handle, guard, into_handle};
+use crate::{free_handle, guard, into_handle, write_list};
 use virtcheckpoint::{Disk, DiskDriver, Domain, Error, ErrorDomain, Image, parse_domain};
 
 /// A domain's disks, each with its backing chain and QEMU node names. Opaque; free with
@@ -193,8 +193,7 @@ pub unsafe extern "C" fn vcp_domain_get_disks(
         let out = cx.out(targets, "targets")?;
         let list: Vec<&str> = dom.disks.iter().map(|d| d.target.as_str()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &list)?.write() };
-        Ok(count(list.len()))
+        unsafe { write_list(out, &list) }
     })
 }
 
@@ -214,7 +213,6 @@ pub unsafe extern "C" fn vcp_domain_get_disk_chain(
         let disk = dom.find_disk(target)?;
         let list: Vec<&str> = disk.chain.iter().map(|i| i.format_node.as_str()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &list)?.write() };
-        Ok(count(list.len()))
+        unsafe { write_list(out, &list) }
     })
 }

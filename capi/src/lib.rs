@@ -374,6 +374,20 @@ impl Outputs {
     }
 }
 
+/// Writes `items` to `out` as a new NULL-terminated string array and returns their
+/// count: the whole result of a call whose only output is one list.
+///
+/// # Safety
+/// `out` is writable per the caller's contract.
+pub(crate) unsafe fn write_list<S: AsRef<str>>(
+    out: Out<*mut *mut c_char>,
+    items: &[S],
+) -> Result<c_int> {
+    // SAFETY: forwarded contract.
+    unsafe { Outputs::default().list(out, items)?.write() };
+    Ok(count(items.len()))
+}
+
 impl Drop for Outputs {
     fn drop(&mut self) {
         // Only reached with allocations when a later output failed: free them.

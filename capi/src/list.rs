@@ -7,7 +7,7 @@ use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
 use crate::plan::{VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, discard, discard_out};
-use crate::{Call, Outputs, count, free_handle, guard, into_handle};
+use crate::{Call, Outputs, count, free_handle, guard, into_handle, write_list};
 use virtcheckpoint::{
     CheckpointList, DeleteOptions, DeletePlan, Domain, Error, ErrorDomain, ListOptions,
     MetadataDir, NodeData, Result, adopt_into, apply_delete, begin_pending, commit_pending,
@@ -277,8 +277,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_names(
         };
         let found = list.list(from, opts)?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &found)?.write() };
-        Ok(count(found.len()))
+        unsafe { write_list(out, &found) }
     })
 }
 
@@ -364,8 +363,7 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_discard(
         let plan = &unsafe { cx.handle(plan, "plan") }?.0;
         let out = cx.out(names, "names")?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &plan.discard)?.write() };
-        Ok(count(plan.discard.len()))
+        unsafe { write_list(out, &plan.discard) }
     })
 }
 
@@ -381,8 +379,7 @@ pub unsafe extern "C" fn vcp_checkpoint_delete_plan_get_removed(
         let plan = &unsafe { cx.handle(plan, "plan") }?.0;
         let out = cx.out(names, "names")?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &plan.removed)?.write() };
-        Ok(count(plan.removed.len()))
+        unsafe { write_list(out, &plan.removed) }
     })
 }
 
@@ -635,8 +632,7 @@ pub unsafe extern "C" fn vcp_checkpoint_pending_names(
         let out = cx.out(names, "names")?;
         let pending = dir.pending()?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &pending)?.write() };
-        Ok(count(pending.len()))
+        unsafe { write_list(out, &pending) }
     })
 }
 
@@ -684,8 +680,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_owned_names(
             .map(|d| d.name.as_str())
             .collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &found)?.write() };
-        Ok(count(found.len()))
+        unsafe { write_list(out, &found) }
     })
 }
 
@@ -707,8 +702,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_plan_retention(
         let plans = list.plan_retention(owner, keep)?;
         let targets: Vec<&str> = plans.iter().map(|p| p.target.as_str()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &targets)?.write() };
-        Ok(count(targets.len()))
+        unsafe { write_list(out, &targets) }
     })
 }
 

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
 use crate::domain::vcp_domain;
 use crate::memory::c_string;
-use crate::{Outputs, count, free_handle, guard, into_handle};
+use crate::{free_handle, guard, into_handle, write_list};
 use virtcheckpoint::{
     Bitmap, DetectZeroes, Error, ErrorDomain, Node, NodeData, detect_report, nodes_from_image_info,
     parse_node_data,
@@ -117,8 +117,7 @@ pub unsafe extern "C" fn vcp_node_data_get_node_names(
         let out = cx.out(names, "names")?;
         let list: Vec<&str> = nd.nodes().iter().map(|n| n.name.as_str()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &list)?.write() };
-        Ok(count(list.len()))
+        unsafe { write_list(out, &list) }
     })
 }
 
@@ -180,8 +179,7 @@ pub unsafe extern "C" fn vcp_node_data_get_bitmap_names(
         let n = nd.find(name)?;
         let list: Vec<&str> = n.bitmaps.iter().map(|b| b.name.as_str()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &list)?.write() };
-        Ok(count(list.len()))
+        unsafe { write_list(out, &list) }
     })
 }
 

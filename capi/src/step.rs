@@ -11,7 +11,7 @@ use crate::plan::{
     VCP_BLOCKCOPY_SHALLOW, VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, backup_disks, backup_mode,
     vcp_backup_disk,
 };
-use crate::{Outputs, count, free_handle, guard, into_handle, memory};
+use crate::{free_handle, guard, into_handle, memory, write_list};
 use virtcheckpoint::{
     CreateOptions, Error, ErrorDomain, Image, SnapshotDisk, Step, StepCommand, backup_step,
     commit_step, copy_step, create_step, create_step_with, discard_step, fix_for_owner, fix_plan,
@@ -103,8 +103,7 @@ pub unsafe extern "C" fn vcp_step_commands(
         sendable(step)?;
         let texts: Vec<String> = list.iter().map(|c| c.to_compact()).collect();
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &texts)?.write() };
-        Ok(count(texts.len()))
+        unsafe { write_list(out, &texts) }
     })
 }
 
@@ -247,8 +246,7 @@ pub unsafe extern "C" fn vcp_step_jobs(
         let step = &unsafe { cx.handle(step, "step") }?.0;
         let out = cx.out(jobs, "jobs")?;
         // SAFETY: the caller's out-parameter.
-        unsafe { Outputs::default().list(out, &step.jobs)?.write() };
-        Ok(count(step.jobs.len()))
+        unsafe { write_list(out, &step.jobs) }
     })
 }
 
