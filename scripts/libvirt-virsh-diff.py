@@ -3,7 +3,9 @@
 
 The same seeded sequences of virsh operations run once over stock libvirt and once
 over the stand-in (each with qemu:///embed, so the QEMU driver runs inside virsh, and
-fresh images), on a domain with two qcow2 disks: guest writes, checkpoints (some
+fresh images), on a domain with two qcow2 disks (and on every third seed a raw
+one, which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
+guest writes, checkpoints (some
 leaving a disk out), push backups (full or incremental, some creating a checkpoint)
 and pull backups, deletes (plain, with children, children only, metadata only), size
 queries, redefines (validated or not), checkpoint listings, external snapshots, block
@@ -41,6 +43,16 @@ _spec.loader.exec_module(scenario)
 
 DOM = "lvrand"
 DISKS = ("vda", "vdb")
+# Every third seed's domain also has a raw disk, which cannot hold a bitmap: a
+# checkpoint must leave it out (most of them do, the others compare libvirt's refusal)
+# until a snapshot puts a qcow2 overlay on it, over a base with no bitmap.
+RAW_DISK = "vdc"
+
+
+def has_raw_disk(seed):
+    return seed % 3 == 0
+
+
 K, M = 65536, 1 << 20
 SIZE = 64 * M
 # Checkpoint XML that libvirt refuses (with --redefine or not): each must give the
@@ -74,16 +86,18 @@ class VirshDied(Exception):
 class Run:
     """One libvirt (a build folder) running one sequence in its own folder."""
 
-    def __init__(self, build, work):
+    def __init__(self, build, work, raw=False):
         self.work = work
         self.img = scenario.make_root(work)
+        self.disks = DISKS + ((RAW_DISK,) if raw else ())
         disks = ""
-        for d in DISKS:
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.path(d + ".qcow2"),
+        for d in self.disks:
+            fmt = "raw" if d == RAW_DISK else "qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", fmt, self.path(self.image(d)),
                             str(SIZE)], check=True)
-            disks += ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            disks += ("<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
                       "<source file='%s'/><target dev='%s' bus='virtio'/></disk>"
-                      % (self.path(d + ".qcow2"), d))
+                      % (fmt, self.path(self.image(d)), d))
         with open(self.path("dom.xml", top=True), "w") as f:
             f.write("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory>"
                     "<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>"
@@ -95,6 +109,15 @@ class Run:
 
     def path(self, name, top=False):
         return os.path.join(self.work if top else self.img, name)
+
+    @staticmethod
+    def image(disk):
+        """The file disk @disk starts with."""
+        return disk + (".raw" if disk == RAW_DISK else ".qcow2")
+
+    def others(self, disk, what="snapshot"):
+        """--diskspec options setting @what to no on every disk but @disk."""
+        return " ".join("--diskspec %s,%s=no" % (d, what) for d in self.disks if d != disk)
 
     def normal(self, text, command=""):
         """@text without what differs between two runs of the same sequence: the echo
@@ -136,7 +159,7 @@ class Run:
             blocks = json.loads(self.monitor({"execute": "query-block"}))["return"]
             return next(b["inserted"]["node-name"] for b in blocks
                         if b.get("qdev", "").startswith("/machine/peripheral/virtio-disk%d/"
-                                                        % DISKS.index(disk)))
+                                                        % self.disks.index(disk)))
         except (ValueError, KeyError, StopIteration):
             return None
 
@@ -168,7 +191,7 @@ def sequence(run, seed, ops):
     rng = random.Random(seed)
     v = run.virsh
     records = []
-    chains = {d: [run.path(d + ".qcow2")] for d in DISKS}
+    chains = {d: [run.path(run.image(d))] for d in run.disks}
     names = []  # the checkpoints libvirt lists
     made = [0]
 
@@ -199,7 +222,7 @@ def sequence(run, seed, ops):
     do("start", "start " + DOM)
     try:
         for _ in range(ops):
-            disk = rng.choice(DISKS)
+            disk = rng.choice(run.disks)
             r = rng.randrange(100)
             if r < 2:
                 xml = run.path("hostile.xml", top=True)
@@ -211,13 +234,15 @@ def sequence(run, seed, ops):
             elif r < 30:
                 off, length = rng.randrange(SIZE // K - 8) * K, rng.randrange(1, 5) * K
                 do("write %s %d %d" % (disk, off, length),
-                   scenario.qemu_io(DOM, DISKS.index(disk), '"write -P 0x%02x %d %d"'
+                   scenario.qemu_io(DOM, run.disks.index(disk), '"write -P 0x%02x %d %d"'
                                     % (rng.randrange(1, 256), off, length)), printed=False)
             elif r < 42 and len(names) < 6:
                 name = fresh("c")
                 spec = ""
                 if rng.randrange(4) == 0:
                     spec = " --diskspec %s,checkpoint=no" % disk
+                if disk != RAW_DISK and raw_top(run, chains) and rng.randrange(8):
+                    spec += " --diskspec %s,checkpoint=no" % RAW_DISK
                 do("checkpoint " + name + spec, "checkpoint-create-as %s --name %s%s"
                    % (DOM, name, spec))
             elif r < 57:
@@ -226,8 +251,8 @@ def sequence(run, seed, ops):
                 tag = fresh("b")
                 xml = "<domainbackup mode='push'>%s<disks>" % (
                     "<incremental>%s</incremental>" % inc if inc else "")
-                only = rng.choice([None, None] + list(DISKS))
-                for d in DISKS:
+                only = rng.choice([None, None] + list(run.disks))
+                for d in run.disks:
                     if only and d != only:
                         xml += "<disk name='%s' backup='no'/>" % d
                         continue
@@ -244,7 +269,7 @@ def sequence(run, seed, ops):
                 def pushed():
                     job = run.wait_job()
                     return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)), not inc)
-                                  for d in DISKS if d == only or not only])
+                                  for d in run.disks if d == only or not only])
                 do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
             elif r < 61 and names:
                 inc = rng.choice(names)
@@ -252,14 +277,14 @@ def sequence(run, seed, ops):
                 sock = run.path("nbd-%s.sock" % tag, top=True)
                 xml = ("<domainbackup mode='pull'><incremental>%s</incremental><server "
                        "transport='unix' socket='%s'/><disks>" % (inc, sock))
-                for d in DISKS:
+                for d in run.disks:
                     xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
                             "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
                 with open(run.path("pull.xml", top=True), "w") as f:
                     f.write(xml + "</disks></domainbackup>")
                 if do("pull backup from " + inc, "backup-begin %s %s"
                       % (DOM, run.path("pull.xml", top=True)),
-                      lambda: [scenario.nbd_dirty(sock, d) for d in DISKS]):
+                      lambda: [scenario.nbd_dirty(sock, d) for d in run.disks]):
                     do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
             elif r < 69 and names:
                 name = rng.choice(names)
@@ -288,10 +313,9 @@ def sequence(run, seed, ops):
                    "checkpoint-create %s %s --redefine%s" % (DOM, xml, validate))
             elif r < 86 and len(chains[disk]) < 4:
                 overlay = run.path("%s-%s.qcow2" % (disk, fresh("s")))
-                other = next(d for d in DISKS if d != disk)
                 if do("snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
-                      "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
-                      % (DOM, disk, overlay, other)):
+                      "--diskspec %s,snapshot=external,file=%s %s"
+                      % (DOM, disk, overlay, run.others(disk))):
                     chains[disk].insert(0, overlay)
             elif r < 91 and len(chains[disk]) > 1:
                 chain = chains[disk]
@@ -328,7 +352,7 @@ def sequence(run, seed, ops):
                 else:
                     # The guest's writes flushed first (else whether the last ones
                     # survive the kill is a matter of timing), then QEMU killed.
-                    for d in range(len(DISKS)):
+                    for d in range(len(run.disks)):
                         v.run(scenario.qemu_io(DOM, d, "flush"))
                     pid = run.pid()
                     if pid:
@@ -364,31 +388,36 @@ def sequence(run, seed, ops):
             listed = v.run("checkpoint-list %s --name" % DOM).split()
             names = sorted(n for n in listed if re.fullmatch(r"c\d+", n))
         if not (records and records[-1][0].startswith("stopped")):
-            tail(run, do, fresh)
+            tail(run, do, fresh, chains)
     except (VirshDied, BrokenPipeError):
         if not records or not records[-1][1].startswith("virsh died"):
             records.append(("(between operations)", "virsh died (%s)" % v.proc.wait(), [], None))
     return records
 
 
-def tail(run, do, fresh):
+def raw_top(run, chains):
+    """Whether the domain's raw disk still has a raw image on top."""
+    return RAW_DISK in run.disks and chains[RAW_DISK][0].endswith(".raw")
+
+
+def tail(run, do, fresh, chains):
     """After the random operations, a fixed end whose block jobs carry bitmaps: a
     checkpoint grown under snapshots of each disk, then a commit below the active
     layer (the base reopened around the merges), a pull down to a base, and a backup
     from the checkpoint, whose data must be the same from both."""
     do("tail: start", "start " + DOM)
-    do("tail: checkpoint ctail", "checkpoint-create-as %s --name ctail" % DOM)
+    do("tail: checkpoint ctail", "checkpoint-create-as %s --name ctail%s"
+       % (DOM, " --diskspec %s,checkpoint=no" % RAW_DISK if raw_top(run, chains) else ""))
     layers = {}
     for disk, count in (("vda", 2), ("vdb", 3)):
-        other = next(d for d in DISKS if d != disk)
         layers[disk] = []
         for i in range(count):
-            do("tail: write " + disk, scenario.qemu_io(DOM, DISKS.index(disk), '"write -P 0x5a %d %d"'
+            do("tail: write " + disk, scenario.qemu_io(DOM, run.disks.index(disk), '"write -P 0x5a %d %d"'
                                                        % (i * M, 2 * K)), printed=False)
             overlay = run.path("%s-%s.qcow2" % (disk, fresh("t")))
             do("tail: snapshot " + disk, "snapshot-create-as %s --disk-only --no-metadata "
-               "--diskspec %s,snapshot=external,file=%s --diskspec %s,snapshot=no"
-               % (DOM, disk, overlay, other))
+               "--diskspec %s,snapshot=external,file=%s %s"
+               % (DOM, disk, overlay, run.others(disk)))
             layers[disk].insert(0, overlay)
     # vda: the middle layer committed into the one below it, both holding ctail.
     do("tail: commit below the active layer", "blockcommit %s vda --wait --top %s"
@@ -398,7 +427,7 @@ def tail(run, do, fresh):
        % (DOM, layers["vdb"][2]))
     tag = fresh("b")
     xml = "<domainbackup mode='push'><incremental>ctail</incremental><disks>"
-    for d in DISKS:
+    for d in run.disks:
         xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/></disk>"
                 % (d, run.path("%s-%s.qcow2" % (tag, d))))
     with open(run.path(tag + ".xml", top=True), "w") as f:
@@ -406,7 +435,7 @@ def tail(run, do, fresh):
 
     def pushed():
         job = run.wait_job()
-        return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d))) for d in DISKS])
+        return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d))) for d in run.disks])
     do("tail: push backup from ctail", "backup-begin %s %s"
        % (DOM, run.path(tag + ".xml", top=True)), pushed, job=True)
 
@@ -460,7 +489,7 @@ def main():
     for seed in seeds:
         got = {}
         for label, build in (("stock", stock), ("stand-in", standin)):
-            run = Run(build, os.path.join(work, "%d-%s" % (seed, label)))
+            run = Run(build, os.path.join(work, "%d-%s" % (seed, label)), has_raw_disk(seed))
             try:
                 got[label] = sequence(run, seed, ops)
                 with open(os.path.join(run.work, "records.json"), "w") as f:

@@ -2,7 +2,8 @@
 """Stock libvirt's own bitmap commands against the library's plans, on a real QEMU.
 
 The seeded sequences of scripts/libvirt-virsh-diff.py run over stock libvirt alone
-(qemu:///embed, two qcow2 disks, the second with the <driver> options a reopen carries, snapshots growing each chain to four layers,
+(qemu:///embed, two qcow2 disks, the second with the <driver> options a reopen carries,
+and on every third seed a raw disk, snapshots growing each chain to four layers,
 commits, copies, pulls, backups, deletes). Before each checkpoint creation, plain
 checkpoint delete, size query (checkpoint-dumpxml --size), external disk-only
 snapshot and backup (push or pull, incremental or not, creating a checkpoint or not), the state libvirt holds is taken as a driver would hand it to the library:
@@ -323,14 +324,14 @@ def deep(run):
     its delete removes the bitmap from several backing layers of both disks (the
     reopens around it, in libvirt's order), and the size query merges across them."""
     v = run.virsh
+    # The raw disk (every third seed's) left out of these checkpoints.
+    no_raw = " --diskspec %s,checkpoint=no" % diff.RAW_DISK if diff.RAW_DISK in run.disks else ""
     v.run("start " + DOM)  # refused when running already
-    v.run("checkpoint-create-as %s --name deep1" % DOM)
+    v.run("checkpoint-create-as %s --name deep1%s" % (DOM, no_raw))
     for i, disk in enumerate(["vda", "vdb", "vda", "vdb"]):
-        other = next(d for d in diff.DISKS if d != disk)
         v.run("snapshot-create-as %s --disk-only --no-metadata --diskspec %s,snapshot=external,"
-              "file=%s --diskspec %s,snapshot=no"
-              % (DOM, disk, run.path("%s-deep%d.qcow2" % (disk, i)), other))
-        v.run("checkpoint-create-as %s --name deep%d" % (DOM, i + 2))
+              "file=%s %s" % (DOM, disk, run.path("%s-deep%d.qcow2" % (disk, i)), run.others(disk)))
+        v.run("checkpoint-create-as %s --name deep%d%s" % (DOM, i + 2, no_raw))
     v.run("checkpoint-dumpxml %s deep1 --size" % DOM)
     v.run("checkpoint-delete %s deep1" % DOM)
     v.run("checkpoint-dumpxml %s deep2 --size" % DOM)
@@ -339,15 +340,16 @@ def deep(run):
     # order, then the checkpoint itself.
     v.run("checkpoint-delete %s deep2 --children" % DOM)
     # Both disks in one snapshot, under a checkpoint of both, then a backup from it.
-    v.run("checkpoint-create-as %s --name deep6" % DOM)
+    v.run("checkpoint-create-as %s --name deep6%s" % (DOM, no_raw))
     v.run("snapshot-create-as %s --disk-only --no-metadata --diskspec vda,snapshot=external,"
-          "file=%s --diskspec vdb,snapshot=external,file=%s"
-          % (DOM, run.path("vda-deep9.qcow2"), run.path("vdb-deep9.qcow2")))
+          "file=%s --diskspec vdb,snapshot=external,file=%s%s"
+          % (DOM, run.path("vda-deep9.qcow2"), run.path("vdb-deep9.qcow2"),
+             no_raw.replace("checkpoint", "snapshot")))
     with open(run.path("deep-backup.xml"), "w") as f:
         f.write("<domainbackup mode='push'><incremental>deep6</incremental><disks>%s</disks>"
                 "</domainbackup>" % "".join(
                     "<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/></disk>"
-                    % (d, run.path("deep-backup-%s.qcow2" % d)) for d in diff.DISKS))
+                    % (d, run.path("deep-backup-%s.qcow2" % d)) for d in run.disks))
     v.run("backup-begin %s %s" % (DOM, run.path("deep-backup.xml")))
     run.wait_job()
 
@@ -359,7 +361,7 @@ def main():
     passed = failed = 0
     for seed in seeds:
         seq_work = os.path.join(work, str(seed))
-        run = diff.Run(stock, seq_work)
+        run = diff.Run(stock, seq_work, diff.has_raw_disk(seed))
         # vdb with every <driver> option a reopen carries (odd seeds: discard and zero
         # detection; even seeds: those and a cache mode), vda without.
         dom_xml = run.path("dom.xml", top=True)
