@@ -6,7 +6,8 @@ over the stand-in (each with qemu:///embed, so the QEMU driver runs inside virsh
 fresh images), on a domain with two qcow2 disks (and on every third seed a raw
 one, which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
 guest writes, checkpoints (some
-leaving a disk out), push backups (full or incremental, some creating a checkpoint)
+leaving a disk out), push backups (full or incremental, some creating a checkpoint,
+some with a disk's own checkpoint or a disk in full)
 and pull backups, deletes (plain, with children, children only, metadata only), size
 queries, redefines (validated or not), checkpoint listings, external snapshots, block
 commits (active and not), block copies (shallow and deep, some into raw files),
@@ -252,12 +253,22 @@ def sequence(run, seed, ops):
                 xml = "<domainbackup mode='push'>%s<disks>" % (
                     "<incremental>%s</incremental>" % inc if inc else "")
                 only = rng.choice([None, None] + list(run.disks))
+                full = {}  # per disk: whether libvirt backs it up in full
                 for d in run.disks:
                     if only and d != only:
                         xml += "<disk name='%s' backup='no'/>" % d
                         continue
-                    xml += ("<disk name='%s' type='file'><target file='%s'/><driver type='qcow2'/>"
-                            "</disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+                    # One disk in eight its own checkpoint (incremental='c'), one in
+                    # eight in full under the backup's <incremental> (backupmode='full').
+                    mode, full[d] = "", not inc
+                    r2 = rng.randrange(8)
+                    if r2 == 0 and names:
+                        own = rng.choice(names)
+                        mode, full[d] = " incremental='%s'" % own, False
+                    elif r2 == 1 and inc:
+                        mode, full[d] = " backupmode='full'", True
+                    xml += ("<disk name='%s' type='file'%s><target file='%s'/><driver type='qcow2'/>"
+                            "</disk>" % (d, mode, run.path("%s-%s.qcow2" % (tag, d))))
                 with open(run.path(tag + ".xml", top=True), "w") as f:
                     f.write(xml + "</disks></domainbackup>")
                 command = "backup-begin %s %s" % (DOM, run.path(tag + ".xml", top=True))
@@ -268,7 +279,7 @@ def sequence(run, seed, ops):
 
                 def pushed():
                     job = run.wait_job()
-                    return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)), not inc)
+                    return (job, [allocated(run.path("%s-%s.qcow2" % (tag, d)), full[d])
                                   for d in run.disks if d == only or not only])
                 do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
             elif r < 61 and names:

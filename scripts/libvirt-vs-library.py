@@ -148,6 +148,11 @@ class Oracle:
             args += ["--from", inc.group(1)] if inc else []
             args += ["--pull"] if "mode='pull'" in backup else []
             args += ["--checkpoint", words[3]] if len(words) > 3 else []
+            # Per disk: its own checkpoint, or full under the backup's <incremental>.
+            for disk, own in re.findall(r"<disk name='(\w+)'[^>]* incremental='([^']+)'", backup):
+                args += ["--incremental", "%s=%s" % (disk, own)]
+            for disk in re.findall(r"<disk name='(\w+)'[^>]* backupmode='full'", backup):
+                args += ["--full", disk]
         start = self.run.log_size()
         out = self.inner(command)
         sent, replies = monitor_lines(self.run.log, start)
@@ -214,6 +219,8 @@ class Oracle:
                 want += ["(QEMU refused it)"]
         self.compared += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if "--incremental" in args or "--full" in args:
+            self.kinds["backup per disk"] = self.kinds.get("backup per disk", 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
         if got != want and (self.known_difference(want, got) or (
                 kind == "commit" and self.base_holds_no_bitmap(args) and self.lost_copies(want, got))):

@@ -35,6 +35,9 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        discards, in libvirt's order, with its step
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
                     [--checkpoint C]   C: the checkpoint the backup creates
+                    [--incremental vda=CHK]... [--full vda]...
+                                       per disk, as libvirt's incremental='CHK' and
+                                       backupmode='full' (else --from)
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
   vcp plan commit   --domain D --nodes N --disk vda --top NODE --base NODE [--active]
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--mirror-format raw] [--shallow]
@@ -327,11 +330,27 @@ fn plan(a: &Args) -> R<ExitCode> {
             }
         }
         "backup" => {
+            // Per disk as libvirt aligns a backup's disks: its own checkpoint
+            // (incremental='CHK'), else full when asked (backupmode='full'), else the
+            // backup's <incremental>.
+            let own = a
+                .all("--incremental")
+                .iter()
+                .map(|d| {
+                    d.split_once('=').ok_or_else(|| {
+                        Fail::Usage(format!("--incremental takes TARGET=CHECKPOINT, not '{d}'"))
+                    })
+                })
+                .collect::<R<Vec<_>>>()?;
             let disks: Vec<BackupDisk> = pairs(a)?
                 .into_iter()
                 .map(|(t, n)| BackupDisk {
+                    incremental: match own.iter().find(|(d, _)| *d == t) {
+                        Some((_, c)) => Some((*c).to_owned()),
+                        None if a.all("--full").contains(&t) => None,
+                        None => a.opt("--from").map(str::to_owned),
+                    },
                     target: t,
-                    incremental: a.opt("--from").map(str::to_owned),
                     store_node: n,
                     export_bitmap: None,
                 })

@@ -487,3 +487,59 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_fails_as_libvirt_does() {
     assert_eq!(discards(&out), ["chk1", "chk3", "chk4", "chk2", "root"]);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A backup's disks each as libvirt aligns them: a disk's own checkpoint
+/// (`--incremental vda=CHK`, libvirt's incremental='CHK') plans as the backup's
+/// `--from`; `--full vda` (backupmode='full') overrides `--from` for that disk.
+#[test]
+fn backup_modes_per_disk() {
+    let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
+    let nodes = data("replies/06_backup_begin_push_incremental_from_chk1.json");
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "backup",
+            "--domain",
+            &dom,
+            "--nodes",
+            &nodes,
+            "--disk",
+            "vda=store",
+        ];
+        args.extend(extra);
+        let (code, out, err) = vcp(&args);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        out
+    };
+    let from = plan(&["--from", "chk1"]);
+    assert!(from.contains("\"sync\":\"incremental\""), "{from}");
+    assert_eq!(plan(&["--incremental", "vda=chk1"]), from);
+    assert_eq!(
+        plan(&["--from", "nope", "--incremental", "vda=chk1"]),
+        from,
+        "the disk's own checkpoint wins"
+    );
+    let full = plan(&["--from", "chk1", "--full", "vda"]);
+    assert_eq!(full, plan(&[]));
+    assert!(
+        full.contains("\"sync\":\"full\"") && !full.contains("merge"),
+        "{full}"
+    );
+    let (code, _, err) = vcp(&[
+        "plan",
+        "backup",
+        "--domain",
+        &dom,
+        "--nodes",
+        &nodes,
+        "--disk",
+        "vda=store",
+        "--incremental",
+        "vda",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--incremental takes TARGET=CHECKPOINT, not 'vda'"),
+        "{err}"
+    );
+}
