@@ -3,23 +3,22 @@
 
 The same seeded sequences of virsh operations run once over stock libvirt and once
 over the stand-in (each with qemu:///embed, so the QEMU driver runs inside virsh, and
-fresh images), on a domain with two qcow2 disks (and on every third seed a raw
-one, which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
-guest writes, checkpoints (some
-leaving a disk out), push backups (full or incremental, some creating a checkpoint,
-some with a disk's own checkpoint or a disk in full)
-and pull backups, deletes (plain, with children, children only, metadata only), size
-queries, redefines (validated or not), checkpoint listings, external snapshots, block
-commits (active and not), block copies (shallow and deep, some into raw files),
-block pulls, restarts, crashes (QEMU killed) and bitmaps removed behind libvirt's
-back, then a fixed end whose commit (below the active layer) and pull carry a
-checkpoint's bitmaps, and a backup from it. Nothing is predicted:
-for every operation, what virsh printed (creation times and the run's own folder
-aside), every bitmap command sent to QEMU (transactions, reopens, bitmap commands),
-the data each push backup holds (qemu-img map) and the dirty extents each pull
-backup's export shows must be the same from both (for a full backup, the clusters
-that are not all zeros). The first difference of a sequence
-is printed with the operations before it.
+fresh images), on a domain with two qcow2 disks (and on every third seed a raw one,
+which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
+guest writes, checkpoints (some leaving a disk out), push backups (full or
+incremental, some creating a checkpoint, some with a disk's own checkpoint or a disk
+in full), pull backups (incremental or full, some creating a checkpoint), deletes
+(plain, with children, children only, metadata only), size queries, redefines
+(validated or not), checkpoint listings, external snapshots, block commits (active
+and not), block copies (shallow and deep, some into raw files), block pulls,
+restarts, crashes (QEMU killed) and bitmaps removed behind libvirt's back, then a
+fixed end whose commit (below the active layer) and pull carry a checkpoint's
+bitmaps, and a backup from it. Nothing is predicted: for every operation, what virsh
+printed (creation times and the run's own folder aside), every bitmap command sent
+to QEMU (transactions, reopens, bitmap commands), the data each push backup holds
+(qemu-img map) and the dirty extents each pull backup's export shows must be the
+same from both (for a full backup, the clusters that are not all zeros). The first
+difference of a sequence is printed with the operations before it.
 
 Usage: scripts/libvirt-virsh-diff.py STOCK_BUILD STANDIN_BUILD WORKDIR [SEEDS [OPS]]
   SEEDS: FIRST..LAST or a comma-separated list (default 1..4); OPS: per sequence
@@ -283,18 +282,25 @@ def sequence(run, seed, ops):
                                   for d in run.disks if d == only or not only])
                 do("push backup from %s creating %s" % (inc, new), command, pushed, job=True)
             elif r < 61 and names:
-                inc = rng.choice(names)
+                # One in four in full (an export with no dirty bitmap), one in three
+                # creating a checkpoint.
+                inc = rng.choice(names) if rng.randrange(4) else None
+                new = fresh("c") if len(names) < 6 and rng.randrange(3) == 0 else None
                 tag = fresh("n")
                 sock = run.path("nbd-%s.sock" % tag, top=True)
-                xml = ("<domainbackup mode='pull'><incremental>%s</incremental><server "
-                       "transport='unix' socket='%s'/><disks>" % (inc, sock))
+                xml = ("<domainbackup mode='pull'>%s<server transport='unix' socket='%s'/><disks>"
+                       % ("<incremental>%s</incremental>" % inc if inc else "", sock))
                 for d in run.disks:
                     xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
                             "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
                 with open(run.path("pull.xml", top=True), "w") as f:
                     f.write(xml + "</disks></domainbackup>")
-                if do("pull backup from " + inc, "backup-begin %s %s"
-                      % (DOM, run.path("pull.xml", top=True)),
+                command = "backup-begin %s %s" % (DOM, run.path("pull.xml", top=True))
+                if new:
+                    with open(run.path(new + ".xml", top=True), "w") as f:
+                        f.write("<domaincheckpoint><name>%s</name></domaincheckpoint>" % new)
+                    command += " " + run.path(new + ".xml", top=True)
+                if do("pull backup from %s creating %s" % (inc, new), command,
                       lambda: [scenario.nbd_dirty(sock, d) for d in run.disks]):
                     do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
             elif r < 69 and names:
