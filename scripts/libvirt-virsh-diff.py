@@ -7,7 +7,8 @@ fresh images), on a domain with two qcow2 disks (and on every third seed a raw o
 which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
 guest writes, checkpoints (some leaving a disk out), push backups (full or
 incremental, some creating a checkpoint, some with a disk's own checkpoint or a disk
-in full), pull backups (incremental or full, some creating a checkpoint), deletes
+in full), pull backups (incremental or full, some creating a checkpoint, some
+naming a disk's export and its bitmap), deletes
 (plain, with children, children only, metadata only), size queries, redefines
 (validated or not), checkpoint listings, external snapshots, block commits (active
 and not), block copies (shallow and deep, some into raw files), block pulls,
@@ -290,9 +291,14 @@ def sequence(run, seed, ops):
                 sock = run.path("nbd-%s.sock" % tag, top=True)
                 xml = ("<domainbackup mode='pull'>%s<server transport='unix' socket='%s'/><disks>"
                        % ("<incremental>%s</incremental>" % inc if inc else "", sock))
+                named = {}  # one disk in four: its export and bitmap named by the request
                 for d in run.disks:
-                    xml += ("<disk name='%s' backup='yes' type='file'><scratch file='%s'/>"
-                            "<driver type='qcow2'/></disk>" % (d, run.path("%s-%s.qcow2" % (tag, d))))
+                    if rng.randrange(4) == 0:
+                        named[d] = ("x%s-%s" % (tag, d), "xb%s-%s" % (tag, d))
+                    xml += ("<disk name='%s' backup='yes' type='file'%s><scratch file='%s'/>"
+                            "<driver type='qcow2'/></disk>"
+                            % (d, " exportname='%s' exportbitmap='%s'" % named[d] if d in named
+                               else "", run.path("%s-%s.qcow2" % (tag, d))))
                 with open(run.path("pull.xml", top=True), "w") as f:
                     f.write(xml + "</disks></domainbackup>")
                 command = "backup-begin %s %s" % (DOM, run.path("pull.xml", top=True))
@@ -301,7 +307,7 @@ def sequence(run, seed, ops):
                         f.write("<domaincheckpoint><name>%s</name></domaincheckpoint>" % new)
                     command += " " + run.path(new + ".xml", top=True)
                 if do("pull backup from %s creating %s" % (inc, new), command,
-                      lambda: [scenario.nbd_dirty(sock, d) for d in run.disks]):
+                      lambda: [scenario.nbd_dirty(sock, d, *named.get(d, ())) for d in run.disks]):
                     do("end the pull backup", "domjobabort " + DOM, run.wait_job, job=True)
             elif r < 69 and names:
                 name = rng.choice(names)

@@ -178,12 +178,14 @@ def allocated(path):
             if e["data"] and e["depth"] == 0]
 
 
-def nbd_dirty(sock, disk="vda"):
+def nbd_dirty(sock, disk="vda", export=None, bitmap=None):
     """The dirty extents of a pull backup's export of @disk (qemu-img map: with
-    x-dirty-bitmap a dirty extent reads as "data": false), merged."""
+    x-dirty-bitmap a dirty extent reads as "data": false), merged; the export and its
+    bitmap named as libvirt names them by default (the disk, backup-<disk>)."""
     out = subprocess.run(["qemu-img", "map", "--output=json", "--image-opts",
                           "driver=nbd,export=%s,server.type=unix,server.path=%s,"
-                          "x-dirty-bitmap=qemu:dirty-bitmap:backup-%s" % (disk, sock, disk)],
+                          "x-dirty-bitmap=qemu:dirty-bitmap:%s"
+                          % (export or disk, sock, bitmap or "backup-" + disk)],
                          capture_output=True, text=True)
     dirty = []
     try:

@@ -153,6 +153,9 @@ class Oracle:
                 args += ["--incremental", "%s=%s" % (disk, own)]
             for disk in re.findall(r"<disk name='(\w+)'[^>]* backupmode='full'", backup):
                 args += ["--full", disk]
+            for disk, bitmap in re.findall(r"<disk name='(\w+)'[^>]* exportbitmap='([^']+)'",
+                                           backup):
+                args += ["--export-bitmap", "%s=%s" % (disk, bitmap)]
         start = self.run.log_size()
         out = self.inner(command)
         sent, replies = monitor_lines(self.run.log, start)
@@ -219,7 +222,7 @@ class Oracle:
                 want += ["(QEMU refused it)"]
         self.compared += 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        if "--incremental" in args or "--full" in args:
+        if "--incremental" in args or "--full" in args or "--export-bitmap" in args:
             self.kinds["backup per disk"] = self.kinds.get("backup per disk", 0) + 1
         self.reopens += any('"blockdev-reopen"' in c for c in want)
         if got != want and (self.known_difference(want, got) or (

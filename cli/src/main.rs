@@ -35,9 +35,10 @@ Plan libvirt's dirty-bitmap operations and print the QMP (a transaction, compact
                                        discards, in libvirt's order, with its step
   vcp plan backup   --domain D --nodes N --disk vda=STORE_NODE... [--from CHK] [--pull]
                     [--checkpoint C]   C: the checkpoint the backup creates
-                    [--incremental vda=CHK]... [--full vda]...
-                                       per disk, as libvirt's incremental='CHK' and
-                                       backupmode='full' (else --from)
+                    [--incremental vda=CHK]... [--full vda]... [--export-bitmap vda=B]...
+                                       per disk, as libvirt's incremental='CHK',
+                                       backupmode='full' (else --from) and a pull
+                                       backup's exportbitmap='B' (else backup-vda)
   vcp plan snapshot --domain D --nodes N --disk vda=OVERLAY_NODE...
   vcp plan commit   --domain D --nodes N --disk vda --top NODE --base NODE [--active]
   vcp plan copy     --domain D --nodes N --disk vda --mirror NODE [--mirror-format raw] [--shallow]
@@ -219,6 +220,17 @@ fn pairs(a: &Args) -> R<Vec<(String, String)>> {
         .collect()
 }
 
+/// The TARGET=VALUE pairs of a repeated per-disk option.
+fn per_disk<'a>(a: &'a Args, option: &str, what: &str) -> R<Vec<(&'a str, &'a str)>> {
+    a.all(option)
+        .iter()
+        .map(|d| {
+            d.split_once('=')
+                .ok_or_else(|| Fail::Usage(format!("{option} takes TARGET={what}, not '{d}'")))
+        })
+        .collect()
+}
+
 fn print_tx(a: &Args, actions: &[Action]) {
     if a.flag("--pretty") {
         print!("{}", actions_json(actions).to_pretty());
@@ -333,15 +345,8 @@ fn plan(a: &Args) -> R<ExitCode> {
             // Per disk as libvirt aligns a backup's disks: its own checkpoint
             // (incremental='CHK'), else full when asked (backupmode='full'), else the
             // backup's <incremental>.
-            let own = a
-                .all("--incremental")
-                .iter()
-                .map(|d| {
-                    d.split_once('=').ok_or_else(|| {
-                        Fail::Usage(format!("--incremental takes TARGET=CHECKPOINT, not '{d}'"))
-                    })
-                })
-                .collect::<R<Vec<_>>>()?;
+            let own = per_disk(a, "--incremental", "CHECKPOINT")?;
+            let export = per_disk(a, "--export-bitmap", "BITMAP")?;
             let disks: Vec<BackupDisk> = pairs(a)?
                 .into_iter()
                 .map(|(t, n)| BackupDisk {
@@ -350,9 +355,12 @@ fn plan(a: &Args) -> R<ExitCode> {
                         None if a.all("--full").contains(&t) => None,
                         None => a.opt("--from").map(str::to_owned),
                     },
+                    export_bitmap: export
+                        .iter()
+                        .find(|(d, _)| *d == t)
+                        .map(|(_, b)| (*b).to_owned()),
                     target: t,
                     store_node: n,
-                    export_bitmap: None,
                 })
                 .collect();
             let mode = if a.flag("--pull") {

@@ -490,7 +490,8 @@ fn a_stored_trees_delete_goes_in_libvirts_order_and_fails_as_libvirt_does() {
 
 /// A backup's disks each as libvirt aligns them: a disk's own checkpoint
 /// (`--incremental vda=CHK`, libvirt's incremental='CHK') plans as the backup's
-/// `--from`; `--full vda` (backupmode='full') overrides `--from` for that disk.
+/// `--from`; `--full vda` (backupmode='full') overrides `--from` for that disk; a pull
+/// backup's `--export-bitmap vda=B` (exportbitmap='B') names its temporary bitmap.
 #[test]
 fn backup_modes_per_disk() {
     let dom = data("libvirt-9.0-qmp/21_status_xml_before_snapshot.xml");
@@ -525,6 +526,11 @@ fn backup_modes_per_disk() {
         full.contains("\"sync\":\"full\"") && !full.contains("merge"),
         "{full}"
     );
+    // A pull backup's bitmap named by the request (exportbitmap='eb').
+    let pull = plan(&["--pull", "--from", "chk1"]);
+    let named = plan(&["--pull", "--from", "chk1", "--export-bitmap", "vda=eb"]);
+    assert!(pull.contains("\"name\":\"backup-vda\""), "{pull}");
+    assert_eq!(named, pull.replace("\"backup-vda\"", "\"eb\""));
     let (code, _, err) = vcp(&[
         "plan",
         "backup",
