@@ -5,7 +5,7 @@ The same seeded sequences of virsh operations run once over stock libvirt and on
 over the stand-in (each with qemu:///embed, so the QEMU driver runs inside virsh, and
 fresh images), on a domain with two qcow2 disks (and on every third seed a raw one,
 which a checkpoint must leave out until a snapshot puts a qcow2 overlay on it):
-guest writes, checkpoints (some leaving a disk out), push backups (full or
+guest writes, checkpoints (some leaving a disk out, some with a description), push backups (full or
 incremental, some creating a checkpoint, some with a disk's own checkpoint or a disk
 in full), pull backups (incremental or full, some creating a checkpoint, some
 naming a disk's export and its bitmap), deletes
@@ -78,6 +78,9 @@ HOSTILE = [
     "<domaincheckpoint><name>x</name><disks><disk/></disks></domaincheckpoint>",
     "<notacheckpoint><name>x</name></notacheckpoint>",
 ]
+
+# Checkpoint descriptions (virsh checkpoint-create-as --description).
+DESCRIPTIONS = ["before the upgrade: <db> & 'logs' > 2 GiB", "nächtlich ✓ — Ünïcode"]
 
 
 class VirshDied(Exception):
@@ -244,6 +247,9 @@ def sequence(run, seed, ops):
                     spec = " --diskspec %s,checkpoint=no" % disk
                 if disk != RAW_DISK and raw_top(run, chains) and rng.randrange(8):
                     spec += " --diskspec %s,checkpoint=no" % RAW_DISK
+                if rng.randrange(4) == 0:
+                    # A description, with what XML must escape and what it need not.
+                    spec = " --description \"%s\"" % rng.choice(DESCRIPTIONS) + spec
                 do("checkpoint " + name + spec, "checkpoint-create-as %s --name %s%s"
                    % (DOM, name, spec))
             elif r < 57:
