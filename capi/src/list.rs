@@ -247,8 +247,11 @@ pub unsafe extern "C" fn vcp_checkpoint_list_get_parent(
 
 /// Lists checkpoint names as `virDomainListAllCheckpoints` (`from` NULL) or
 /// `virDomainCheckpointListAllChildren` (`from` a checkpoint) do, with the
-/// `VCP_CHECKPOINT_LIST_*` flags. Stores a new NULL-terminated array in `*names` (free
-/// with `vcp_string_list_free()`) and returns the count, or -1.
+/// `VCP_CHECKPOINT_LIST_*` flags, in libvirt's order: roots, children and descendants
+/// as libvirt walks its child lists (each before its own descendants, the newest
+/// sibling first); without `VCP_CHECKPOINT_LIST_TOPOLOGICAL` the whole list in creation
+/// order (libvirt's own is its hash table's). Stores a new NULL-terminated array in
+/// `*names` (free with `vcp_string_list_free()`) and returns the count, or -1.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vcp_checkpoint_list_names(
     list: *const vcp_checkpoint_list,

@@ -802,9 +802,11 @@ fn tree(a: &Args) -> R<ExitCode> {
                 if last { "`-- " } else { "|-- " }
             ));
         }
-        let children = list
+        // Sorted by name, as virsh's --tree prints them.
+        let mut children = list
             .list(Some(name), ListOptions::default())
             .unwrap_or_default();
+        children.sort_unstable();
         let next = if root {
             String::new()
         } else {
@@ -815,13 +817,15 @@ fn tree(a: &Args) -> R<ExitCode> {
         }
     }
     let mut out = String::new();
-    for root in list.list(
+    let mut roots = list.list(
         None,
         virtcheckpoint::ListOptions {
             roots: true,
             ..Default::default()
         },
-    )? {
+    )?;
+    roots.sort_unstable();
+    for root in roots {
         walk(&list, root, "", true, true, &current, &mut out);
     }
     if list.is_empty() {

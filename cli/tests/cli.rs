@@ -549,3 +549,40 @@ fn backup_modes_per_disk() {
         "{err}"
     );
 }
+
+/// `vcp tree` prints roots and siblings sorted by name, as virsh's `--tree` does,
+/// whatever order the library lists them in (libvirt's: the newest sibling first).
+#[test]
+fn tree_prints_siblings_by_name() {
+    let dir = std::env::temp_dir().join(format!("vcp-cli-tree-{}", std::process::id()));
+    let vm = dir.join("vm");
+    std::fs::create_dir_all(&vm).unwrap();
+    for (name, parent, time) in [
+        ("a", None, 1),
+        ("c2", Some("a"), 2),
+        ("c10", Some("a"), 3),
+        ("b", None, 4),
+    ] {
+        let parent = parent.map_or(String::new(), |p| {
+            format!("<parent><name>{p}</name></parent>")
+        });
+        std::fs::write(
+            vm.join(format!("{name}.xml")),
+            format!(
+                "<domaincheckpoint><name>{name}</name>{parent}\
+                 <creationTime>{time}</creationTime></domaincheckpoint>"
+            ),
+        )
+        .unwrap();
+    }
+    let (code, out, err) = vcp(&[
+        "tree",
+        "--metadata",
+        &dir.display().to_string(),
+        "--name",
+        "vm",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "a\n|-- c10\n`-- c2\nb\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -300,26 +300,23 @@ impl CheckpointList {
 
     /// Names as `virDomainListAllCheckpoints` (`from` = None) or
     /// `virDomainCheckpointListAllChildren` (`from` = Some) list them, with libvirt's
-    /// filters. The order is creation order, or parents before children with
-    /// [`ListOptions::topological`].
+    /// filters, in libvirt's order: roots, children and descendants as its walk of
+    /// each parent's child list gives them, each before its own descendants and among
+    /// siblings the newest first (libvirt prepends a child to that list); the whole
+    /// list without [`ListOptions::topological`] in creation order (libvirt's is its
+    /// hash table's, which virsh sorts by name).
     pub fn list(&self, from: Option<&str>, opts: ListOptions) -> Result<Vec<&str>> {
         let mut picked = Vec::new();
         match from {
-            None if opts.roots => picked.extend(self.roots.iter().copied()),
-            None => {
-                if opts.topological {
-                    self.preorder(&self.roots, &mut picked);
-                } else {
-                    picked.extend(self.index_order());
-                }
-            }
+            None if opts.roots => picked.extend(self.roots.iter().rev().copied()),
+            None if opts.topological => self.libvirt_descendants(&self.roots, &mut picked),
+            None => picked.extend(self.index_order()),
             Some(name) => {
-                let i = self.idx(name)?;
-                let children = &self.entry(i).children;
+                let children = &self.entry(self.idx(name)?).children;
                 if opts.descendants {
-                    self.preorder(children, &mut picked);
+                    self.libvirt_descendants(children, &mut picked);
                 } else {
-                    picked.extend(children.iter().copied());
+                    picked.extend(children.iter().rev().copied());
                 }
             }
         }
@@ -630,7 +627,8 @@ mod tests {
                 }
             )
             .unwrap(),
-            ["a", "b", "c", "d"]
+            ["a", "b", "d", "c"],
+            "siblings newest first, as stock libvirt 9.0 lists them"
         );
         assert_eq!(
             l.list(
@@ -676,7 +674,7 @@ mod tests {
                 }
             )
             .unwrap(),
-            ["b", "c", "d"]
+            ["b", "d", "c"]
         );
         assert_eq!(
             l.list(
@@ -688,7 +686,11 @@ mod tests {
                 }
             )
             .unwrap(),
-            ["c", "d"]
+            ["d", "c"]
+        );
+        assert_eq!(
+            l.list(Some("b"), ListOptions::default()).unwrap(),
+            ["d", "c"]
         );
         assert_eq!(
             l.list(
@@ -763,7 +765,7 @@ mod tests {
         assert_eq!(l.get("b").unwrap().description.as_deref(), Some("new"));
         assert_eq!(
             l.list(Some("b"), ListOptions::default()).unwrap(),
-            ["c", "d"]
+            ["d", "c"]
         );
         // A child of the current one becomes current.
         let mut e = def("e");
@@ -793,9 +795,10 @@ mod tests {
         assert_eq!(before, "a,b,c,d", "planning changes nothing");
         let rewrite = l.apply_delete(&plan).unwrap();
         assert_eq!(rewrite, ["c", "d"]);
+        // libvirt moves b's children, in their order, to the front of a's list.
         assert_eq!(
             l.list(Some("a"), ListOptions::default()).unwrap(),
-            ["c", "d"]
+            ["d", "c"]
         );
         assert_eq!(l.get("c").unwrap().parent.as_deref(), Some("a"));
         // Deleting the current root: children become roots, no current.
@@ -810,7 +813,7 @@ mod tests {
                 }
             )
             .unwrap(),
-            ["c", "d"]
+            ["d", "c"]
         );
         assert_eq!(l.get("c").unwrap().parent, None);
     }
@@ -923,7 +926,7 @@ mod tests {
                 }
             )
             .unwrap(),
-            ["a", "x"]
+            ["x", "a"]
         );
         assert_eq!(l.current(), None, "two leaves: no current");
         defs.pop();
