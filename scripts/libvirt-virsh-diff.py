@@ -11,7 +11,8 @@ in full), pull backups (incremental or full, some creating a checkpoint, some
 naming a disk's export and its bitmap), deletes
 (plain, with children, children only, metadata only), size queries, redefines
 (validated or not), checkpoint listings, external snapshots, block commits (active
-and not), block copies (shallow and deep, some into raw files), block pulls,
+and not), block copies (shallow and deep, some into raw files or onto qcow2 v2
+images), block pulls,
 restarts, crashes (QEMU killed) and bitmaps removed behind libvirt's back, then a
 fixed end whose commit (below the active layer) and pull carry a checkpoint's
 bitmaps, and a backup from it. Nothing is predicted: for every operation, what virsh
@@ -365,9 +366,16 @@ def sequence(run, seed, ops):
                 # have a raw layer in the chain.
                 fmt = "raw" if not shallow and rng.randrange(4) == 0 else "qcow2"
                 dest = run.path("%s-%s.%s" % (disk, fresh("copy"), fmt))
-                if do("copy %s shallow %s format %s" % (disk, shallow, fmt),
-                      "blockcopy %s %s %s --transient-job --wait --pivot --format %s%s"
-                      % (DOM, disk, dest, fmt, " --shallow" if shallow else "")):
+                # One deep qcow2 copy in five onto an image made beforehand as qcow2
+                # v2 (compat 0.10), which holds no persistent bitmap either.
+                reuse = ""
+                if fmt == "qcow2" and not shallow and rng.randrange(5) == 0:
+                    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                                    "compat=0.10", dest, str(SIZE)], check=True)
+                    reuse = " --reuse-external"
+                if do("copy %s shallow %s format %s%s" % (disk, shallow, fmt, reuse),
+                      "blockcopy %s %s %s --transient-job --wait --pivot --format %s%s%s"
+                      % (DOM, disk, dest, fmt, " --shallow" if shallow else "", reuse)):
                     chains[disk] = [dest] + (chains[disk][1:] if shallow else [])
             elif r < 96 and len(chains[disk]) > 1:
                 chain = chains[disk]
