@@ -13,7 +13,9 @@ naming a disk's export and its bitmap), deletes
 (validated or not), checkpoint listings, external snapshots, block commits (active
 and not), block copies (shallow and deep, some into raw files or onto qcow2 v2
 images), block pulls,
-restarts, crashes (QEMU killed) and bitmaps removed behind libvirt's back, then a
+restarts, crashes (QEMU killed), restarts of the driver (QEMU left running: the
+driver reconnects and reloads the checkpoint files) and bitmaps removed behind
+libvirt's back, then a
 fixed end whose commit (below the active layer) and pull carry a checkpoint's
 bitmaps, and a backup from it. Nothing is predicted: for every operation, what virsh
 printed (creation times and the run's own folder aside), every bitmap command sent
@@ -92,7 +94,8 @@ class Run:
     """One libvirt (a build folder) running one sequence in its own folder."""
 
     def __init__(self, build, work, raw=False):
-        self.work = work
+        self.build, self.work = build, work
+        self.on_virsh = None  # called with each virsh a driver restart starts
         self.img = scenario.make_root(work)
         self.disks = DISKS + ((RAW_DISK,) if raw else ())
         disks = ""
@@ -184,17 +187,40 @@ class Run:
         except (OSError, ValueError):
             return None
 
+    def restart_driver(self):
+        """Ends virsh, and the QEMU driver inside it, and starts them again: QEMU keeps
+        running (embed mode), the driver reconnects to it and reloads the checkpoints
+        from their files."""
+        self.virsh.close()
+        self.virsh = scenario.Virsh(self.build, self.work)
+        if self.on_virsh:
+            self.on_virsh(self.virsh)
+
     def close(self):
         if self.virsh.proc.poll() is None:
             self.virsh.run("destroy " + DOM)
             self.virsh.close()
 
 
+class Current:
+    """@run's virsh as it is now (a driver restart starts another)."""
+
+    def __init__(self, run):
+        self._run = run
+
+    def run(self, command):
+        return self._run.virsh.run(command)
+
+    @property
+    def proc(self):
+        return self._run.virsh.proc
+
+
 def sequence(run, seed, ops):
     """Runs sequence @seed on @run; returns its records, one per operation: (what was
     done, what virsh printed, the bitmap commands sent, what the data showed)."""
     rng = random.Random(seed)
-    v = run.virsh
+    v = Current(run)
     records = []
     chains = {d: [run.path(run.image(d))] for d in run.disks}
     names = []  # the checkpoints libvirt lists
@@ -384,7 +410,15 @@ def sequence(run, seed, ops):
                       % (DOM, disk, " --base %s" % chain[base] if base else "")):
                     chains[disk] = chain[:1] + (chain[base:] if base else [])
             elif r < 98:
-                if rng.randrange(2):
+                how = rng.randrange(3)
+                if how == 2:
+                    # The driver restarted with QEMU left running: it reconnects, and
+                    # reloads the checkpoint files (through the stand-in's parse).
+                    run.restart_driver()
+                    do("driver restart: the tree", "checkpoint-list %s --tree" % DOM)
+                    do("driver restart: the topological list",
+                       "checkpoint-list %s --topological --name" % DOM)
+                elif how:
                     do("restart", "destroy " + DOM)
                 else:
                     # The guest's writes flushed first (else whether the last ones
@@ -399,7 +433,7 @@ def sequence(run, seed, ops):
                             break
                         time.sleep(0.05)
                     records.append(("crash", "", [], None))
-                if names and rng.randrange(2):
+                if how < 2 and names and rng.randrange(2):
                     # While it is shut off: what libvirt does then, or refuses.
                     name = rng.choice(names)
                     xml = run.path("offline-%s.xml" % name, top=True)
@@ -414,7 +448,8 @@ def sequence(run, seed, ops):
                         "checkpoint-create-as %s --name %s" % (DOM, fresh("c")),
                     ])
                     do("shut off: " + command.split()[0], command)
-                do("start again", "start " + DOM)
+                if how < 2:
+                    do("start again", "start " + DOM)
             elif names:
                 name = rng.choice(names)
                 node = run.top_node(disk)

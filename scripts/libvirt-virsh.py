@@ -40,7 +40,7 @@ class Virsh:
         env = dict(os.environ, LIBVIRT_LOG_FILTERS="1:qemu.qemu_monitor",
                    LIBVIRT_LOG_OUTPUTS="1:file:%s/libvirt.log" % work)
         uri = "qemu:///embed?root=%s/root" % work
-        self.log = open(os.path.join(work, "virsh.log"), "w")
+        self.log = open(os.path.join(work, "virsh.log"), "a")
         # VCP_VIRSH_WRAP: a command to run virsh under (e.g. valgrind), for a defect hunt.
         self.proc = subprocess.Popen(
             ["stdbuf", "-oL", "-eL", os.path.join(build, "run")]

@@ -78,8 +78,12 @@ class Oracle:
         self.kinds = {}
         self.known = 0
         self.refusals = 0
-        self.inner = run.virsh.run
-        run.virsh.run = self.intercept
+        self.wrap(run.virsh)
+        run.on_virsh = self.wrap  # a driver restart starts another virsh
+
+    def wrap(self, virsh):
+        self.inner = virsh.run
+        virsh.run = self.intercept
 
     def path(self, name):
         return os.path.join(self.work, "oracle", name)
