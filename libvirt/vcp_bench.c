@@ -47,7 +47,8 @@
 #include "qemu/vcp_replaced.h"
 
 /* query-named-block-nodes' reply: LAYERS qcow2 nodes, each with BITMAPS recording,
- * persistent bitmaps b0..b249. */
+ * persistent bitmaps, listed newest first as QEMU lists them: b249 (the newest
+ * checkpoint's) .. b0 (the oldest's). */
 static char *
 benchReply(void)
 {
@@ -60,10 +61,10 @@ benchReply(void)
                           "\"image\":{\"virtual-size\":1073741824,\"format\":\"qcow2\","
                           "\"format-specific\":{\"type\":\"qcow2\",\"data\":{\"compat\":\"1.1\"}}},"
                           "\"dirty-bitmaps\":[", l ? "," : "", l + 1);
-        for (b = 0; b < BITMAPS; b++)
+        for (b = BITMAPS; b-- > 0;)
             virBufferAsprintf(&buf, "%s{\"name\":\"b%zu\",\"recording\":true,\"persistent\":true,"
                               "\"busy\":false,\"granularity\":65536,\"count\":%zu}",
-                              b ? "," : "", b, 65536 * (b + l + 1));
+                              b + 1 < BITMAPS ? "," : "", b, 65536 * (b + l + 1));
         virBufferAddLit(&buf, "]}");
     }
     virBufferAddLit(&buf, "]");
@@ -150,6 +151,32 @@ benchAdapterDelete(virStorageSource *top, GHashTable *data)
         g_autoptr(virJSONValue) actions = virJSONValueNewArray();
         GSList *reopen = NULL;
         qemuCheckpointDiscardDiskBitmaps(top, data, "b125", actions, "vda", &reopen);
+        g_slist_free(reopen);
+    }
+}
+
+/* The delete a retention policy makes: the oldest checkpoint's bitmap, which QEMU
+ * lists last on each layer (libvirt's lookup walks every name before it). */
+static void __attribute__((noinline))
+benchLibvirtDeleteOldest(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        GSList *reopen = NULL;
+        vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, data, "b0", actions, "vda", &reopen);
+        g_slist_free(reopen);
+    }
+}
+
+static void __attribute__((noinline))
+benchAdapterDeleteOldest(virStorageSource *top, GHashTable *data)
+{
+    size_t i;
+    for (i = 0; i < ITERATIONS; i++) {
+        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
+        GSList *reopen = NULL;
+        qemuCheckpointDiscardDiskBitmaps(top, data, "b0", actions, "vda", &reopen);
         g_slist_free(reopen);
     }
 }
@@ -244,7 +271,8 @@ benchSame(virJSONValue *a, virJSONValue *b)
  * disks (the second disk's chain is the first one's backing chain), the list
  * accumulated as libvirt's caller accumulates it. */
 static bool
-benchSameDiscard(virStorageSource *top, GHashTable *libvirtData, GHashTable *adapterData)
+benchSameDiscard(virStorageSource *top, GHashTable *libvirtData, GHashTable *adapterData,
+                 const char *bitmap)
 {
     g_autoptr(virJSONValue) da = virJSONValueNewArray();
     g_autoptr(virJSONValue) db = virJSONValueNewArray();
@@ -253,11 +281,11 @@ benchSameDiscard(virStorageSource *top, GHashTable *libvirtData, GHashTable *ada
     GSList *a, *b;
     bool same;
 
-    vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, libvirtData, "b125", da, "vda", &ra);
-    vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top->backingStore, libvirtData, "b125", da,
+    vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, libvirtData, bitmap, da, "vda", &ra);
+    vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top->backingStore, libvirtData, bitmap, da,
                                                   "vdb", &ra);
-    qemuCheckpointDiscardDiskBitmaps(top, adapterData, "b125", db, "vda", &rb);
-    qemuCheckpointDiscardDiskBitmaps(top->backingStore, adapterData, "b125", db, "vdb", &rb);
+    qemuCheckpointDiscardDiskBitmaps(top, adapterData, bitmap, db, "vda", &rb);
+    qemuCheckpointDiscardDiskBitmaps(top->backingStore, adapterData, bitmap, db, "vdb", &rb);
     same = benchSame(da, db) && g_slist_length(ra) == g_slist_length(rb);
     for (a = ra, b = rb; same && a; a = a->next, b = b->next)
         same = a->data == b->data;
@@ -289,7 +317,8 @@ main(void)
     vcp_replaced_qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &a,
                                                 libvirtData);
     qemuBlockGetBitmapMergeActions(top, NULL, top, "b125", "tmp", NULL, &b, adapterData);
-    if (!benchSame(a, b) || !benchSameDiscard(top, libvirtData, adapterData)) {
+    if (!benchSame(a, b) || !benchSameDiscard(top, libvirtData, adapterData, "b125") ||
+        !benchSameDiscard(top, libvirtData, adapterData, "b0")) {
         fprintf(stderr, "vcpbench: the plans differ\n");
         return EXIT_FAILURE;
     }
@@ -300,6 +329,8 @@ main(void)
     benchAdapterMerge(top, adapterData);
     benchLibvirtDelete(top, libvirtData);
     benchAdapterDelete(top, adapterData);
+    benchLibvirtDeleteOldest(top, libvirtData);
+    benchAdapterDeleteOldest(top, adapterData);
     benchJsonFloorDelete(top);
     benchJsonDirectDelete(top);
     benchLibvirtParseMerge(top, reply);

@@ -350,6 +350,8 @@ for name in sorted(cost):
     print("vcpbench: %-24s %15d instructions" % (name, cost[name]))
 print("vcpbench: merge through the adapter / libvirt's C:", ratio("benchAdapterMerge", "benchLibvirtMerge"))
 print("vcpbench: delete through the adapter / libvirt's C:", ratio("benchAdapterDelete", "benchLibvirtDelete"))
+print("vcpbench: delete of the oldest checkpoint (QEMU lists it last) through the adapter / libvirt's C:",
+      ratio("benchAdapterDeleteOldest", "benchLibvirtDeleteOldest"))
 # The removals' JSON values alone, which both deletes build: the floor of any adapter
 # that hands libvirt its own values, and what each delete costs beyond it.
 if all(k in cost for k in ("benchJsonFloorDelete", "benchAdapterDelete", "benchLibvirtDelete")):
