@@ -289,18 +289,19 @@ class Oracle:
     @staticmethod
     def reopens_after_restart(want, got):
         """Once the driver has restarted, libvirt reopens a backing layer without the
-        disk's discard and cache options: reconnecting prepares only the disk's top
-        image again (qemuDomainPrepareDiskSourceData), so a backing layer's options
-        are unset, and the reopen resets them in QEMU. The library keeps the disk's
-        options. That difference, and no other, is known."""
+        disk's discard and cache options (and 11.3 without its detect-zeroes):
+        reconnecting prepares only the disk's top image again
+        (qemuDomainPrepareDiskSourceData), so a backing layer's options are unset,
+        and the reopen resets them in QEMU. The library keeps the disk's options.
+        That difference, and no other, is known."""
         def strip(commands):
             out = []
             for c in commands:
                 cmd = json.loads(c)
                 if cmd.get("execute") == "blockdev-reopen":
                     for o in cmd["arguments"]["options"]:
-                        o.pop("discard", None)
-                        o.pop("cache", None)
+                        for member in ("discard", "cache", "detect-zeroes"):
+                            o.pop(member, None)
                 out.append(cmd)
             return out
         try:
