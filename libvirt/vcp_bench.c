@@ -130,29 +130,34 @@ benchAdapterMerge(virStorageSource *top, GHashTable *data)
     }
 }
 
-static void __attribute__((noinline))
-benchLibvirtDelete(virStorageSource *top, GHashTable *data)
+/* ITERATIONS deletes of @bitmap along the chain from @top with @discard (libvirt's
+ * qemuCheckpointDiscardDiskBitmaps or the adapter's). */
+typedef int (*benchDiscardFunc)(virStorageSource *src, GHashTable *data, const char *bitmap,
+                                virJSONValue *actions, const char *diskdst, GSList **reopen);
+
+static void
+benchDiscard(benchDiscardFunc discard, virStorageSource *top, GHashTable *data,
+             const char *bitmap)
 {
     size_t i;
     for (i = 0; i < ITERATIONS; i++) {
         g_autoptr(virJSONValue) actions = virJSONValueNewArray();
         GSList *reopen = NULL;
-        vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, data, "b125", actions, "vda",
-                                                      &reopen);
+        discard(top, data, bitmap, actions, "vda", &reopen);
         g_slist_free(reopen);
     }
 }
 
 static void __attribute__((noinline))
+benchLibvirtDelete(virStorageSource *top, GHashTable *data)
+{
+    benchDiscard(vcp_replaced_qemuCheckpointDiscardDiskBitmaps, top, data, "b125");
+}
+
+static void __attribute__((noinline))
 benchAdapterDelete(virStorageSource *top, GHashTable *data)
 {
-    size_t i;
-    for (i = 0; i < ITERATIONS; i++) {
-        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
-        GSList *reopen = NULL;
-        qemuCheckpointDiscardDiskBitmaps(top, data, "b125", actions, "vda", &reopen);
-        g_slist_free(reopen);
-    }
+    benchDiscard(qemuCheckpointDiscardDiskBitmaps, top, data, "b125");
 }
 
 /* The delete a retention policy makes: the oldest checkpoint's bitmap, which QEMU
@@ -160,25 +165,13 @@ benchAdapterDelete(virStorageSource *top, GHashTable *data)
 static void __attribute__((noinline))
 benchLibvirtDeleteOldest(virStorageSource *top, GHashTable *data)
 {
-    size_t i;
-    for (i = 0; i < ITERATIONS; i++) {
-        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
-        GSList *reopen = NULL;
-        vcp_replaced_qemuCheckpointDiscardDiskBitmaps(top, data, "b0", actions, "vda", &reopen);
-        g_slist_free(reopen);
-    }
+    benchDiscard(vcp_replaced_qemuCheckpointDiscardDiskBitmaps, top, data, "b0");
 }
 
 static void __attribute__((noinline))
 benchAdapterDeleteOldest(virStorageSource *top, GHashTable *data)
 {
-    size_t i;
-    for (i = 0; i < ITERATIONS; i++) {
-        g_autoptr(virJSONValue) actions = virJSONValueNewArray();
-        GSList *reopen = NULL;
-        qemuCheckpointDiscardDiskBitmaps(top, data, "b0", actions, "vda", &reopen);
-        g_slist_free(reopen);
-    }
+    benchDiscard(qemuCheckpointDiscardDiskBitmaps, top, data, "b0");
 }
 
 /* What any delete that hands libvirt its own JSON values costs at least: the same
