@@ -347,18 +347,21 @@ fn plan(a: &Args) -> R<ExitCode> {
             // backup's <incremental>.
             let own = per_disk(a, "--incremental", "CHECKPOINT")?;
             let export = per_disk(a, "--export-bitmap", "BITMAP")?;
+            let of = |pairs: &[(&str, &str)], t: &str| {
+                pairs
+                    .iter()
+                    .find(|(d, _)| *d == t)
+                    .map(|(_, v)| (*v).to_owned())
+            };
             let disks: Vec<BackupDisk> = pairs(a)?
                 .into_iter()
                 .map(|(t, n)| BackupDisk {
-                    incremental: match own.iter().find(|(d, _)| *d == t) {
-                        Some((_, c)) => Some((*c).to_owned()),
-                        None if a.all("--full").contains(&t) => None,
-                        None => a.opt("--from").map(str::to_owned),
-                    },
-                    export_bitmap: export
-                        .iter()
-                        .find(|(d, _)| *d == t)
-                        .map(|(_, b)| (*b).to_owned()),
+                    incremental: of(&own, &t).or_else(|| {
+                        (!a.all("--full").contains(&t))
+                            .then(|| a.opt("--from").map(str::to_owned))
+                            .flatten()
+                    }),
+                    export_bitmap: of(&export, &t),
                     target: t,
                     store_node: n,
                 })
