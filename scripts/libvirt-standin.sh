@@ -13,6 +13,8 @@
 # 4. Builds tests/qemublocktest and tests/qemudomaincheckpointxml2xmltest and runs
 #    them, and again under valgrind; then builds and runs libvirt's whole test suite
 #    (of the minimal configure) and its expensive checkpoint and snapshot virsh tests.
+#    Then the library alone runs every bitmap and checkpoint vector of that version's
+#    tests (scripts/libvirt-conformance.py lists them) through tests/conformance.rs.
 # 5. Builds virsh and the QEMU driver module and runs scripts/libvirt-virsh.py: the
 #    stand-in drives a real QEMU through virsh (qemu:///embed), its bitmap commands
 #    compared with stock libvirt's recorded ones, the backups checked with qemu-img.
@@ -384,6 +386,21 @@ add_counts() {
     passed=$((passed + ${vp:-0}))
     failed=$((failed + ${vf:-1}))
 }
+
+# 4b. The library alone on every bitmap and checkpoint vector of this libvirt version
+# (tests/data carries a copy of one version's; scripts/libvirt-conformance.py lists
+# them all from the fetched source), through the project's conformance runner.
+manifest="$work/libvirt-$version/vcp-CASES.json"
+if python3 "$root/scripts/libvirt-conformance.py" "$work/libvirt-$version" "$manifest" &&
+        VCP_CONFORMANCE_MANIFEST="$manifest" cargo test --release --locked -q --test conformance \
+            --manifest-path "$root/Cargo.toml" --target-dir "$work/cargo-target" \
+            >"$work/conformance.log" 2>&1; then
+    grep '^kind ' "$work/conformance.log" | sed "s/^/libvirt $version vectors, library alone: /"
+else
+    tail -20 "$work/conformance.log" 2>/dev/null
+fi
+grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/conformance.log" 2>/dev/null | tail -n 1 >"$work/conformance.out"
+add_counts "$work/conformance.out"
 
 # 5. Real QEMU: virsh (qemu:///embed) over the stand-in replays stock libvirt's
 # recorded operations and more (scripts/libvirt-virsh.py).
