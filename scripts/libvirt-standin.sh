@@ -418,6 +418,16 @@ else
     echo "libvirt stand-in: building virsh and the QEMU driver failed"
     failed=$((failed + 1))
 fi
+# The adapter and the benchmark compile without a warning under libvirt's own warning
+# flags (its meson.build enables some two hundred).
+if grep -hE '(vcp_adapter[a-z_]*\.[ch]|vcpbench\.c):[0-9]+:[0-9]+: (warning|error):' \
+        "$work/build.log" "$work/build-virsh.log" >"$work/adapter-warnings.log"; then
+    echo "libvirt $version adapter under libvirt's warning flags: warnings (see $work/adapter-warnings.log)"
+    failed=$((failed + 1))
+else
+    echo "libvirt $version adapter under libvirt's warning flags: no warning"
+    passed=$((passed + 1))
+fi
 
 # 6. Stock libvirt beside the stand-in: the pristine tree's virsh and QEMU driver,
 # then the same seeded virsh sequences on both (scripts/libvirt-virsh-diff.py), whose
