@@ -442,11 +442,15 @@ def main():
             f.write(text[:second] + "<driver name='qemu' type='qcow2' %s/>" % options
                     + text[second + len("<driver name='qemu' type='qcow2'/>"):])
         oracle = Oracle(run, vcp, seq_work)
+        died = None  # where stock libvirt's virsh died, if it did
         try:
-            diff.sequence(run, seed, ops)
-            deep(run)
-        except diff.VirshDied:
-            pass
+            records = diff.sequence(run, seed, ops)
+            if records and records[-1][1].startswith("virsh died"):
+                died = "%s (%s)" % records[-1][:2]
+            else:
+                deep(run)
+        except (diff.VirshDied, BrokenPipeError):
+            died = "the fixed sequence after it (virsh died (%s))" % run.virsh.proc.wait()
         finally:
             run.close()
             scenario.stop_qemu(seq_work)
@@ -465,6 +469,9 @@ def main():
                      oracle.reopens, oracle.refusals, "" if not oracle.known else
                      " but known differences (docs/NOTES.md): " + ", ".join(
                          "%s %d" % k for k in sorted(oracle.known.items()))))
+        if died:
+            # Only stock libvirt runs here: its plans up to there were compared.
+            print("libvirt vs library, seed %d: stock libvirt's virsh died at %s" % (seed, died))
     print("%d passed, %d failed" % (passed, failed))
 
 
