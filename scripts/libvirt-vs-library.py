@@ -453,7 +453,7 @@ def main():
             died = "the fixed sequence after it (virsh died (%s))" % run.virsh.proc.wait()
         finally:
             run.close()
-            scenario.stop_qemu(seq_work)
+            diff.stop_qemu(run)  # the sequence's domain, should it outlive virsh
         if oracle.differences:
             failed += 1
             print("libvirt vs library, seed %d: %d of %d plans differ"
