@@ -300,6 +300,23 @@ check_faces_agree(void)
            strcmp(delivered(), text) == 0,
            "generic merge: the JSON fallback delivers the text API's actions, in order");
     vcp_free(text);
+    {
+        /* A delete through the typed callback (which takes the caller's own strings)
+         * and through the JSON fallback delivers the same removals. */
+        vcp_action_sink typed = typed_sink();
+        size_t reopen[5], nreopen = 0, nreopen_json = 0;
+        char first[sizeof(result.buf) + 2];
+        int rc = vcp_chain_discard_actions(chain, 5, nd, "b", "vda", &typed, reopen, &nreopen, 0);
+        snprintf(first, sizeof(first), "%s", delivered());
+        memset(&result, 0, sizeof(result));
+        result.fail_at = -1;
+        TAP_OK(rc == 0 && nreopen > 0 &&
+               vcp_chain_discard_actions(chain, 5, nd, "b", "vda", &json_only, reopen,
+                                         &nreopen_json, 0) == 0 &&
+               nreopen_json == nreopen && strcmp(delivered(), first) == 0 &&
+               strstr(first, "block-dirty-bitmap-remove") != NULL,
+               "delete: the typed callback and the JSON fallback deliver the same removals");
+    }
     vcp_domain_free(dom);
     vcp_node_data_free(nd);
 }

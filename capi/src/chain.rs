@@ -559,14 +559,28 @@ pub unsafe extern "C" fn vcp_chain_discard_actions(
             (cx.out(reopen, "reopen")?, cx.out(n_reopen, "n_reopen")?);
         // SAFETY: the caller's chain, handles, strings and out-parameters.
         unsafe {
-            let chain = cx.chain(chain, n)?;
-            let (bitmap, disk) = (
+            let names = cx.chain(chain, n)?;
+            let (name, disk) = (
                 cx.str(bitmap, "bitmap")?,
                 cx.str(disk_target, "disk_target")?,
             );
             let sink = cx.sink(sink)?;
-            let d = disk_discard(&chain, cx.nodes_or_empty(nodes), bitmap, disk)?;
-            deliver(sink, d.actions())?;
+            let d = disk_discard(&names, cx.nodes_or_empty(nodes), name, disk)?;
+            match sink.bitmap_remove {
+                // Each removal names the caller's own strings, the layer's node and the
+                // bitmap, as given: nothing to convert (a delete's cost through the
+                // library was mostly that conversion).
+                Some(remove) => {
+                    for &i in d.layers() {
+                        // SAFETY: a layer holding the bitmap has a node, so its entry
+                        // is one of the caller's non-NULL strings.
+                        if remove(sink.opaque, *chain.add(i), bitmap) < 0 {
+                            return Err(refused("block-dirty-bitmap-remove"));
+                        }
+                    }
+                }
+                None => deliver(sink, d.actions())?,
+            }
             // At most n - 1 layers (never the top), within the caller's room for n.
             let dst = r.as_ptr();
             let mut count = 0;

@@ -33,6 +33,12 @@ pub struct DiskDiscard<'a, L> {
 }
 
 impl<'a, L: Layer> DiskDiscard<'a, L> {
+    /// The positions in the chain of the layers holding the bitmap, top first: one
+    /// removal each (what [`DiskDiscard::actions`] names).
+    pub fn layers(&self) -> &[usize] {
+        &self.layers
+    }
+
     /// The removals, in chain order.
     pub fn actions(&self) -> impl ExactSizeIterator<Item = Action> + '_ {
         self.layers
@@ -54,9 +60,10 @@ pub fn disk_discard<'a, L: Layer>(
     bitmap: &'a str,
     disk_target: &str,
 ) -> Result<DiskDiscard<'a, L>> {
-    let layers: Vec<usize> = (0..chain.len())
-        .filter(|&i| nodes.bitmap(chain[i].node(), bitmap).is_some())
-        .collect();
+    // Sized for every layer: a bitmap is on most of them (grown, the vector cost a
+    // delete more than its lookups).
+    let mut layers = Vec::with_capacity(chain.len());
+    layers.extend((0..chain.len()).filter(|&i| nodes.bitmap(chain[i].node(), bitmap).is_some()));
     if layers.is_empty() {
         return Err(Error::internal(format_args!(
             "bitmap '{bitmap}' not found in backing chain of '{disk_target}'"
