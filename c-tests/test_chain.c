@@ -301,6 +301,41 @@ check_faces_agree(void)
            "generic merge: the JSON fallback delivers the text API's actions, in order");
     vcp_free(text);
     {
+        /* A merge of one bitmap through the typed callbacks (which take the caller's
+         * own strings) and through the JSON fallback delivers the same actions, for
+         * every bitmap, destination, write node and base. */
+        const char *dsts[] = { NULL, "backup-vda" }, *writes[] = { NULL, "libvirt-1-format" };
+        size_t b, d, w, src;
+        int same = 1, merges = 0;
+        for (b = 0; b < sizeof(bitmaps) / sizeof(bitmaps[0]); b++)
+            for (d = 0; d < 2; d++)
+                for (w = 0; w < 2; w++)
+                    for (src = 1; src <= 5; src += 2) {
+                        vcp_action_sink typed = typed_sink();
+                        char first[sizeof(result.buf) + 2];
+                        int rc = vcp_chain_merge_actions(chain, 5, src, nd, "target-node", bitmaps[b],
+                                                         dsts[d], writes[w], &typed, 0);
+                        snprintf(first, sizeof(first), "%s", delivered());
+                        memset(&result, 0, sizeof(result));
+                        result.fail_at = -1;
+                        same &= rc == 0 &&
+                                vcp_chain_merge_actions(chain, 5, src, nd, "target-node", bitmaps[b],
+                                                        dsts[d], writes[w], &json_only, 0) == 0 &&
+                                strcmp(delivered(), first) == 0;
+                        merges += strstr(first, "block-dirty-bitmap-merge") != NULL;
+                    }
+        TAP_OK(same && merges > 0,
+               "generic merge of one bitmap: the typed callbacks and the JSON fallback deliver the same actions");
+        typed_sink();
+        result.fail_at = 1;
+        {
+            vcp_action_sink typed = { &result, on_add, on_remove, on_merge, NULL };
+            TAP_OK(vcp_chain_merge_actions(chain, 5, 5, nd, "t", "a", "dst", NULL, &typed, 0) == -1 &&
+                   tap_err_code() == VCP_ERR_OPERATION_FAILED && result.n == 1,
+                   "generic merge: a callback's refusal stops the call (OPERATION_FAILED)");
+        }
+    }
+    {
         /* A delete through the typed callback (which takes the caller's own strings)
          * and through the JSON fallback delivers the same removals. */
         vcp_action_sink typed = typed_sink();

@@ -193,6 +193,12 @@ class Run:
         from their files."""
         self.virsh.close()
         self.virsh = scenario.Virsh(self.build, self.work)
+        # libvirt reconnects to the running QEMU in a thread of its own, which holds a
+        # job, and a command that takes none (checkpoint-list) runs beside it: twice
+        # virsh then died on libvirt 11.3, stock once and the stand-in once ("malloc():
+        # corrupted top size"), on the first listings after the restart. A command that
+        # takes a job (qemu-monitor-command) waits for the reconnect's to end.
+        self.virsh.run("qemu-monitor-command %s '{\"execute\": \"query-status\"}'" % DOM)
         if self.on_virsh:
             self.on_virsh(self.virsh)
 

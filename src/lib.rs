@@ -96,7 +96,7 @@ pub use plan::delete::{
     DiscardPlan, DiskDiscard, Reopen, discard_actions as checkpoint_discard_actions,
     discard_disk_bitmaps, disk_discard,
 };
-pub use plan::merge::{MergeSpec, bitmap_merge_actions};
+pub use plan::merge::{MergeOne, MergeSpec, bitmap_merge_actions, merge_plan};
 pub use plan::pull::blockpull_bitmap_actions;
 pub use plan::reconcile::{
     CheckpointCheck, DiskCheck, FixPlan, Orphan, Removal, Report, fix_actions, fix_commands,

@@ -5,7 +5,7 @@
 //! is written or read on either side.
 
 use std::borrow::Borrow;
-use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
+use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
 
 use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
@@ -14,10 +14,11 @@ use crate::plan::{VCP_BLOCKCOMMIT_ACTIVE, VCP_BLOCKCOPY_SHALLOW};
 use crate::step::vcp_step;
 use crate::{Call, Out, guard, into_handle};
 use virtcheckpoint::{
-    Action, BlockJobEnd, Error, ErrorCode, ErrorDomain, Json, MergeSpec, NodeData, Result,
-    backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions, blockcopy_bitmap_actions,
-    chain_blockjob_end_step, checkpoint_add_actions, commit_finish_actions, disk_discard,
-    disk_size_actions, measured_size, propagate_bitmap_actions,
+    Action, BlockJobEnd, Error, ErrorCode, ErrorDomain, Json, MergeOne, MergeSpec, NodeData,
+    Result, backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions,
+    blockcopy_bitmap_actions, chain_blockjob_end_step, checkpoint_add_actions,
+    commit_finish_actions, disk_discard, disk_size_actions, measured_size, merge_plan,
+    propagate_bitmap_actions,
 };
 
 /// Where the chain face delivers the actions it plans, in transaction order. Each
@@ -339,6 +340,98 @@ pub unsafe extern "C" fn vcp_chain_bitmap_is_valid(
     })
 }
 
+/// `libvirt-tmp-activewrite`, NUL-terminated for a sink.
+const ACTIVEWRITE: &CStr = c"libvirt-tmp-activewrite";
+
+type AddFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const c_char,
+    *const c_char,
+    c_int,
+    c_int,
+    c_ulonglong,
+) -> c_int;
+type MergeFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const c_char,
+    *const c_char,
+    usize,
+    *const *const c_char,
+    *const *const c_char,
+) -> c_int;
+type RemoveFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
+
+/// The caller's own strings of a generic merge of one bitmap, as it passed them.
+struct Given {
+    chain: *const *const c_char,
+    target: *const c_char,
+    bitmap: *const c_char,
+    dst: *const c_char,
+    write: *const c_char,
+}
+
+impl Given {
+    /// Sends `plan` (of bitmap `self.bitmap`) to the sink's callbacks, naming each
+    /// source by the caller's chain entry: the actions `bitmap_merge_actions` gives.
+    ///
+    /// # Safety
+    /// The strings are the caller's, valid and NUL-terminated (`dst` and `write` may
+    /// be NULL), the chain holds every position of `plan`, and the callbacks are
+    /// callable with `opaque`; `remove` is there when `write` is.
+    unsafe fn send(
+        &self,
+        opaque: *mut c_void,
+        plan: &[MergeOne<'_>],
+        add: AddFn,
+        merge: MergeFn,
+        remove: Option<RemoveFn>,
+    ) -> Result<()> {
+        // Under a destination name, added transient and disabled; else the bitmap's
+        // own, persistent and enabled.
+        let (dst, named) = if self.dst.is_null() {
+            (self.bitmap, 0)
+        } else {
+            (self.dst, 1)
+        };
+        let (mut nodes, mut names) = (Vec::new(), Vec::new());
+        for one in plan {
+            // SAFETY: per the contract; a source holds the bitmap, so it has a node and
+            // its chain entry is one of the caller's non-NULL strings.
+            unsafe {
+                if one.add && add(opaque, self.target, dst, 1 - named, named, one.granularity) < 0 {
+                    return Err(refused("block-dirty-bitmap-add"));
+                }
+                nodes.clear();
+                nodes.extend(one.sources.iter().map(|&i| *self.chain.add(i)));
+                names.clear();
+                names.resize(nodes.len(), self.bitmap);
+                if !self.write.is_null() {
+                    nodes.push(self.write);
+                    names.push(ACTIVEWRITE.as_ptr());
+                }
+                if merge(
+                    opaque,
+                    self.target,
+                    dst,
+                    nodes.len(),
+                    nodes.as_ptr(),
+                    names.as_ptr(),
+                ) < 0
+                {
+                    return Err(refused("block-dirty-bitmap-merge"));
+                }
+            }
+        }
+        if let (false, Some(remove)) = (self.write.is_null(), remove) {
+            // SAFETY: per the contract.
+            if unsafe { remove(opaque, self.write, ACTIVEWRITE.as_ptr()) } < 0 {
+                return Err(refused("block-dirty-bitmap-remove"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The generic merge (qemuBlockGetBitmapMergeActions) along `chain` (as for
 /// `vcp_chain_bitmap_is_valid()`): the first `n_sources` layers are the sources
 /// (libvirt's walk from the top to the base; `n` = to the end), bitmap `bitmap` (NULL
@@ -363,17 +456,34 @@ pub unsafe extern "C" fn vcp_chain_merge_actions(
         cx.flags(flags, 0)?;
         // SAFETY: the caller's chain, handles and strings.
         unsafe {
-            let chain = cx.chain(chain, n)?;
+            let names = cx.chain(chain, n)?;
             let spec = MergeSpec {
-                chain: &chain,
-                base: (n_sources < chain.len()).then_some(n_sources),
+                chain: &names,
+                base: (n_sources < names.len()).then_some(n_sources),
                 target: cx.str(target_node, "target_node")?,
                 bitmap: cx.opt_str(bitmap, "bitmap")?,
                 dst_name: cx.opt_str(dst_bitmap, "dst_bitmap")?,
                 write_bitmap_src: cx.opt_str(write_bitmap_node, "write_bitmap_node")?,
             };
-            let sink = cx.sink(sink)?;
-            deliver(sink, bitmap_merge_actions(&spec, cx.nodes_or_empty(nodes)))?;
+            let (sink, nodes) = (cx.sink(sink)?, cx.nodes_or_empty(nodes));
+            match (sink.bitmap_add, sink.bitmap_merge, sink.bitmap_remove) {
+                // One bitmap, and a callback for each kind the merge sends: every
+                // string is one the caller passed (or libvirt-tmp-activewrite), so
+                // each goes as given, with nothing built or copied.
+                (Some(add), Some(merge), remove)
+                    if !bitmap.is_null() && (write_bitmap_node.is_null() || remove.is_some()) =>
+                {
+                    let given = Given {
+                        chain,
+                        target: target_node,
+                        bitmap,
+                        dst: dst_bitmap,
+                        write: write_bitmap_node,
+                    };
+                    given.send(sink.opaque, &merge_plan(&spec, nodes), add, merge, remove)?;
+                }
+                _ => deliver(sink, bitmap_merge_actions(&spec, nodes))?,
+            }
         }
         Ok(0)
     })
@@ -773,6 +883,11 @@ mod tests {
                 overlay: "o1".into(),
             },
         ]
+    }
+
+    #[test]
+    fn the_activewrite_name_handed_to_c_is_the_cores() {
+        assert_eq!(ACTIVEWRITE.to_str(), Ok(virtcheckpoint::TMP_ACTIVEWRITE));
     }
 
     #[test]

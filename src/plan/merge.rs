@@ -25,12 +25,27 @@ pub struct MergeSpec<'a, L: Layer = Image> {
     pub write_bitmap_src: Option<&'a str>,
 }
 
-/// The add/merge actions for `spec`: candidates are the bitmaps on the top image whose
-/// chain is valid, processed in the reverse of QEMU's order.
-pub fn bitmap_merge_actions<L: Layer>(spec: &MergeSpec<'_, L>, nodes: &NodeData) -> Vec<Action> {
-    let mut actions = Vec::new();
+/// One bitmap's part of the generic merge: where its copies are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeOne<'a> {
+    /// The bitmap (a candidate whose chain is valid from the top).
+    pub name: &'a str,
+    /// Whether the destination is added before the merge: always under a `dst_name`,
+    /// else only where the target lacks the bitmap.
+    pub add: bool,
+    /// The added destination's granularity: that of the first source (0: none).
+    pub granularity: u64,
+    /// The positions in the chain of the sources holding the bitmap, top first.
+    pub sources: Vec<usize>,
+}
+
+/// The generic merge for `spec` as positions: the candidates are the bitmaps on the
+/// top image whose chain is valid, in the order of their actions (the reverse of
+/// QEMU's). [`bitmap_merge_actions`] names them; a caller holding the chain's node
+/// names can name them itself.
+pub fn merge_plan<'a, L: Layer>(spec: &MergeSpec<'a, L>, nodes: &'a NodeData) -> Vec<MergeOne<'a>> {
     let Some(top) = spec.chain.first() else {
-        return actions;
+        return Vec::new();
     };
     let names: Vec<&str> = match spec.bitmap {
         // One bitmap: found by name (the first of that name, as libvirt's walk does).
@@ -47,46 +62,58 @@ pub fn bitmap_merge_actions<L: Layer>(spec: &MergeSpec<'_, L>, nodes: &NodeData)
     let sources_end = spec.base.unwrap_or(spec.chain.len()).min(spec.chain.len());
     // Each candidate's copy on every layer, looked up once for the validity check
     // and the sources; the valid ones are processed in the reverse of QEMU's order.
-    let candidates: Vec<(&str, Vec<Option<&Bitmap>>)> = names
+    let mut plan: Vec<MergeOne<'a>> = names
         .into_iter()
-        .map(|name| {
-            let found = spec
+        .filter_map(|name| {
+            let found: Vec<Option<&Bitmap>> = spec
                 .chain
                 .iter()
                 .map(|l| nodes.bitmap(l.node(), name))
                 .collect();
-            (name, found)
-        })
-        .filter(|(_, found): &(&str, Vec<Option<&Bitmap>>)| {
-            layers_state(found.iter().copied()).is_valid()
+            if !layers_state(found.iter().copied()).is_valid() {
+                return None;
+            }
+            let mut sources = Vec::with_capacity(sources_end);
+            sources.extend((0..sources_end).filter(|&i| found[i].is_some()));
+            Some(MergeOne {
+                name,
+                add: spec.dst_name.is_some() || nodes.bitmap(spec.target, name).is_none(),
+                granularity: sources
+                    .first()
+                    .map_or(0, |&i| found[i].map_or(0, |b| b.granularity)),
+                sources,
+            })
         })
         .collect();
+    plan.reverse();
+    plan
+}
 
-    for (name, found) in candidates.into_iter().rev() {
+/// The add/merge actions for `spec`: [`merge_plan`] named, with the destination
+/// (`dst_name`, transient and disabled, or the bitmap's own name, persistent and
+/// enabled) and `libvirt-tmp-activewrite` of `write_bitmap_src` merged in, then removed.
+pub fn bitmap_merge_actions<L: Layer>(spec: &MergeSpec<'_, L>, nodes: &NodeData) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for one in merge_plan(spec, nodes) {
         let (dst, persistent, disabled) = match spec.dst_name {
             Some(d) => (d, false, true),
-            None => (name, true, false),
+            None => (one.name, true, false),
         };
-        let mut granularity = 0;
-        let mut sources = Vec::with_capacity(sources_end + 1);
-        for (image, b) in spec.chain[..sources_end].iter().zip(&found) {
-            if let Some(b) = b {
-                if sources.is_empty() {
-                    granularity = b.granularity;
-                }
-                sources.push(BitmapRef {
-                    node: image.node().to_owned(),
-                    name: name.to_owned(),
-                });
-            }
-        }
-        if spec.dst_name.is_some() || nodes.bitmap(spec.target, name).is_none() {
+        let mut sources: Vec<BitmapRef> = one
+            .sources
+            .iter()
+            .map(|&i| BitmapRef {
+                node: spec.chain[i].node().to_owned(),
+                name: one.name.to_owned(),
+            })
+            .collect();
+        if one.add {
             actions.push(Action::BitmapAdd {
                 node: spec.target.to_owned(),
                 name: dst.to_owned(),
                 persistent,
                 disabled,
-                granularity,
+                granularity: one.granularity,
             });
         }
         if let Some(w) = spec.write_bitmap_src {
