@@ -343,24 +343,6 @@ pub unsafe extern "C" fn vcp_chain_bitmap_is_valid(
 /// `libvirt-tmp-activewrite`, NUL-terminated for a sink.
 const ACTIVEWRITE: &CStr = c"libvirt-tmp-activewrite";
 
-type AddFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const c_char,
-    *const c_char,
-    c_int,
-    c_int,
-    c_ulonglong,
-) -> c_int;
-type MergeFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const c_char,
-    *const c_char,
-    usize,
-    *const *const c_char,
-    *const *const c_char,
-) -> c_int;
-type RemoveFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
-
 /// The caller's own strings of a generic merge of one bitmap, as it passed them.
 struct Given {
     chain: *const *const c_char,
@@ -371,21 +353,16 @@ struct Given {
 }
 
 impl Given {
-    /// Sends `plan` (of bitmap `self.bitmap`) to the sink's callbacks, naming each
-    /// source by the caller's chain entry: the actions `bitmap_merge_actions` gives.
+    /// Sends `plan` (of bitmap `self.bitmap`) to the sink's typed callbacks, naming
+    /// each source by the caller's chain entry: the actions `bitmap_merge_actions`
+    /// gives. A missing callback is a refusal, as in `send`.
     ///
     /// # Safety
     /// The strings are the caller's, valid and NUL-terminated (`dst` and `write` may
-    /// be NULL), the chain holds every position of `plan`, and the callbacks are
-    /// callable with `opaque`; `remove` is there when `write` is.
-    unsafe fn send(
-        &self,
-        opaque: *mut c_void,
-        plan: &[MergeOne<'_>],
-        add: AddFn,
-        merge: MergeFn,
-        remove: Option<RemoveFn>,
-    ) -> Result<()> {
+    /// be NULL), the chain holds every position of `plan`, and the sink's callbacks
+    /// are callable with its `opaque`.
+    unsafe fn send(&self, sink: &vcp_action_sink, plan: &[MergeOne<'_>]) -> Result<()> {
+        let o = sink.opaque;
         // Under a destination name, added transient and disabled; else the bitmap's
         // own, persistent and enabled.
         let (dst, named) = if self.dst.is_null() {
@@ -398,7 +375,11 @@ impl Given {
             // SAFETY: per the contract; a source holds the bitmap, so it has a node and
             // its chain entry is one of the caller's non-NULL strings.
             unsafe {
-                if one.add && add(opaque, self.target, dst, 1 - named, named, one.granularity) < 0 {
+                if one.add
+                    && sink.bitmap_add.map_or(-1, |f| {
+                        f(o, self.target, dst, 1 - named, named, one.granularity)
+                    }) < 0
+                {
                     return Err(refused("block-dirty-bitmap-add"));
                 }
                 nodes.clear();
@@ -409,22 +390,28 @@ impl Given {
                     nodes.push(self.write);
                     names.push(ACTIVEWRITE.as_ptr());
                 }
-                if merge(
-                    opaque,
-                    self.target,
-                    dst,
-                    nodes.len(),
-                    nodes.as_ptr(),
-                    names.as_ptr(),
-                ) < 0
+                if sink.bitmap_merge.map_or(-1, |f| {
+                    f(
+                        o,
+                        self.target,
+                        dst,
+                        nodes.len(),
+                        nodes.as_ptr(),
+                        names.as_ptr(),
+                    )
+                }) < 0
                 {
                     return Err(refused("block-dirty-bitmap-merge"));
                 }
             }
         }
-        if let (false, Some(remove)) = (self.write.is_null(), remove) {
+        if !self.write.is_null() {
             // SAFETY: per the contract.
-            if unsafe { remove(opaque, self.write, ACTIVEWRITE.as_ptr()) } < 0 {
+            if unsafe {
+                sink.bitmap_remove
+                    .map_or(-1, |f| f(o, self.write, ACTIVEWRITE.as_ptr()))
+            } < 0
+            {
                 return Err(refused("block-dirty-bitmap-remove"));
             }
         }
@@ -466,23 +453,23 @@ pub unsafe extern "C" fn vcp_chain_merge_actions(
                 write_bitmap_src: cx.opt_str(write_bitmap_node, "write_bitmap_node")?,
             };
             let (sink, nodes) = (cx.sink(sink)?, cx.nodes_or_empty(nodes));
-            match (sink.bitmap_add, sink.bitmap_merge, sink.bitmap_remove) {
-                // One bitmap, and a callback for each kind the merge sends: every
-                // string is one the caller passed (or libvirt-tmp-activewrite), so
-                // each goes as given, with nothing built or copied.
-                (Some(add), Some(merge), remove)
-                    if !bitmap.is_null() && (write_bitmap_node.is_null() || remove.is_some()) =>
-                {
-                    let given = Given {
-                        chain,
-                        target: target_node,
-                        bitmap,
-                        dst: dst_bitmap,
-                        write: write_bitmap_node,
-                    };
-                    given.send(sink.opaque, &merge_plan(&spec, nodes), add, merge, remove)?;
-                }
-                _ => deliver(sink, bitmap_merge_actions(&spec, nodes))?,
+            // One bitmap, and a callback for each kind the merge sends: every string
+            // is one the caller passed (or libvirt-tmp-activewrite), so each goes as
+            // given, with nothing built or copied.
+            let typed = sink.bitmap_add.is_some()
+                && sink.bitmap_merge.is_some()
+                && (write_bitmap_node.is_null() || sink.bitmap_remove.is_some());
+            if typed && !bitmap.is_null() {
+                let given = Given {
+                    chain,
+                    target: target_node,
+                    bitmap,
+                    dst: dst_bitmap,
+                    write: write_bitmap_node,
+                };
+                given.send(sink, &merge_plan(&spec, nodes))?;
+            } else {
+                deliver(sink, bitmap_merge_actions(&spec, nodes))?;
             }
         }
         Ok(0)

@@ -99,14 +99,12 @@ pub fn bitmap_merge_actions<L: Layer>(spec: &MergeSpec<'_, L>, nodes: &NodeData)
             Some(d) => (d, false, true),
             None => (one.name, true, false),
         };
-        let mut sources: Vec<BitmapRef> = one
-            .sources
-            .iter()
-            .map(|&i| BitmapRef {
-                node: spec.chain[i].node().to_owned(),
-                name: one.name.to_owned(),
-            })
-            .collect();
+        // Room for the write node's source too.
+        let mut sources = Vec::with_capacity(one.sources.len() + 1);
+        sources.extend(one.sources.iter().map(|&i| BitmapRef {
+            node: spec.chain[i].node().to_owned(),
+            name: one.name.to_owned(),
+        }));
         if one.add {
             actions.push(Action::BitmapAdd {
                 node: spec.target.to_owned(),
