@@ -78,11 +78,14 @@ impl Call {
     unsafe fn chain<'a>(&self, p: *const *const c_char, n: usize) -> Result<Vec<&'a str>> {
         // SAFETY: forwarded contract.
         let entries = unsafe { self.slice(p, n, "chain") }?;
-        entries
-            .iter()
+        // Sized up front: collecting into a Result gives no size hint, and growing the
+        // vector cost more than checking a 16-layer chain's names.
+        let mut chain = Vec::with_capacity(entries.len());
+        for &e in entries {
             // SAFETY: each entry NULL or NUL-terminated per the contract.
-            .map(|&e| unsafe { self.opt_str(e, "chain entry") }.map(Option::unwrap_or_default))
-            .collect()
+            chain.push(unsafe { self.opt_str(e, "chain entry") }?.unwrap_or_default());
+        }
+        Ok(chain)
     }
 
     /// Optional node data: NULL is a reply without nodes.
