@@ -26,7 +26,7 @@ vcpAdapterNodeEntryFree(void *p)
 static int
 vcpAdapterAddNode(vcp_node_data *nodes, const char *name, qemuBlockNamedNodeData *d)
 {
-    g_autofree vcp_bitmap_entry *bitmaps = g_new0(vcp_bitmap_entry, d->nbitmaps);
+    g_autofree vcp_bitmap_entry *bitmaps = g_new(vcp_bitmap_entry, d->nbitmaps); /* every entry set below */
     size_t i;
 
     for (i = 0; i < d->nbitmaps; i++) {

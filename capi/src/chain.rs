@@ -12,7 +12,7 @@ use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
 use crate::plan::{VCP_BLOCKCOMMIT_ACTIVE, VCP_BLOCKCOPY_SHALLOW};
 use crate::step::vcp_step;
-use crate::{Call, Out, guard, into_handle};
+use crate::{Call, Out, collect_sized, guard, into_handle};
 use virtcheckpoint::{
     Action, BlockJobEnd, Error, ErrorCode, ErrorDomain, Json, MergeOne, MergeSpec, NodeData,
     Result, backup_bitmap_actions, bitmap_chain_is_valid, bitmap_merge_actions,
@@ -78,14 +78,10 @@ impl Call {
     unsafe fn chain<'a>(&self, p: *const *const c_char, n: usize) -> Result<Vec<&'a str>> {
         // SAFETY: forwarded contract.
         let entries = unsafe { self.slice(p, n, "chain") }?;
-        // Sized up front: collecting into a Result gives no size hint, and growing the
-        // vector cost more than checking a 16-layer chain's names.
-        let mut chain = Vec::with_capacity(entries.len());
-        for &e in entries {
+        collect_sized(entries.iter().map(|&e| {
             // SAFETY: each entry NULL or NUL-terminated per the contract.
-            chain.push(unsafe { self.opt_str(e, "chain entry") }?.unwrap_or_default());
-        }
-        Ok(chain)
+            unsafe { self.opt_str(e, "chain entry") }.map(Option::unwrap_or_default)
+        }))
     }
 
     /// Optional node data: NULL is a reply without nodes.
@@ -244,10 +240,7 @@ pub(crate) unsafe fn deliver_sent(sink: &vcp_action_sink, actions: &[Json]) -> R
     let mut strings = Strings {
         buf: Vec::with_capacity(32 * actions.len()),
     };
-    let prepared = actions
-        .iter()
-        .map(|a| prepare_sent(a, sink, &mut strings))
-        .collect::<Result<Vec<_>>>()?;
+    let prepared = collect_sized(actions.iter().map(|a| prepare_sent(a, sink, &mut strings)))?;
     // SAFETY: forwarded contract.
     unsafe { send(sink, &prepared, &strings) }
 }
@@ -267,9 +260,7 @@ unsafe fn deliver<A: Borrow<Action>>(
     let mut strings = Strings {
         buf: Vec::with_capacity(32 * actions.len()),
     };
-    let prepared = actions
-        .map(|a| prepare(a.borrow(), sink, &mut strings))
-        .collect::<Result<Vec<_>>>()?;
+    let prepared = collect_sized(actions.map(|a| prepare(a.borrow(), sink, &mut strings)))?;
     // SAFETY: forwarded contract.
     unsafe { send(sink, &prepared, &strings) }
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
 
 use crate::domain::vcp_domain;
 use crate::memory::c_string;
-use crate::{free_handle, guard, into_handle, write_list};
+use crate::{collect_sized, free_handle, guard, into_handle, write_list};
 use virtcheckpoint::{
     Bitmap, DetectZeroes, Error, ErrorDomain, Node, NodeData, detect_report, nodes_from_image_info,
     parse_node_data,
@@ -386,15 +386,12 @@ pub unsafe extern "C" fn vcp_node_data_add_bitmaps(
             | VCP_BITMAP_BUSY
             | VCP_BITMAP_PERSISTENT
             | VCP_BITMAP_INCONSISTENT;
-        let list = entries
-            .iter()
-            .map(|e| {
-                cx.flags(e.flags, all)?;
-                // SAFETY: each entry's name is a C string per the contract.
-                let name = unsafe { cx.str(e.name, "bitmap name") }?;
-                Ok(bitmap_of(name, e.flags, e.granularity, e.count))
-            })
-            .collect::<virtcheckpoint::Result<Vec<_>>>()?;
+        let list = collect_sized(entries.iter().map(|e| {
+            cx.flags(e.flags, all)?;
+            // SAFETY: each entry's name is a C string per the contract.
+            let name = unsafe { cx.str(e.name, "bitmap name") }?;
+            Ok(bitmap_of(name, e.flags, e.granularity, e.count))
+        }))?;
         nd.add_bitmaps(node, list)?;
         Ok(0)
     })
