@@ -347,7 +347,7 @@ for line in open(sys.argv[1]):
     if m:  # a function is listed once per source file it spans: keep its total
         cost[m.group(2)] = max(cost.get(m.group(2), 0), int(m.group(1).replace(",", "")))
 def ratio(a, b):
-    return "%.2fx" % (cost[a] / cost[b]) if a in cost and b in cost and cost[b] else "n/a"
+    return "%.3fx" % (cost[a] / cost[b]) if a in cost and b in cost and cost[b] else "n/a"
 for name in sorted(cost):
     print("vcpbench: %-24s %15d instructions" % (name, cost[name]))
 print("vcpbench: merge through the adapter / libvirt's C:", ratio("benchAdapterMerge", "benchLibvirtMerge"))
@@ -358,12 +358,12 @@ print("vcpbench: delete of the oldest checkpoint (QEMU lists it last) through th
 # that hands libvirt its own values, and what each delete costs beyond it.
 if all(k in cost for k in ("benchJsonFloorDelete", "benchAdapterDelete", "benchLibvirtDelete")):
     floor = cost["benchJsonFloorDelete"]
-    print("vcpbench: delete, the removals' JSON alone / libvirt's C: %.2fx"
+    print("vcpbench: delete, the removals' JSON alone / libvirt's C: %.3fx"
           % (floor / cost["benchLibvirtDelete"]))
-    print("vcpbench: delete beyond the JSON, the adapter / libvirt's C: %.2fx"
+    print("vcpbench: delete beyond the JSON, the adapter / libvirt's C: %.3fx"
           % ((cost["benchAdapterDelete"] - floor) / (cost["benchLibvirtDelete"] - floor)))
 if "benchJsonDirectDelete" in cost and "benchLibvirtDelete" in cost:
-    print("vcpbench: delete, the removals built with libvirt's JSON API directly / libvirt's C: %.2fx"
+    print("vcpbench: delete, the removals built with libvirt's JSON API directly / libvirt's C: %.3fx"
           % (cost["benchJsonDirectDelete"] / cost["benchLibvirtDelete"]))
 print("vcpbench: node-data parse through the adapter / libvirt's C:", ratio("benchAdapterParse", "benchLibvirtParse"))
 print("vcpbench: query (text, parse, merge) through the adapter / libvirt's C:", ratio("benchAdapterParseMerge", "benchLibvirtParseMerge"))
