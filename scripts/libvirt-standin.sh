@@ -346,8 +346,10 @@ for line in open(sys.argv[1]):
     m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\S*:(bench\w+)", line)
     if m:  # a function is listed once per source file it spans: keep its total
         cost[m.group(2)] = max(cost.get(m.group(2), 0), int(m.group(1).replace(",", "")))
+def times(x):
+    return "%.3fx" % x
 def ratio(a, b):
-    return "%.3fx" % (cost[a] / cost[b]) if a in cost and b in cost and cost[b] else "n/a"
+    return times(cost[a] / cost[b]) if a in cost and b in cost and cost[b] else "n/a"
 for name in sorted(cost):
     print("vcpbench: %-24s %15d instructions" % (name, cost[name]))
 print("vcpbench: merge through the adapter / libvirt's C:", ratio("benchAdapterMerge", "benchLibvirtMerge"))
@@ -358,13 +360,13 @@ print("vcpbench: delete of the oldest checkpoint (QEMU lists it last) through th
 # that hands libvirt its own values, and what each delete costs beyond it.
 if all(k in cost for k in ("benchJsonFloorDelete", "benchAdapterDelete", "benchLibvirtDelete")):
     floor = cost["benchJsonFloorDelete"]
-    print("vcpbench: delete, the removals' JSON alone / libvirt's C: %.3fx"
-          % (floor / cost["benchLibvirtDelete"]))
-    print("vcpbench: delete beyond the JSON, the adapter / libvirt's C: %.3fx"
-          % ((cost["benchAdapterDelete"] - floor) / (cost["benchLibvirtDelete"] - floor)))
+    print("vcpbench: delete, the removals' JSON alone / libvirt's C:",
+          times(floor / cost["benchLibvirtDelete"]))
+    print("vcpbench: delete beyond the JSON, the adapter / libvirt's C:",
+          times((cost["benchAdapterDelete"] - floor) / (cost["benchLibvirtDelete"] - floor)))
 if "benchJsonDirectDelete" in cost and "benchLibvirtDelete" in cost:
-    print("vcpbench: delete, the removals built with libvirt's JSON API directly / libvirt's C: %.3fx"
-          % (cost["benchJsonDirectDelete"] / cost["benchLibvirtDelete"]))
+    print("vcpbench: delete, the removals built with libvirt's JSON API directly / libvirt's C:",
+          times(cost["benchJsonDirectDelete"] / cost["benchLibvirtDelete"]))
 print("vcpbench: node-data parse through the adapter / libvirt's C:", ratio("benchAdapterParse", "benchLibvirtParse"))
 print("vcpbench: query (text, parse, merge) through the adapter / libvirt's C:", ratio("benchAdapterParseMerge", "benchLibvirtParseMerge"))
 print("vcpbench: parse+merge, libvirt's C / the library alone:", ratio("benchLibvirtParseMerge", "benchLibraryParseMerge"))

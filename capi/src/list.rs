@@ -7,7 +7,7 @@ use crate::checkpoint::vcp_checkpoint_def;
 use crate::domain::vcp_domain;
 use crate::nodes::vcp_node_data;
 use crate::plan::{VCP_CHECKPOINT_DISCARD_IGNORE_MISSING, discard, discard_out};
-use crate::{Call, Outputs, count, free_handle, guard, into_handle, write_list};
+use crate::{Call, Outputs, collect_sized, count, free_handle, guard, into_handle, write_list};
 use virtcheckpoint::{
     CheckpointList, DeleteOptions, DeletePlan, Domain, Error, ErrorDomain, ListOptions,
     MetadataDir, NodeData, Result, adopt_into, apply_delete, begin_pending, commit_pending,
@@ -468,10 +468,7 @@ pub unsafe extern "C" fn vcp_checkpoint_list_adopt(
         let adopted = adopt_into(&mut next, dom, nodes, None, now())?;
         let outs = Outputs::default().list(out, &adopted)?;
         if let Some(dir) = &dir {
-            let defs = adopted
-                .iter()
-                .map(|n| next.get(n))
-                .collect::<Result<Vec<_>>>()?;
+            let defs = collect_sized(adopted.iter().map(|n| next.get(n)))?;
             dir.commit(&defs, &[])?;
         }
         // SAFETY: the caller's out-parameter.
